@@ -1,0 +1,1 @@
+//! Herald's client runtime (placeholder until the runtime issue lands).

@@ -1,0 +1,73 @@
+//! System events of the multi-stream API's public `/system/status/stream`.
+
+use serde::{Deserialize, Serialize};
+
+use super::SseEvent;
+
+/// `{status, uptime, connections, memory, cpu, timestamp}`; also the body of
+/// `GET /system/status`, which has no timestamp.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemStatus {
+    /// `healthy`, `degraded`, ...
+    pub status: String,
+    /// Seconds since the server started.
+    pub uptime: u64,
+    /// Open streams on this node.
+    pub connections: u64,
+    /// Resident memory, human readable (`"125MB"`).
+    pub memory: String,
+    /// CPU use, human readable (`"15%"`).
+    pub cpu: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+}
+
+impl SseEvent for SystemStatus {
+    const NAME: &'static str = "status";
+}
+
+/// A maintenance announcement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Maintenance {
+    pub message: String,
+    #[serde(default)]
+    pub timestamp: String,
+}
+
+impl SseEvent for Maintenance {
+    const NAME: &'static str = "maintenance";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::test_support::assert_shape;
+    use serde_json::json;
+
+    #[test]
+    fn status_shapes() {
+        let mut s = SystemStatus {
+            status: "healthy".into(),
+            uptime: 3600,
+            connections: 42,
+            memory: "125MB".into(),
+            cpu: "15%".into(),
+            timestamp: None,
+        };
+        // The documented `GET /system/status` response, exactly.
+        assert_shape(
+            &s,
+            json!({"status": "healthy", "uptime": 3600, "connections": 42, "memory": "125MB", "cpu": "15%"}),
+        );
+        s.timestamp = Some("2025-01-24T10:00:00Z".into());
+        assert_shape(
+            &s,
+            json!({"status": "healthy", "uptime": 3600, "connections": 42, "memory": "125MB",
+                   "cpu": "15%", "timestamp": "2025-01-24T10:00:00Z"}),
+        );
+        assert_shape(
+            &Maintenance { message: "down at 5".into(), timestamp: "t".into() },
+            json!({"message": "down at 5", "timestamp": "t"}),
+        );
+    }
+}
