@@ -1,1 +1,113 @@
-fn main() {}
+//! `herald-server`: the broker's routes plus the server-rendered demo app.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use clap::Parser;
+use herald_app::{shell, App};
+use herald_server::broker::SSEBroker;
+use herald_server::config::Config;
+use herald_server::routes::{self, AppState};
+use leptos::config::get_configuration;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> anyhow::Result<()> {
+    // cargo-leptos sets these when it runs the server; a plain
+    // `target/release/herald-server` gets the same layout by default.
+    // Done before any thread exists, as `set_var` requires.
+    for (key, value) in [
+        ("LEPTOS_OUTPUT_NAME", "herald"),
+        ("LEPTOS_SITE_ROOT", "target/site"),
+        ("LEPTOS_SITE_PKG_DIR", "pkg"),
+    ] {
+        if std::env::var_os(key).is_none() {
+            std::env::set_var(key, value);
+        }
+    }
+    let config = Config::parse();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?
+        .block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+
+    let broker = SSEBroker::new(config.broker());
+    broker.spawn_maintenance();
+    let mut state = AppState::new(broker.clone());
+    state.cors_origin = Some(config.cors_origin.clone()).filter(|o| !o.is_empty());
+
+    let mut leptos_options = get_configuration(None)
+        .context("reading the Leptos configuration")?
+        .leptos_options;
+    leptos_options.site_addr = config.addr;
+    let app_routes = generate_route_list(App);
+    let app = Router::new()
+        .leptos_routes(&leptos_options, app_routes, {
+            let options = leptos_options.clone();
+            move || shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler(shell))
+        .with_state(leptos_options)
+        .merge(routes::router(state));
+
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("binding {}", config.addr))?;
+    tracing::info!(addr = %config.addr, epoch = ?broker.epoch(), "herald listening; demo at http://{}/sse-demo", config.addr);
+
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown_broker = broker.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: closing streams with a retry hint");
+        shutdown_broker.close_all();
+        let _ = stopping_tx.send(());
+    });
+    tokio::select! {
+        result = server => result.context("serving")?,
+        () = async {
+            // Streams that never drain (a stalled peer) must not hold the
+            // process hostage: give them `grace`, then exit.
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => tracing::warn!("shutdown grace period over; exiting with streams still open"),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,135 @@
+//! One connected client: its bounded queue, and the [`Subscription`] its
+//! stream reads from.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::sync::mpsc::{self, error::TrySendError};
+
+use super::SSEBroker;
+
+/// A connected client as the broker's topics see it.
+#[derive(Debug)]
+pub struct ClientState {
+    pub id: Arc<str>,
+    /// Proves ownership of this connection to the subscribe/unsubscribe routes.
+    pub secret: String,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub metadata: HashMap<String, String>,
+    pub(crate) topics: Mutex<BTreeSet<String>>,
+    /// The queue's sending side. Taken (dropped) on eviction, which ends the
+    /// client's stream once it has drained what is already queued.
+    tx: Mutex<Option<mpsc::Sender<Bytes>>>,
+}
+
+impl ClientState {
+    pub(crate) fn new(
+        id: Arc<str>,
+        secret: String,
+        user_id: Option<String>,
+        session_id: Option<String>,
+        metadata: HashMap<String, String>,
+        tx: mpsc::Sender<Bytes>,
+    ) -> Self {
+        ClientState {
+            id,
+            secret,
+            user_id,
+            session_id,
+            metadata,
+            topics: Mutex::new(BTreeSet::new()),
+            tx: Mutex::new(Some(tx)),
+        }
+    }
+
+    /// Queues a frame without waiting. A full queue means the client reads
+    /// slower than events arrive: it is closed rather than skipped, so its
+    /// EventSource reconnects with its last id and resumes from history
+    /// instead of silently missing events. Returns false if not queued.
+    pub(crate) fn offer(&self, frame: Bytes) -> bool {
+        let mut tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(sender) = tx.as_ref() else {
+            return false;
+        };
+        match sender.try_send(frame) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) | Err(TrySendError::Closed(_)) => {
+                *tx = None;
+                false
+            }
+        }
+    }
+
+    /// Closes the queue: the stream ends after what is already queued.
+    pub(crate) fn close(&self) {
+        self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    /// The topics this connection is on.
+    pub fn topics(&self) -> Vec<String> {
+        self.topics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+}
+
+/// A live connection's view of the broker: the frames to write, in order.
+///
+/// First the frames prepared at connect time (`connected`, a possible
+/// `reset`, then the replayed history), then live events. Dropping it
+/// disconnects the client, so an HTTP stream that ends for any reason
+/// cleans up after itself.
+#[derive(Debug)]
+pub struct Subscription {
+    pub(crate) broker: SSEBroker,
+    pub(crate) client: Arc<ClientState>,
+    pub(crate) pending: VecDeque<Bytes>,
+    pub(crate) rx: mpsc::Receiver<Bytes>,
+}
+
+impl Subscription {
+    /// The client's id.
+    pub fn client_id(&self) -> &str {
+        &self.client.id
+    }
+
+    /// The per-connection secret (also sent in the `connected` event).
+    pub fn secret(&self) -> &str {
+        &self.client.secret
+    }
+
+    /// The next frame to write, or `None` once the broker closed the
+    /// connection (eviction, replacement by a newer connection with the same
+    /// id, shutdown, or `disconnect`).
+    pub async fn recv(&mut self) -> Option<Bytes> {
+        if let Some(frame) = self.pending.pop_front() {
+            return Some(frame);
+        }
+        self.rx.recv().await
+    }
+
+    /// Everything already available without waiting, appended to `out`:
+    /// lets the HTTP layer coalesce a burst into one write.
+    pub fn drain_ready(&mut self, out: &mut Vec<Bytes>, max: usize) {
+        while out.len() < max {
+            if let Some(frame) = self.pending.pop_front() {
+                out.push(frame);
+            } else if let Ok(frame) = self.rx.try_recv() {
+                out.push(frame);
+            } else {
+                break;
+            }
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.broker.remove_connection(&self.client);
+    }
+}

@@ -1,0 +1,153 @@
+//! `SSEHelper`: GoSPA's high-level helper, over the typed events of the
+//! shared crate. Each method is one `publish` to the matching topic.
+
+use herald_shared::events::{Alert, AlertLevel, Notification, Progress, Update};
+use serde::Serialize;
+
+use super::{BrokerError, EventId, SSEBroker};
+
+/// Common notification patterns in one call each.
+///
+/// ```
+/// use herald_server::broker::{BrokerConfig, SSEBroker, SSEHelper};
+/// use herald_shared::events::{AlertLevel, Notification};
+///
+/// let helper = SSEHelper::new(SSEBroker::new(BrokerConfig::default()));
+/// helper.notify("client-1", Notification::new("Hello!")).unwrap();
+/// helper.notify_all(Notification::new("System maintenance in 5 minutes")).unwrap();
+/// helper.update("client-1", "count", 42).unwrap();
+/// helper.alert("client-1", AlertLevel::Warning, "Low disk space").unwrap();
+/// helper.progress("client-1", 75, "Uploading...").unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct SSEHelper {
+    broker: SSEBroker,
+}
+
+impl SSEHelper {
+    pub fn new(broker: SSEBroker) -> Self {
+        SSEHelper { broker }
+    }
+
+    /// The broker this helper publishes through.
+    pub fn broker(&self) -> &SSEBroker {
+        &self.broker
+    }
+
+    fn notification(&self, topic: &str, mut n: Notification) -> Result<EventId, BrokerError> {
+        if n.id.is_empty() {
+            n.id = super::random_token(8);
+        }
+        if n.timestamp.is_empty() {
+            n.timestamp = crate::clock::now_rfc3339();
+        }
+        self.broker.publish_typed(topic, &n)
+    }
+
+    /// A `notification` to one client.
+    pub fn notify(&self, client_id: &str, n: Notification) -> Result<EventId, BrokerError> {
+        self.notification(&format!("client:{client_id}"), n)
+    }
+
+    /// A `notification` to everyone.
+    pub fn notify_all(&self, n: Notification) -> Result<EventId, BrokerError> {
+        self.notification("all", n)
+    }
+
+    /// A `notification` to a topic's subscribers.
+    pub fn notify_topic(&self, topic: &str, n: Notification) -> Result<EventId, BrokerError> {
+        self.notification(topic, n)
+    }
+
+    fn update_to(
+        &self,
+        topic: &str,
+        key: &str,
+        value: impl Serialize,
+    ) -> Result<EventId, BrokerError> {
+        let value =
+            serde_json::to_value(value).map_err(|e| BrokerError::Serialize(e.to_string()))?;
+        self.broker.publish_typed(
+            topic,
+            &Update {
+                key: key.to_owned(),
+                value,
+            },
+        )
+    }
+
+    /// An `update` `{key, value}` to one client.
+    pub fn update(
+        &self,
+        client_id: &str,
+        key: &str,
+        value: impl Serialize,
+    ) -> Result<EventId, BrokerError> {
+        self.update_to(&format!("client:{client_id}"), key, value)
+    }
+
+    /// An `update` to everyone.
+    pub fn update_all(&self, key: &str, value: impl Serialize) -> Result<EventId, BrokerError> {
+        self.update_to("all", key, value)
+    }
+
+    /// An `update` to a topic's subscribers.
+    pub fn update_topic(
+        &self,
+        topic: &str,
+        key: &str,
+        value: impl Serialize,
+    ) -> Result<EventId, BrokerError> {
+        self.update_to(topic, key, value)
+    }
+
+    /// An `alert` `{level, message}` to one client.
+    pub fn alert(
+        &self,
+        client_id: &str,
+        level: AlertLevel,
+        message: &str,
+    ) -> Result<EventId, BrokerError> {
+        let alert = Alert {
+            level,
+            message: message.to_owned(),
+        };
+        self.broker
+            .publish_typed(&format!("client:{client_id}"), &alert)
+    }
+
+    /// An `alert` to everyone.
+    pub fn alert_all(&self, level: AlertLevel, message: &str) -> Result<EventId, BrokerError> {
+        self.broker.publish_typed(
+            "all",
+            &Alert {
+                level,
+                message: message.to_owned(),
+            },
+        )
+    }
+
+    /// A `progress` `{progress, message}` to one client; percent is capped at 100.
+    pub fn progress(
+        &self,
+        client_id: &str,
+        percent: u8,
+        message: &str,
+    ) -> Result<EventId, BrokerError> {
+        self.progress_topic(&format!("client:{client_id}"), percent, message)
+    }
+
+    /// A `progress` to a topic's subscribers.
+    pub fn progress_topic(
+        &self,
+        topic: &str,
+        percent: u8,
+        message: &str,
+    ) -> Result<EventId, BrokerError> {
+        let p = Progress {
+            progress: percent.min(100),
+            message: message.to_owned(),
+        };
+        self.broker.publish_typed(topic, &p)
+    }
+}

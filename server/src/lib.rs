@@ -1,0 +1,9 @@
+//! # herald-server
+//!
+//! The [`broker`] (topics, fan-out, history, resume) and its HTTP [`routes`],
+//! plus the server-rendered demo app wired up in `main.rs`.
+
+pub mod broker;
+pub mod clock;
+pub mod config;
+pub mod routes;

@@ -1,0 +1,62 @@
+//! `GET /_sse/connect?clientId=&sessionId=&topics=a,b&lastEventId=` — the stream.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::{error::ApiError, sse_response, AppState};
+use crate::broker::ConnectOptions;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectQuery {
+    client_id: Option<String>,
+    session_id: Option<String>,
+    /// Comma-separated extra topics.
+    topics: Option<String>,
+    /// For EventSource polyfills that cannot send `Last-Event-ID`.
+    last_event_id: Option<String>,
+}
+
+/// Opens a stream: `connected` first, then missed history, then live events.
+pub async fn connect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<ConnectQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query?;
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or(q.last_event_id);
+    let topics = q
+        .topics
+        .as_deref()
+        .map(|t| {
+            t.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let sub = state.broker.connect(ConnectOptions {
+        client_id: q.client_id.filter(|s| !s.is_empty()),
+        session_id: q.session_id.filter(|s| !s.is_empty()),
+        topics,
+        last_event_id,
+        ..ConnectOptions::default()
+    })?;
+    let mut response = sse_response(sub);
+    if let Some(origin) = &state.cors_origin {
+        if let Ok(v) = HeaderValue::from_str(origin) {
+            response
+                .headers_mut()
+                .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        }
+    }
+    Ok(response.into_response())
+}

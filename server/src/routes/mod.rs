@@ -1,0 +1,83 @@
+//! The HTTP edge: thin axum handlers over the broker.
+
+mod connect;
+pub mod error;
+mod publish;
+mod stats;
+mod subscribe;
+
+use std::convert::Infallible;
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use bytes::{Bytes, BytesMut};
+
+use crate::broker::{SSEBroker, Subscription};
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub broker: SSEBroker,
+    /// `Access-Control-Allow-Origin` for the streams (`*` by default).
+    pub cors_origin: Option<String>,
+}
+
+impl AppState {
+    pub fn new(broker: SSEBroker) -> Self {
+        AppState {
+            broker,
+            cors_origin: Some("*".to_owned()),
+        }
+    }
+}
+
+/// The broker's routes (GoSPA's `/_sse` set) plus `/healthz`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/_sse/connect", get(connect::connect))
+        .route("/_sse/subscribe", post(subscribe::subscribe))
+        .route("/_sse/unsubscribe", post(subscribe::unsubscribe))
+        .route("/_sse/publish", post(publish::publish))
+        .route("/_sse/stats", get(stats::stats))
+        .route("/healthz", get(stats::healthz))
+        .with_state(state)
+}
+
+/// How many queued frames one write may carry.
+const MAX_COALESCE: usize = 64;
+
+/// A `text/event-stream` response that writes a subscription's frames.
+/// Frames that are already queued are coalesced into one write.
+pub fn sse_response(sub: Subscription) -> Response {
+    let stream = futures::stream::unfold(sub, |mut sub| async move {
+        let first = sub.recv().await?;
+        let mut more = Vec::new();
+        sub.drain_ready(&mut more, MAX_COALESCE);
+        let chunk = if more.is_empty() {
+            first
+        } else {
+            let len = first.len() + more.iter().map(Bytes::len).sum::<usize>();
+            let mut buf = BytesMut::with_capacity(len);
+            buf.extend_from_slice(&first);
+            for frame in &more {
+                buf.extend_from_slice(frame);
+            }
+            buf.freeze()
+        };
+        Some((Ok::<_, Infallible>(chunk), sub))
+    });
+    let mut response = Response::new(Body::from_stream(stream));
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}

@@ -1,0 +1,81 @@
+//! `POST /_sse/publish` `{topic?, target?, event?, data, id?}` — publish over HTTP.
+//!
+//! `topic` names a topic; `target` (`{clientId?, userId?, sessionId?}`)
+//! addresses a client, user or session; neither means everyone (`all`).
+//! `data` that is a JSON string is sent as-is; any other JSON value is sent
+//! as its JSON text. The broker assigns the event id (a publisher's `id` is
+//! refused: ids are what resume relies on).
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::Json;
+use herald_shared::wire::Event;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{error::ApiError, AppState};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Target {
+    client_id: Option<String>,
+    user_id: Option<String>,
+    session_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PublishBody {
+    topic: Option<String>,
+    target: Option<Target>,
+    event: Option<String>,
+    data: Value,
+}
+
+/// Resolves `topic` / `target` to the one topic the event goes to.
+fn destination(body: &PublishBody) -> Result<String, ApiError> {
+    let target = body.target.as_ref();
+    let mut named: Vec<String> = Vec::new();
+    named.extend(body.topic.clone());
+    named.extend(
+        target
+            .and_then(|t| t.client_id.as_ref())
+            .map(|c| format!("client:{c}")),
+    );
+    named.extend(
+        target
+            .and_then(|t| t.user_id.as_ref())
+            .map(|u| format!("user:{u}")),
+    );
+    named.extend(
+        target
+            .and_then(|t| t.session_id.as_ref())
+            .map(|s| format!("session:{s}")),
+    );
+    match named.len() {
+        0 => Ok("all".to_owned()),
+        1 => Ok(named.remove(0)),
+        _ => Err(ApiError::bad_request(
+            "give one destination: topic, target.clientId, target.userId or target.sessionId",
+        )),
+    }
+}
+
+pub async fn publish(
+    State(state): State<AppState>,
+    body: Result<Json<PublishBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body?;
+    let topic = destination(&body)?;
+    let data = match &body.data {
+        Value::String(s) => s.clone(),
+        Value::Null => return Err(ApiError::bad_request("data is required")),
+        other => other.to_string(),
+    };
+    let mut event = Event::data(data);
+    event.event = body.event.clone();
+    let id = state.broker.publish(&topic, event)?;
+    Ok(Json(
+        json!({ "success": true, "id": id.to_string(), "topic": topic }),
+    ))
+}

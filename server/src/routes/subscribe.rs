@@ -1,0 +1,67 @@
+//! `POST /_sse/subscribe` and `POST /_sse/unsubscribe` `{clientId, topics, secret}`.
+//!
+//! Only the connection's owner may change its subscriptions: it proves it
+//! with the per-connection secret from its `connected` event (in the body,
+//! or the `X-Herald-Secret` header). Unknown client → 404, wrong secret → 403.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{error::ApiError, AppState};
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SubscribeBody {
+    client_id: String,
+    topics: Vec<String>,
+    #[serde(default)]
+    secret: Option<String>,
+}
+
+fn authorise(state: &AppState, headers: &HeaderMap, body: &SubscribeBody) -> Result<(), ApiError> {
+    let client = state
+        .broker
+        .client(&body.client_id)
+        .ok_or_else(|| ApiError::not_found(format!("unknown client {:?}", body.client_id)))?;
+    let given = body
+        .secret
+        .as_deref()
+        .or_else(|| headers.get("x-herald-secret").and_then(|v| v.to_str().ok()))
+        .unwrap_or_default();
+    if constant_time_eq(given.as_bytes(), client.secret.as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("not the owner of this connection"))
+    }
+}
+
+/// Compares without an early exit, so timing does not reveal the secret.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub async fn subscribe(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<SubscribeBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body?;
+    authorise(&state, &headers, &body)?;
+    let topics = state.broker.subscribe(&body.client_id, &body.topics)?;
+    Ok(Json(json!({ "success": true, "topics": topics })))
+}
+
+pub async fn unsubscribe(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<SubscribeBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body?;
+    authorise(&state, &headers, &body)?;
+    let topics = state.broker.unsubscribe(&body.client_id, &body.topics)?;
+    Ok(Json(json!({ "success": true, "topics": topics })))
+}

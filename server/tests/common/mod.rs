@@ -1,0 +1,205 @@
+//! Test helpers: a real Herald server on a loopback port, and an SSE reader
+//! built on reqwest plus the shared crate's parser.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures::StreamExt;
+use herald_server::broker::{BrokerConfig, SSEBroker};
+use herald_server::routes::{router, AppState};
+use herald_shared::wire::{Frame, MessageEvent, Parser};
+use serde_json::Value;
+
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// A server on 127.0.0.1:<random port>, stopped when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub broker: SSEBroker,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    pub async fn start(config: BrokerConfig) -> Self {
+        let broker = SSEBroker::new(config);
+        broker.spawn_maintenance();
+        let app = router(AppState::new(broker.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("serve");
+        });
+        TestServer { addr, broker, task }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Opens `/_sse/connect<query>` and returns the stream after its `connected` event.
+    pub async fn connect(&self, query: &str) -> (SseStream, Value) {
+        self.connect_with(query, None).await
+    }
+
+    pub async fn connect_with(
+        &self,
+        query: &str,
+        last_event_id: Option<&str>,
+    ) -> (SseStream, Value) {
+        let mut stream =
+            SseStream::open(&self.url(&format!("/_sse/connect{query}")), last_event_id).await;
+        let connected = stream.next_named("connected").await;
+        (
+            stream,
+            serde_json::from_str(&connected.data).expect("connected is JSON"),
+        )
+    }
+
+    pub async fn publish(&self, body: Value) -> (u16, Value) {
+        post_json(&self.url("/_sse/publish"), &body).await
+    }
+
+    /// Polls until the broker reports `n` clients (disconnects are noticed asynchronously).
+    pub async fn wait_for_clients(&self, n: usize) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.broker.client_count() != n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "client count stuck at {}",
+                self.broker.client_count()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub async fn post_json(url: &str, body: &Value) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .expect("request");
+    read_json(resp).await
+}
+
+pub async fn read_json(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")),
+    )
+}
+
+/// A live event stream read with the spec-conformant parser.
+pub struct SseStream {
+    pub headers: reqwest::header::HeaderMap,
+    body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    parser: Parser,
+    pub frames: VecDeque<Frame>,
+}
+
+impl SseStream {
+    pub async fn open(url: &str, last_event_id: Option<&str>) -> Self {
+        let mut req = reqwest::Client::new().get(url);
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id);
+        }
+        let resp = req.send().await.expect("connect");
+        assert_eq!(
+            resp.status(),
+            200,
+            "stream refused: {}",
+            resp.text().await.unwrap_or_default()
+        );
+        SseStream {
+            headers: resp.headers().clone(),
+            body: resp.bytes_stream().boxed(),
+            parser: Parser::new(),
+            frames: VecDeque::new(),
+        }
+    }
+
+    /// The next frame, or `None` when the server ended the stream.
+    pub async fn next_frame(&mut self) -> Option<Frame> {
+        loop {
+            if let Some(f) = self.frames.pop_front() {
+                return Some(f);
+            }
+            let chunk = tokio::time::timeout(WAIT, self.body.next())
+                .await
+                .expect("timed out waiting for a frame")?;
+            let chunk = chunk.ok()?;
+            let frames = &mut self.frames;
+            self.parser.feed(&chunk, |f| frames.push_back(f));
+        }
+    }
+
+    /// The next dispatched event that is not a heartbeat.
+    pub async fn next_event(&mut self) -> MessageEvent {
+        loop {
+            match self.next_frame().await.expect("stream ended") {
+                Frame::Event(e) if e.event != "heartbeat" => return e,
+                _ => {}
+            }
+        }
+    }
+
+    pub async fn next_named(&mut self, name: &str) -> MessageEvent {
+        let e = self.next_event().await;
+        assert_eq!(e.event, name, "unexpected event {e:?}");
+        e
+    }
+
+    /// Asserts nothing but heartbeats arrives within `d`.
+    pub async fn expect_silence(&mut self, d: Duration) {
+        let deadline = tokio::time::Instant::now() + d;
+        loop {
+            if let Some(f) = self.frames.pop_front() {
+                if let Frame::Event(e) = &f {
+                    assert_eq!(e.event, "heartbeat", "expected silence, got {e:?}");
+                }
+                continue;
+            }
+            match tokio::time::timeout_at(deadline, self.body.next()).await {
+                Err(_) => return,
+                Ok(Some(Ok(chunk))) => {
+                    let frames = &mut self.frames;
+                    self.parser.feed(&chunk, |f| frames.push_back(f));
+                }
+                Ok(_) => return,
+            }
+        }
+    }
+
+    /// Reads until the server closes the stream; returns the events seen.
+    pub async fn read_to_end(&mut self) -> Vec<MessageEvent> {
+        let mut out = Vec::new();
+        while let Some(f) = self.next_frame().await {
+            if let Frame::Event(e) = f {
+                out.push(e);
+            }
+        }
+        out
+    }
+}
+
+/// A broker config with quick heartbeats off unless a test turns them on.
+pub fn quiet_config() -> BrokerConfig {
+    BrokerConfig {
+        heartbeat_interval: Duration::ZERO,
+        ..BrokerConfig::default()
+    }
+}

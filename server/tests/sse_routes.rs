@@ -1,0 +1,386 @@
+//! The `/_sse` routes over real HTTP on loopback.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{post_json, quiet_config, SseStream, TestServer};
+use herald_server::broker::{BrokerConfig, HeartbeatStyle};
+use herald_shared::wire::Frame;
+use serde_json::json;
+
+#[tokio::test]
+async fn connect_sends_headers_retry_hint_and_connected_first() {
+    let server = TestServer::start(quiet_config()).await;
+    let mut stream = SseStream::open(
+        &server.url("/_sse/connect?clientId=alice-1&sessionId=s1"),
+        None,
+    )
+    .await;
+    let h = &stream.headers;
+    assert_eq!(h["content-type"], "text/event-stream");
+    assert_eq!(h["cache-control"], "no-cache");
+    assert_eq!(h["x-accel-buffering"], "no");
+    assert_eq!(h["access-control-allow-origin"], "*");
+
+    assert_eq!(stream.next_frame().await, Some(Frame::Retry(1000)));
+    let connected = stream.next_named("connected").await;
+    assert_eq!(
+        connected.last_event_id, "",
+        "connected must not move the resume point"
+    );
+    let body: serde_json::Value = serde_json::from_str(&connected.data).expect("json");
+    assert_eq!(body["clientId"], "alice-1");
+    assert_eq!(body["sessionId"], "s1");
+    assert!(body["secret"].as_str().is_some_and(|s| s.len() == 32));
+    assert_eq!(
+        body["topics"],
+        json!(["client:alice-1", "all", "session:s1"])
+    );
+}
+
+#[tokio::test]
+async fn named_and_multi_line_events_arrive_intact() {
+    let server = TestServer::start(quiet_config()).await;
+    let (mut stream, _) = server.connect("").await;
+    let (status, body) = server
+        .publish(json!({"event": "log", "data": "line 1\nline 2\r\nline 3"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["success"], true);
+    let e = stream.next_named("log").await;
+    assert_eq!(e.data, "line 1\nline 2\nline 3");
+    assert_eq!(e.last_event_id, body["id"].as_str().expect("id"));
+
+    server.publish(json!({"data": {"n": 1}})).await;
+    let e = stream.next_named("message").await;
+    assert_eq!(e.data, r#"{"n":1}"#);
+}
+
+#[tokio::test]
+async fn targeted_sends_reach_only_their_target() {
+    let server = TestServer::start(quiet_config()).await;
+    let (mut a, _) = server
+        .connect("?clientId=a&sessionId=sa&topics=room:blue")
+        .await;
+    let (mut b, _) = server.connect("?clientId=b&sessionId=sb").await;
+
+    for (target, expect_a) in [
+        (json!({"target": {"clientId": "a"}, "data": "to-a"}), true),
+        (json!({"target": {"clientId": "b"}, "data": "to-b"}), false),
+        (
+            json!({"target": {"sessionId": "sa"}, "data": "to-sa"}),
+            true,
+        ),
+        (
+            json!({"target": {"sessionId": "sb"}, "data": "to-sb"}),
+            false,
+        ),
+        (json!({"topic": "room:blue", "data": "to-blue"}), true),
+    ] {
+        let (status, _) = server.publish(target.clone()).await;
+        assert_eq!(status, 200);
+        let want = target["data"].as_str().expect("data");
+        let got = if expect_a {
+            a.next_event().await
+        } else {
+            b.next_event().await
+        };
+        assert_eq!(got.data, want);
+    }
+    // A final broadcast reaches both, and proves nothing else was queued before it.
+    server.publish(json!({"data": "all"})).await;
+    assert_eq!(a.next_event().await.data, "all");
+    assert_eq!(b.next_event().await.data, "all");
+}
+
+#[tokio::test]
+async fn subscribe_and_unsubscribe_at_runtime_need_the_owner_secret() {
+    let server = TestServer::start(quiet_config()).await;
+    let (mut stream, connected) = server.connect("?clientId=c1").await;
+    let secret = connected["secret"].as_str().expect("secret").to_owned();
+    let url = server.url("/_sse/subscribe");
+
+    let (status, body) = post_json(
+        &url,
+        &json!({"clientId": "c1", "topics": ["news"], "secret": "wrong"}),
+    )
+    .await;
+    assert_eq!((status, body["error"].is_string()), (403, true));
+    let (status, body) = post_json(
+        &url,
+        &json!({"clientId": "nobody", "topics": ["news"], "secret": secret}),
+    )
+    .await;
+    assert_eq!((status, body["error"].is_string()), (404, true));
+    let (status, body) = post_json(
+        &url,
+        &json!({"clientId": "c1", "topics": ["bad topic!"], "secret": secret}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+
+    let (status, body) = post_json(
+        &url,
+        &json!({"clientId": "c1", "topics": ["news"], "secret": secret}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["success"], true);
+    assert!(body["topics"]
+        .as_array()
+        .expect("topics")
+        .contains(&json!("news")));
+
+    server
+        .publish(json!({"topic": "news", "data": "first"}))
+        .await;
+    assert_eq!(stream.next_event().await.data, "first");
+
+    let (status, body) = post_json(
+        &server.url("/_sse/unsubscribe"),
+        &json!({"clientId": "c1", "topics": ["news"], "secret": secret}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!body["topics"]
+        .as_array()
+        .expect("topics")
+        .contains(&json!("news")));
+    server
+        .publish(json!({"topic": "news", "data": "second"}))
+        .await;
+    server.publish(json!({"data": "marker"})).await;
+    assert_eq!(
+        stream.next_event().await.data,
+        "marker",
+        "unsubscribed topic leaked"
+    );
+}
+
+#[tokio::test]
+async fn heartbeats_arrive_at_the_configured_interval() {
+    let server = TestServer::start(BrokerConfig {
+        heartbeat_interval: Duration::from_millis(100),
+        ..BrokerConfig::default()
+    })
+    .await;
+    let (mut stream, _) = server.connect("").await;
+    let start = tokio::time::Instant::now();
+    let mut beats = 0;
+    while beats < 3 {
+        if let Some(Frame::Event(e)) = stream.next_frame().await {
+            if e.event == "heartbeat" {
+                assert!(e.data.contains("timestamp"));
+                beats += 1;
+            }
+        }
+    }
+    assert!(start.elapsed() < Duration::from_secs(2));
+
+    let comments = TestServer::start(BrokerConfig {
+        heartbeat_interval: Duration::from_millis(100),
+        heartbeat_style: HeartbeatStyle::Comment,
+        ..BrokerConfig::default()
+    })
+    .await;
+    let (mut stream, _) = comments.connect("").await;
+    loop {
+        if let Some(Frame::Comment(c)) = stream.next_frame().await {
+            assert_eq!(c, "heartbeat");
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn closing_the_connection_cleans_up() {
+    let server = TestServer::start(quiet_config()).await;
+    let (a, _) = server.connect("?topics=room:x").await;
+    let (b, _) = server.connect("").await;
+    assert_eq!(server.broker.client_count(), 2);
+    assert_eq!(server.broker.clients_in("room:x"), 1);
+    drop(a);
+    drop(b);
+    // The server notices on its next write: a broadcast is that write.
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    while server.broker.client_count() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "clients never cleaned up"
+        );
+        server
+            .broker
+            .broadcast(herald_shared::wire::Event::data("ping"))
+            .expect("publish");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(server.broker.clients_in("room:x"), 0);
+    let (_, stats) = common::read_json(
+        reqwest::get(server.url("/_sse/stats"))
+            .await
+            .expect("stats"),
+    )
+    .await;
+    assert_eq!(stats["clientCount"], 0);
+}
+
+#[tokio::test]
+async fn last_event_id_replays_missed_events_in_order_without_duplicates() {
+    let server = TestServer::start(quiet_config()).await;
+    let (mut stream, _) = server.connect("?clientId=r&topics=feed").await;
+    for i in 1..=3 {
+        server
+            .publish(json!({"topic": "feed", "data": format!("e{i}")}))
+            .await;
+    }
+    let mut last = String::new();
+    for i in 1..=3 {
+        let e = stream.next_event().await;
+        assert_eq!(e.data, format!("e{i}"));
+        last = e.last_event_id;
+    }
+    drop(stream);
+    // Missed while away: on its topic, to it directly, and to everyone.
+    server.publish(json!({"topic": "feed", "data": "e4"})).await;
+    server
+        .publish(json!({"target": {"clientId": "r"}, "data": "e5"}))
+        .await;
+    server
+        .publish(json!({"topic": "elsewhere", "data": "not-mine"}))
+        .await;
+    server.publish(json!({"data": "e6"})).await;
+
+    let (mut back, _) = server
+        .connect_with("?clientId=r&topics=feed", Some(&last))
+        .await;
+    for want in ["e4", "e5", "e6"] {
+        assert_eq!(back.next_event().await.data, want);
+    }
+    server.publish(json!({"topic": "feed", "data": "e7"})).await;
+    assert_eq!(
+        back.next_event().await.data,
+        "e7",
+        "a duplicate or stray event came first"
+    );
+
+    // The `lastEventId` query parameter works the same (EventSource polyfills).
+    let (mut q, _) = server
+        .connect(&format!("?clientId=r2&topics=feed&lastEventId={last}"))
+        .await;
+    assert_eq!(q.next_event().await.data, "e4");
+}
+
+#[tokio::test]
+async fn reset_when_history_is_gone_or_the_id_is_foreign() {
+    let server = TestServer::start(BrokerConfig {
+        history_size: 2,
+        ..quiet_config()
+    })
+    .await;
+    let (mut stream, _) = server.connect("?topics=t").await;
+    server.publish(json!({"topic": "t", "data": "1"})).await;
+    let first = stream.next_event().await.last_event_id;
+    for i in 2..=5 {
+        server
+            .publish(json!({"topic": "t", "data": i.to_string()}))
+            .await;
+    }
+    let (mut back, _) = server.connect_with("?topics=t", Some(&first)).await;
+    let reset = back.next_named("reset").await;
+    let body: serde_json::Value = serde_json::from_str(&reset.data).expect("json");
+    assert_eq!(body["reason"], "history-gap");
+    assert_eq!(body["lastEventId"], first.as_str());
+    // Then what history still has, in order.
+    assert_eq!(back.next_event().await.data, "4");
+    assert_eq!(back.next_event().await.data, "5");
+
+    let (mut foreign, _) = server.connect_with("?topics=t", Some("deadbeef-3")).await;
+    let reset = foreign.next_named("reset").await;
+    assert!(reset.data.contains("unknown-epoch"), "{}", reset.data);
+    let (mut garbage, _) = server.connect_with("?topics=t", Some("not-an-id")).await;
+    assert!(garbage
+        .next_named("reset")
+        .await
+        .data
+        .contains("invalid-id"));
+}
+
+#[tokio::test]
+async fn a_stalled_reader_is_evicted_while_a_fast_reader_gets_everything() {
+    let server = TestServer::start(BrokerConfig {
+        event_buffer_size: 8,
+        ..quiet_config()
+    })
+    .await;
+    let (mut fast, _) = server.connect("?topics=hot").await;
+    // The slow client connects and then never reads again.
+    let (_stalled, _) = server.connect("?topics=hot").await;
+
+    let payload = "x".repeat(16 * 1024);
+    let total = 400;
+    let reader = tokio::spawn(async move {
+        let mut got = Vec::new();
+        while got.len() < total {
+            let e = fast.next_event().await;
+            got.push(e.last_event_id);
+        }
+        got
+    });
+    let mut ids = Vec::new();
+    for _ in 0..total {
+        let id = server
+            .broker
+            .publish("hot", herald_shared::wire::Event::data(payload.clone()))
+            .expect("publish");
+        ids.push(id.to_string());
+        tokio::task::yield_now().await;
+    }
+    let got = tokio::time::timeout(Duration::from_secs(20), reader)
+        .await
+        .expect("fast reader stalled")
+        .expect("join");
+    assert_eq!(got, ids, "the fast reader lost or reordered events");
+    assert!(
+        server.broker.stats().evictions >= 1,
+        "the stalled reader was never evicted"
+    );
+    assert_eq!(server.broker.clients_in("hot"), 1);
+}
+
+#[tokio::test]
+async fn bad_publish_bodies_get_json_errors() {
+    let server = TestServer::start(quiet_config()).await;
+    let client = reqwest::Client::new();
+    let url = server.url("/_sse/publish");
+    let cases: [(&str, &str, u16); 6] = [
+        ("application/json", "{not json", 400),
+        ("text/plain", r#"{"data":"x"}"#, 415),
+        ("application/json", "", 400),
+        ("application/json", r#"{"data":"x","surprise":1}"#, 400),
+        ("application/json", r#"{"data":"x","event":"a\nb"}"#, 400),
+        (
+            "application/json",
+            r#"{"data":"x","topic":"a","target":{"clientId":"b"}}"#,
+            400,
+        ),
+    ];
+    for (ctype, body, want) in cases {
+        let resp = client
+            .post(&url)
+            .header("content-type", ctype)
+            .body(body)
+            .send()
+            .await
+            .expect("send");
+        let (status, json) = common::read_json(resp).await;
+        assert_eq!(status, want, "{body:?} -> {json}");
+        assert!(
+            json["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{json}"
+        );
+    }
+    // Still serving.
+    let (status, _) = server.publish(json!({"data": "fine"})).await;
+    assert_eq!(status, 200);
+}
