@@ -24,6 +24,39 @@ pub struct Notification {
     pub user_id: Option<String>,
 }
 
+impl Notification {
+    /// A notification with just a message (kind `info`); the sender fills in
+    /// the id and timestamp when they are left empty.
+    ///
+    /// ```
+    /// use herald_shared::events::Notification;
+    /// let n = Notification::new("Hello!");
+    /// assert_eq!((n.message.as_str(), n.kind.as_str()), ("Hello!", "info"));
+    /// ```
+    pub fn new(message: impl Into<String>) -> Self {
+        Notification {
+            id: String::new(),
+            title: String::new(),
+            message: message.into(),
+            kind: default_kind(),
+            timestamp: String::new(),
+            user_id: None,
+        }
+    }
+
+    /// Sets the title.
+    pub fn title(mut self, title: impl Into<String>) -> Self {
+        self.title = title.into();
+        self
+    }
+
+    /// Sets the kind (`info`, `success`, `warning`, `error`, ...).
+    pub fn kind(mut self, kind: impl Into<String>) -> Self {
+        self.kind = kind.into();
+        self
+    }
+}
+
 fn default_kind() -> String {
     "info".to_owned()
 }
@@ -116,15 +149,24 @@ mod tests {
     #[test]
     fn gospa_helper_shapes() {
         assert_shape(
-            &Update { key: "count".into(), value: json!(42) },
+            &Update {
+                key: "count".into(),
+                value: json!(42),
+            },
             json!({"key": "count", "value": 42}),
         );
         assert_shape(
-            &Alert { level: AlertLevel::Warning, message: "Low disk space".into() },
+            &Alert {
+                level: AlertLevel::Warning,
+                message: "Low disk space".into(),
+            },
             json!({"level": "warning", "message": "Low disk space"}),
         );
         assert_shape(
-            &Progress { progress: 75, message: "Uploading...".into() },
+            &Progress {
+                progress: 75,
+                message: "Uploading...".into(),
+            },
             json!({"progress": 75, "message": "Uploading..."}),
         );
     }
