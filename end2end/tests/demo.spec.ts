@@ -1,0 +1,39 @@
+import { test, expect } from "@playwright/test";
+
+test("home links to the demo", async ({ page }) => {
+  await page.goto("/");
+  await page.getByRole("link", { name: "Open the live demo" }).click();
+  await expect(page).toHaveURL(/\/sse-demo$/);
+});
+
+test("demo hydrates and receives `connected` through EventSource", async ({ page }) => {
+  const errors: string[] = [];
+  page.on("console", (msg) => {
+    if (msg.type() === "error") errors.push(msg.text());
+  });
+  page.on("pageerror", (err) => errors.push(err.message));
+
+  await page.goto("/sse-demo");
+  // Server-rendered before any script runs.
+  await expect(page.getByRole("heading", { name: "Herald live demo" })).toBeVisible();
+
+  // The first event of the stream is `connected`, carrying our client id.
+  await expect(page.getByTestId("state")).toHaveText("connected");
+  const clientId = page.getByTestId("client-id");
+  await expect(clientId).not.toHaveText("(not connected)");
+  const first = page.locator(".feed-item").last();
+  await expect(first).toHaveAttribute("data-event", "connected");
+  await expect(first.locator(".event-data")).toContainText(await clientId.innerText());
+
+  // Hydrated: the button reacts.
+  const button = page.getByTestId("hydration-check");
+  await expect(button).toHaveText("Clicks: 0");
+  await button.click();
+  await expect(button).toHaveText("Clicks: 1");
+
+  // Heartbeats (every 2 s in this suite) arrive as events.
+  await expect(page.locator('.feed-item[data-event="heartbeat"]').first()).toBeVisible({ timeout: 8_000 });
+
+  await page.screenshot({ path: "test-results/artifacts/demo-connected.png", fullPage: true });
+  expect(errors).toEqual([]);
+});

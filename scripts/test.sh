@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs every check and test Herald has, after setting up what is missing:
+# formatting, clippy (server + both sides of the app), the workspace's unit,
+# integration and doc tests, the wasm32 build, the fuzz targets' build, and
+# the Playwright suite against a freshly built release server, which
+# Playwright starts and always stops.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+"$HERALD_ROOT/scripts/setup.sh"
+cd "$HERALD_ROOT"
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy (native: server, ssr app, runtime, shared)"
+cargo clippy --workspace --all-targets -- -D warnings
+log "cargo clippy (wasm32: hydrate app, runtime)"
+cargo clippy -p herald-app -p herald-client --features herald-app/hydrate \
+  --target wasm32-unknown-unknown -- -D warnings
+
+log "cargo test --workspace"
+cargo test --workspace 2>&1 | tee "$CARGO_TARGET_DIR/cargo-test.log"
+
+log "herald-shared builds for wasm32"
+cargo build -q -p herald-shared --target wasm32-unknown-unknown
+
+log "fuzz targets build (run them with scripts/fuzz.sh)"
+cargo check -q --manifest-path shared/fuzz/Cargo.toml
+
+log "release build (server + hydrate WASM through wasm-opt)"
+cargo leptos build --release
+
+log "end-to-end: Playwright with Debian chromium"
+(cd end2end && HERALD_SERVER_BIN="$CARGO_TARGET_DIR/release/herald-server" npx playwright test)
+
+log "summary"
+grep -E '^test result:' "$CARGO_TARGET_DIR/cargo-test.log" | awk '
+  { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i } }
+  END { printf "cargo: %d passed, %d failed\n", p, f }'
