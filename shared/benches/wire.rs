@@ -2,7 +2,9 @@
 //!
 //! `cargo bench -p herald-shared --bench wire` (criterion prints MiB/s).
 
-use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use herald_shared::wire::{Event, Parser};
 
 /// A realistic notification-sized event (~200 bytes of JSON).
@@ -21,8 +23,12 @@ fn encode(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(size));
     group.bench_function("notification", |b| b.iter(|| black_box(&event).encode()));
     let multiline = Event::data("line\n".repeat(40)).event("log");
-    group.throughput(Throughput::Bytes(multiline.encode().expect("valid").len() as u64));
-    group.bench_function("multiline_40", |b| b.iter(|| black_box(&multiline).encode()));
+    group.throughput(Throughput::Bytes(
+        multiline.encode().expect("valid").len() as u64
+    ));
+    group.bench_function("multiline_40", |b| {
+        b.iter(|| black_box(&multiline).encode())
+    });
     group.finish();
 }
 

@@ -20,7 +20,11 @@ fn any_text() -> impl Strategy<Value = String> {
 
 /// An event name or id the encoder accepts (no CR/LF; ids also no NUL).
 fn single_line(nul_ok: bool) -> impl Strategy<Value = String> {
-    let re = if nul_ok { "[a-z :\0é-]{0,12}" } else { "[a-z :é-]{0,12}" };
+    let re = if nul_ok {
+        "[a-z :\0é-]{0,12}"
+    } else {
+        "[a-z :é-]{0,12}"
+    };
     proptest::string::string_regex(re).expect("valid regex")
 }
 
@@ -32,7 +36,13 @@ fn any_event() -> impl Strategy<Value = Event> {
         proptest::option::of(any::<u64>()),
         proptest::option::of(any_text()),
     )
-        .prop_map(|(id, event, data, retry, comment)| Event { id, event, data, retry, comment })
+        .prop_map(|(id, event, data, retry, comment)| Event {
+            id,
+            event,
+            data,
+            retry,
+            comment,
+        })
 }
 
 /// What a spec-conformant parser must report for these events.
@@ -52,7 +62,11 @@ fn model(events: &[Event]) -> Vec<Frame> {
             frames.push(Frame::Retry(ms));
         }
         if let Some(data) = &e.data {
-            let name = e.event.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "message".into());
+            let name = e
+                .event
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "message".into());
             frames.push(Frame::Event(MessageEvent {
                 event: name,
                 data: normalise_newlines(data),

@@ -61,7 +61,10 @@ mod tests {
     fn documented_update_is_both_an_envelope_and_a_typed_update() {
         let doc = json!({"type": "avatar_state_change", "data": {"avatar_id": "avatar_123", "state": "talking"}});
         assert_shape(
-            &Envelope { kind: "avatar_state_change".into(), data: doc["data"].clone() },
+            &Envelope {
+                kind: "avatar_state_change".into(),
+                data: doc["data"].clone(),
+            },
             doc.clone(),
         );
         assert_shape(
@@ -79,11 +82,32 @@ mod tests {
         let mut extra = Map::new();
         extra.insert("voice".into(), json!("alto"));
         for (kind, update) in [
-            ("avatar_created", AvatarUpdate::AvatarCreated(AvatarData { avatar_id: "a".into(), extra: extra.clone() })),
-            ("avatar_deleted", AvatarUpdate::AvatarDeleted(AvatarData { avatar_id: "a".into(), extra: extra.clone() })),
-            ("voice_updated", AvatarUpdate::VoiceUpdated(AvatarData { avatar_id: "a".into(), extra: extra.clone() })),
+            (
+                "avatar_created",
+                AvatarUpdate::AvatarCreated(AvatarData {
+                    avatar_id: "a".into(),
+                    extra: extra.clone(),
+                }),
+            ),
+            (
+                "avatar_deleted",
+                AvatarUpdate::AvatarDeleted(AvatarData {
+                    avatar_id: "a".into(),
+                    extra: extra.clone(),
+                }),
+            ),
+            (
+                "voice_updated",
+                AvatarUpdate::VoiceUpdated(AvatarData {
+                    avatar_id: "a".into(),
+                    extra: extra.clone(),
+                }),
+            ),
         ] {
-            assert_shape(&update, json!({"type": kind, "data": {"avatar_id": "a", "voice": "alto"}}));
+            assert_shape(
+                &update,
+                json!({"type": kind, "data": {"avatar_id": "a", "voice": "alto"}}),
+            );
         }
     }
 }

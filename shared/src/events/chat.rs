@@ -80,11 +80,17 @@ mod tests {
             username: "n".into(),
             timestamp: "t".into(),
         };
-        let expected = json!({"roomId": "general", "userId": "u", "username": "n", "timestamp": "t"});
+        let expected =
+            json!({"roomId": "general", "userId": "u", "username": "n", "timestamp": "t"});
         assert_shape(&UserJoined(p.clone()), expected.clone());
         assert_shape(&UserLeft(p), expected);
         assert_shape(
-            &Typing { room_id: "r".into(), user_id: "u".into(), username: "n".into(), is_typing: true },
+            &Typing {
+                room_id: "r".into(),
+                user_id: "u".into(),
+                username: "n".into(),
+                is_typing: true,
+            },
             json!({"roomId": "r", "userId": "u", "username": "n", "isTyping": true}),
         );
     }

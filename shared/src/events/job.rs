@@ -108,7 +108,9 @@ mod tests {
                    "timestamp": "2025-01-24T10:00:05Z"}),
         );
         let mut done = state(JobStatus::Completed, 100);
-        done.result = Some(json!({"characterId": "abc123", "displayId": "char-123", "name": "Character Name"}));
+        done.result = Some(
+            json!({"characterId": "abc123", "displayId": "char-123", "name": "Character Name"}),
+        );
         done.completed_at = Some("2025-01-24T10:00:10Z".into());
         assert_shape(
             &JobMessage::JobUpdate(done),
@@ -125,7 +127,9 @@ mod tests {
             r#"{"type":"job_update","jobId":"123","status":"failed","failedReason":"Error message","result":{"error":"Error message"}}"#,
         )
         .expect("decodes");
-        let JobMessage::JobUpdate(s) = msg else { panic!("expected job_update") };
+        let JobMessage::JobUpdate(s) = msg else {
+            panic!("expected job_update")
+        };
         assert!(s.status.is_final());
         assert_eq!(s.failed_reason.as_deref(), Some("Error message"));
     }

@@ -90,11 +90,16 @@ mod tests {
     #[test]
     fn heartbeat_and_reset_shapes() {
         assert_shape(
-            &Heartbeat { timestamp: "2025-01-24T10:00:00Z".into() },
+            &Heartbeat {
+                timestamp: "2025-01-24T10:00:00Z".into(),
+            },
             json!({"timestamp": "2025-01-24T10:00:00Z"}),
         );
         assert_shape(
-            &Reset { reason: ResetReason::HistoryGap, last_event_id: "e1-5".into() },
+            &Reset {
+                reason: ResetReason::HistoryGap,
+                last_event_id: "e1-5".into(),
+            },
             json!({"reason": "history-gap", "lastEventId": "e1-5"}),
         );
     }

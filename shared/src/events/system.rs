@@ -66,7 +66,10 @@ mod tests {
                    "cpu": "15%", "timestamp": "2025-01-24T10:00:00Z"}),
         );
         assert_shape(
-            &Maintenance { message: "down at 5".into(), timestamp: "t".into() },
+            &Maintenance {
+                message: "down at 5".into(),
+                timestamp: "t".into(),
+            },
             json!({"message": "down at 5", "timestamp": "t"}),
         );
     }

@@ -178,21 +178,18 @@ impl Parser {
                 self.data.push_str(&text(value));
                 self.data.push('\n');
             }
-            b"id" => {
-                if !value.contains(&0) {
-                    self.last_event_id.clear();
-                    self.last_event_id.push_str(&text(value));
+            // An id containing NUL is ignored.
+            b"id" if !value.contains(&0) => {
+                self.last_event_id.clear();
+                self.last_event_id.push_str(&text(value));
+            }
+            // Only all-digit values count; one too large for u64 has no sane meaning.
+            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
+                if let Ok(millis) = text(value).parse::<u64>() {
+                    on(Frame::Retry(millis));
                 }
             }
-            b"retry" => {
-                if !value.is_empty() && value.iter().all(u8::is_ascii_digit) {
-                    // All digits but too large for u64: nothing sane to honour.
-                    if let Ok(millis) = text(value).parse::<u64>() {
-                        on(Frame::Retry(millis));
-                    }
-                }
-            }
-            _ => {} // unknown fields are ignored
+            _ => {} // unknown fields (and rejected id/retry values) are ignored
         }
     }
 
@@ -259,7 +256,10 @@ mod tests {
     fn partial_bom_is_text() {
         // EF BB then 'd': not a BOM, so the line is "\u{FFFD}data: x" -> unknown field.
         let frames = Parser::parse_all(b"\xEF\xBBdata: x\n\ndata: y\n\n");
-        assert_eq!(events(&frames), vec![("message".into(), "y".into(), "".into())]);
+        assert_eq!(
+            events(&frames),
+            vec![("message".into(), "y".into(), "".into())]
+        );
     }
 
     #[test]
@@ -267,7 +267,10 @@ mod tests {
         let mut p = Parser::with_last_event_id("9");
         let mut out = Vec::new();
         p.feed(b"data: a\n\n", |f| out.push(f));
-        assert_eq!(events(&out), vec![("message".into(), "a".into(), "9".into())]);
+        assert_eq!(
+            events(&out),
+            vec![("message".into(), "a".into(), "9".into())]
+        );
     }
 
     #[test]
