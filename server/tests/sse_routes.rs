@@ -40,6 +40,34 @@ async fn connect_sends_headers_retry_hint_and_connected_first() {
 }
 
 #[tokio::test]
+async fn cross_origin_browsers_get_exactly_one_allow_origin_and_a_preflight() {
+    let server = TestServer::start(quiet_config()).await;
+    let client = reqwest::Client::new();
+    let resp = client
+        .get(server.url("/_sse/connect"))
+        .header("origin", "http://elsewhere.test")
+        .send()
+        .await
+        .expect("connect");
+    let values: Vec<_> = resp
+        .headers()
+        .get_all("access-control-allow-origin")
+        .iter()
+        .collect();
+    assert_eq!(values, ["*"]);
+    let preflight = client
+        .request(reqwest::Method::OPTIONS, server.url("/_sse/publish"))
+        .header("origin", "http://elsewhere.test")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .expect("preflight");
+    assert!(preflight.status().is_success());
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+}
+
+#[tokio::test]
 async fn named_and_multi_line_events_arrive_intact() {
     let server = TestServer::start(quiet_config()).await;
     let (mut stream, _) = server.connect("").await;

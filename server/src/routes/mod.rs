@@ -9,11 +9,12 @@ mod subscribe;
 use std::convert::Infallible;
 
 use axum::body::Body;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use bytes::{Bytes, BytesMut};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::broker::{SSEBroker, Subscription};
 
@@ -34,16 +35,41 @@ impl AppState {
     }
 }
 
+/// CORS for the broker routes: browsers on another origin may open streams
+/// and call the JSON routes (preflight included) when an origin is configured.
+fn cors(origin: Option<&str>) -> Option<CorsLayer> {
+    let allow = match origin? {
+        "*" => AllowOrigin::any(),
+        one => AllowOrigin::exact(HeaderValue::from_str(one).ok()?),
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                HeaderName::from_static("last-event-id"),
+                HeaderName::from_static("x-herald-secret"),
+            ]),
+    )
+}
+
 /// The broker's routes (GoSPA's `/_sse` set) plus `/healthz`.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let cors = cors(state.cors_origin.as_deref());
+    let routes = Router::new()
         .route("/_sse/connect", get(connect::connect))
         .route("/_sse/subscribe", post(subscribe::subscribe))
         .route("/_sse/unsubscribe", post(subscribe::unsubscribe))
         .route("/_sse/publish", post(publish::publish))
         .route("/_sse/stats", get(stats::stats))
         .route("/healthz", get(stats::healthz))
-        .with_state(state)
+        .with_state(state);
+    match cors {
+        Some(layer) => routes.layer(layer),
+        None => routes,
+    }
 }
 
 /// How many queued frames one write may carry.
