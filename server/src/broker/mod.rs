@@ -351,6 +351,7 @@ impl SSEBroker {
             user_id: opts.user_id,
             session_id: opts.session_id,
             topics,
+            retry: Some(self.inner.config.retry_hint_ms),
         };
         let mut first = typed_event(&connected)?;
         first.retry = Some(self.inner.config.retry_hint_ms);

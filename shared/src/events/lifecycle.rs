@@ -20,6 +20,11 @@ pub struct Connected {
     pub session_id: Option<String>,
     #[serde(default)]
     pub topics: Vec<String>,
+    /// The server's reconnect delay in ms. The `retry:` field says the same
+    /// to the browser, but `EventSource` never shows it to scripts, so a
+    /// client runtime that manages its own reconnects reads it here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<u64>,
 }
 
 impl SseEvent for Connected {
@@ -77,10 +82,11 @@ mod tests {
             user_id: None,
             session_id: Some("sess".into()),
             topics: vec!["all".into()],
+            retry: Some(1000),
         };
         assert_shape(
             &c,
-            json!({"clientId": "c1", "secret": "s", "sessionId": "sess", "topics": ["all"]}),
+            json!({"clientId": "c1", "secret": "s", "sessionId": "sess", "topics": ["all"], "retry": 1000}),
         );
         // GoSPA's minimal form decodes too.
         let minimal = Connected::from_data(r#"{"clientId":"x"}"#).expect("decodes");

@@ -1,0 +1,561 @@
+//! `SSEClient`: the browser's `EventSource`, driven by the runtime's state
+//! machine.
+//!
+//! This layer is thin on purpose. Every browser callback (open, error, an
+//! event, the timer) tells the [`Machine`] what happened and carries out the
+//! [`Action`]s it returns: open or close an EventSource, report a state. The
+//! browser's own silent retry is never relied on: on `error` the source is
+//! closed and the machine decides when to come back.
+//!
+//! Outside a browser (server-side rendering, native tests) nothing is opened:
+//! the client stays `Connecting` after `connect()`, and components render.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::rc::{Rc, Weak};
+
+use herald_shared::events::{Connected, SseEvent};
+use thiserror::Error;
+
+use crate::config::SseConfig;
+use crate::runtime::machine::{Action, Machine, SseState};
+
+/// One event as handlers receive it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseMessage {
+    /// The event name (`message` for unnamed events).
+    pub event: String,
+    pub data: String,
+    /// The id the server gave it (or the last one before it).
+    pub last_event_id: String,
+}
+
+/// What `on_error` handlers hear about.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SseError {
+    /// A typed handler could not decode an event's data.
+    #[error("could not decode a {event:?} event: {message}")]
+    Decode { event: String, message: String },
+    /// The connection failed or dropped (the browser does not say why).
+    #[error("the event stream connection failed")]
+    Connection,
+    /// The browser refused to create the EventSource (e.g. a malformed URL).
+    #[error("could not open an EventSource for {0:?}")]
+    Open(String),
+}
+
+type Callback<T> = Rc<dyn Fn(&T)>;
+
+#[derive(Default)]
+struct Handlers {
+    next_id: u64,
+    named: HashMap<String, Vec<(u64, Callback<SseMessage>)>>,
+    state: Vec<(u64, Callback<SseState>)>,
+    error: Vec<(u64, Callback<SseError>)>,
+}
+
+enum Slot {
+    Named(String),
+    State,
+    Error,
+}
+
+pub(crate) struct Inner {
+    config: SseConfig,
+    machine: Machine,
+    handlers: Handlers,
+    #[cfg(target_arch = "wasm32")]
+    browser: Option<browser::Browser>,
+}
+
+/// A managed EventSource connection. Cheap to clone; clones share one
+/// connection. Not `Send`: it lives on the browser's one thread.
+///
+/// ```
+/// use herald_client::{SSEClient, SseConfig, SseState};
+/// use herald_shared::events::Notification;
+///
+/// let client = SSEClient::new(SseConfig::new("/_sse/connect?topics=news").debug(true));
+/// client.on::<Notification>(|n| println!("{}", n.message)).forget();
+/// let _state = client.on_state_change(|s| println!("now {}", s.as_str()));
+/// assert_eq!(client.state(), SseState::Disconnected);
+/// client.connect();
+/// ```
+#[derive(Clone)]
+pub struct SSEClient {
+    inner: Rc<RefCell<Inner>>,
+}
+
+/// Keeps a handler registered. Dropping it (or calling
+/// [`Handle::unsubscribe`]) removes the handler; [`Handle::forget`] keeps it
+/// for the client's lifetime.
+#[must_use = "dropping a Handle removes its handler at once; call .forget() to keep it"]
+pub struct Handle {
+    inner: Weak<RefCell<Inner>>,
+    slot: Option<Slot>,
+    id: u64,
+}
+
+impl Handle {
+    /// Removes the handler now.
+    pub fn unsubscribe(self) {}
+
+    /// Keeps the handler for as long as the client lives.
+    pub fn forget(mut self) {
+        self.slot = None;
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let (Some(slot), Some(inner)) = (self.slot.take(), self.inner.upgrade()) else {
+            return;
+        };
+        let Ok(mut inner) = inner.try_borrow_mut() else {
+            return; // dropped from inside a callback of the same client: keep it
+        };
+        let id = self.id;
+        match slot {
+            Slot::Named(name) => {
+                if let Some(list) = inner.handlers.named.get_mut(&name) {
+                    list.retain(|(i, _)| *i != id);
+                }
+            }
+            Slot::State => inner.handlers.state.retain(|(i, _)| *i != id),
+            Slot::Error => inner.handlers.error.retain(|(i, _)| *i != id),
+        }
+    }
+}
+
+/// Event names every connection listens to, for liveness and resume.
+const BUILTIN: [&str; 3] = ["connected", "heartbeat", "message"];
+
+impl SSEClient {
+    /// A disconnected client; call [`SSEClient::connect`].
+    pub fn new(config: SseConfig) -> Self {
+        let mut machine = Machine::new(config.settings(), seed());
+        machine.set_last_event_id(config.last_event_id.clone());
+        SSEClient {
+            inner: Rc::new(RefCell::new(Inner {
+                config,
+                machine,
+                handlers: Handlers::default(),
+                #[cfg(target_arch = "wasm32")]
+                browser: None,
+            })),
+        }
+    }
+
+    /// Opens the stream (again, after `disconnect` or `Error`).
+    pub fn connect(&self) {
+        self.drive(|m, now| m.connect(now));
+    }
+
+    /// Closes the stream on purpose: no reconnect until `connect`.
+    pub fn disconnect(&self) {
+        self.drive(|m, now| m.disconnect(now));
+    }
+
+    /// Closes and reopens now, with a fresh retry count.
+    pub fn reconnect(&self) {
+        self.drive(|m, now| m.reconnect(now));
+    }
+
+    pub fn state(&self) -> SseState {
+        self.inner.borrow().machine.state()
+    }
+
+    /// Failed attempts since the connection was last healthy.
+    pub fn attempt(&self) -> u32 {
+        self.inner.borrow().machine.attempt()
+    }
+
+    /// The delay before the pending retry, if one is scheduled.
+    pub fn next_delay_ms(&self) -> Option<u64> {
+        self.inner.borrow().machine.next_delay_ms()
+    }
+
+    /// The id the next connection resumes from.
+    pub fn last_event_id(&self) -> Option<String> {
+        self.inner
+            .borrow()
+            .machine
+            .last_event_id()
+            .map(str::to_owned)
+    }
+
+    pub fn config(&self) -> SseConfig {
+        self.inner.borrow().config.clone()
+    }
+
+    /// Changes the URL; it takes effect on the next (re)connect.
+    pub fn set_url(&self, url: impl Into<String>) {
+        self.inner.borrow_mut().config.url = url.into();
+    }
+
+    /// Runs `handler` for every event named `name`, any name at all
+    /// (including `connected`, `alert`, `progress`, `reset`).
+    pub fn on_named(&self, name: &str, handler: impl Fn(&SseMessage) + 'static) -> Handle {
+        let id = {
+            let mut inner = self.inner.borrow_mut();
+            let id = inner.next_handler_id();
+            inner
+                .handlers
+                .named
+                .entry(name.to_owned())
+                .or_default()
+                .push((id, Rc::new(handler)));
+            #[cfg(target_arch = "wasm32")]
+            if let Some(b) = &mut inner.browser {
+                b.listen(name);
+            }
+            id
+        };
+        self.handle(Slot::Named(name.to_owned()), id)
+    }
+
+    /// Runs `handler` for unnamed events (`EventSource.onmessage`).
+    pub fn on_message(&self, handler: impl Fn(&SseMessage) + 'static) -> Handle {
+        self.on_named("message", handler)
+    }
+
+    /// Runs `handler` with each `T` event, decoded with the shared type. A
+    /// payload that does not decode goes to the `on_error` handlers.
+    pub fn on<T: SseEvent + 'static>(&self, handler: impl Fn(T) + 'static) -> Handle {
+        let weak = Rc::downgrade(&self.inner);
+        self.on_named(T::NAME, move |msg| match T::from_data(&msg.data) {
+            Ok(value) => handler(value),
+            Err(e) => {
+                if let Some(inner) = weak.upgrade() {
+                    SSEClient { inner }.report(SseError::Decode {
+                        event: msg.event.clone(),
+                        message: e.to_string(),
+                    });
+                }
+            }
+        })
+    }
+
+    /// Runs `handler` on every state transition, once each, in order.
+    pub fn on_state_change(&self, handler: impl Fn(&SseState) + 'static) -> Handle {
+        let id = {
+            let mut inner = self.inner.borrow_mut();
+            let id = inner.next_handler_id();
+            inner.handlers.state.push((id, Rc::new(handler)));
+            id
+        };
+        self.handle(Slot::State, id)
+    }
+
+    /// Runs `handler` on connection failures and decode errors.
+    pub fn on_error(&self, handler: impl Fn(&SseError) + 'static) -> Handle {
+        let id = {
+            let mut inner = self.inner.borrow_mut();
+            let id = inner.next_handler_id();
+            inner.handlers.error.push((id, Rc::new(handler)));
+            id
+        };
+        self.handle(Slot::Error, id)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn inner_rc(&self) -> Rc<RefCell<Inner>> {
+        self.inner.clone()
+    }
+
+    fn handle(&self, slot: Slot, id: u64) -> Handle {
+        Handle {
+            inner: Rc::downgrade(&self.inner),
+            slot: Some(slot),
+            id,
+        }
+    }
+
+    /// Feeds the machine, then carries out its actions. No borrow is held
+    /// while user callbacks run, so they may call back into the client.
+    fn drive(&self, step: impl FnOnce(&mut Machine, u64) -> Vec<Action>) {
+        let actions = {
+            let mut inner = self.inner.borrow_mut();
+            let now = now_ms();
+            step(&mut inner.machine, now)
+        };
+        self.apply(actions);
+    }
+
+    fn apply(&self, actions: Vec<Action>) {
+        for action in actions {
+            self.debug(&format!("{action:?}"));
+            match action {
+                Action::Open { last_event_id } => self.open(last_event_id.as_deref()),
+                Action::Close => self.close_source(),
+                Action::State(state) => {
+                    let handlers: Vec<_> = self
+                        .inner
+                        .borrow()
+                        .handlers
+                        .state
+                        .iter()
+                        .map(|(_, h)| h.clone())
+                        .collect();
+                    for h in handlers {
+                        h(&state);
+                    }
+                }
+            }
+        }
+        self.arm_timer();
+    }
+
+    fn report(&self, error: SseError) {
+        self.debug(&format!("error: {error}"));
+        let handlers: Vec<_> = self
+            .inner
+            .borrow()
+            .handlers
+            .error
+            .iter()
+            .map(|(_, h)| h.clone())
+            .collect();
+        for h in handlers {
+            h(&error);
+        }
+    }
+
+    /// An event arrived from the browser.
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    fn received(&self, msg: SseMessage) {
+        let handlers: Vec<_> = {
+            let mut inner = self.inner.borrow_mut();
+            let now = now_ms();
+            inner.machine.event(now, Some(&msg.last_event_id));
+            if msg.event == Connected::NAME {
+                if let Some(ms) = Connected::from_data(&msg.data).ok().and_then(|c| c.retry) {
+                    inner.machine.retry_hint(ms);
+                }
+            }
+            inner
+                .handlers
+                .named
+                .get(&msg.event)
+                .map(|list| list.iter().map(|(_, h)| h.clone()).collect())
+                .unwrap_or_default()
+        };
+        self.debug(&format!(
+            "event {:?} id={:?} {}",
+            msg.event, msg.last_event_id, msg.data
+        ));
+        self.arm_timer();
+        for h in handlers {
+            h(&msg);
+        }
+    }
+
+    fn debug(&self, _line: &str) {
+        #[cfg(target_arch = "wasm32")]
+        if self.inner.borrow().config.debug {
+            web_sys::console::log_1(&format!("[herald] {_line}").into());
+        }
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn open(&self, _last_event_id: Option<&str>) {}
+    #[cfg(not(target_arch = "wasm32"))]
+    fn close_source(&self) {}
+    #[cfg(not(target_arch = "wasm32"))]
+    fn arm_timer(&self) {}
+}
+
+impl Inner {
+    fn next_handler_id(&mut self) -> u64 {
+        self.handlers.next_id += 1;
+        self.handlers.next_id
+    }
+
+    /// Every event name some handler (or the runtime itself) wants.
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    fn wanted_names(&self) -> HashSet<String> {
+        self.handlers
+            .named
+            .keys()
+            .cloned()
+            .chain(BUILTIN.iter().map(|s| (*s).to_owned()))
+            .collect()
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+fn now_ms() -> u64 {
+    js_sys::Date::now() as u64
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn seed() -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        (js_sys::Math::random() * (u64::MAX as f64)) as u64
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        now_ms() ^ 0x9E37_79B9_7F4A_7C15
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+mod browser {
+    //! The only code that touches web-sys.
+
+    use std::collections::HashSet;
+    use std::rc::Weak;
+
+    use wasm_bindgen::closure::Closure;
+    use wasm_bindgen::JsCast;
+    use web_sys::{EventSource, EventSourceInit, MessageEvent};
+
+    use super::{Inner, SSEClient, SseError, SseMessage};
+
+    /// The JS callbacks, created once per client and shared by every
+    /// EventSource it opens: none is ever dropped while it might be running.
+    pub(super) struct Browser {
+        source: Option<EventSource>,
+        listening: HashSet<String>,
+        timer: Option<i32>,
+        on_open: Closure<dyn FnMut()>,
+        on_error: Closure<dyn FnMut()>,
+        on_event: Closure<dyn FnMut(MessageEvent)>,
+        on_timer: Closure<dyn FnMut()>,
+    }
+
+    fn with_client(weak: &Weak<std::cell::RefCell<Inner>>, f: impl FnOnce(SSEClient)) {
+        if let Some(inner) = weak.upgrade() {
+            f(SSEClient { inner });
+        }
+    }
+
+    impl Browser {
+        pub(super) fn new(weak: Weak<std::cell::RefCell<Inner>>) -> Self {
+            let w = weak.clone();
+            let on_open = Closure::<dyn FnMut()>::new(move || {
+                with_client(&w, |c| c.drive(|m, now| m.opened(now)))
+            });
+            let w = weak.clone();
+            let on_error = Closure::<dyn FnMut()>::new(move || {
+                with_client(&w, |c| {
+                    c.report(SseError::Connection);
+                    c.drive(|m, now| m.error(now));
+                })
+            });
+            let w = weak.clone();
+            let on_event = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+                with_client(&w, |c| {
+                    c.received(SseMessage {
+                        event: e.type_(),
+                        data: e.data().as_string().unwrap_or_default(),
+                        last_event_id: e.last_event_id(),
+                    })
+                })
+            });
+            let w = weak;
+            let on_timer = Closure::<dyn FnMut()>::new(move || {
+                with_client(&w, |c| {
+                    if let Some(b) = &mut c.inner.borrow_mut().browser {
+                        b.timer = None;
+                    }
+                    c.drive(|m, now| m.wake(now));
+                })
+            });
+            Browser {
+                source: None,
+                listening: HashSet::new(),
+                timer: None,
+                on_open,
+                on_error,
+                on_event,
+                on_timer,
+            }
+        }
+
+        pub(super) fn listen(&mut self, name: &str) {
+            if let Some(es) = &self.source {
+                if self.listening.insert(name.to_owned()) {
+                    let _ = es.add_event_listener_with_callback(
+                        name,
+                        self.on_event.as_ref().unchecked_ref(),
+                    );
+                }
+            }
+        }
+    }
+
+    impl SSEClient {
+        pub(super) fn open(&self, last_event_id: Option<&str>) {
+            let result = {
+                let mut guard = self.inner.borrow_mut();
+                let inner = &mut *guard;
+                let url = inner.config.url_for(last_event_id);
+                let init = EventSourceInit::new();
+                init.set_with_credentials(inner.config.with_credentials);
+                let names = inner.wanted_names();
+                let weak = std::rc::Rc::downgrade(&self.inner);
+                let browser = inner.browser.get_or_insert_with(|| Browser::new(weak));
+                if let Some(old) = browser.source.take() {
+                    old.close();
+                }
+                match EventSource::new_with_event_source_init_dict(&url, &init) {
+                    Ok(es) => {
+                        es.set_onopen(Some(browser.on_open.as_ref().unchecked_ref()));
+                        es.set_onerror(Some(browser.on_error.as_ref().unchecked_ref()));
+                        browser.source = Some(es);
+                        browser.listening.clear();
+                        for name in names {
+                            browser.listen(&name);
+                        }
+                        Ok(())
+                    }
+                    Err(_) => Err(url),
+                }
+            };
+            if let Err(url) = result {
+                self.report(SseError::Open(url));
+                self.drive(|m, now| m.error(now));
+            }
+        }
+
+        pub(super) fn close_source(&self) {
+            if let Some(b) = &mut self.inner.borrow_mut().browser {
+                if let Some(es) = b.source.take() {
+                    es.set_onopen(None);
+                    es.set_onerror(None);
+                    es.close();
+                }
+            }
+        }
+
+        pub(super) fn arm_timer(&self) {
+            let mut guard = self.inner.borrow_mut();
+            let inner = &mut *guard;
+            let wake = inner.machine.next_wake();
+            let Some(b) = &mut inner.browser else { return };
+            let Some(window) = web_sys::window() else {
+                return;
+            };
+            if let Some(id) = b.timer.take() {
+                window.clear_timeout_with_handle(id);
+            }
+            if let Some(at) = wake {
+                let delay = at.saturating_sub(super::now_ms()).min(i32::MAX as u64) as i32;
+                b.timer = window
+                    .set_timeout_with_callback_and_timeout_and_arguments_0(
+                        b.on_timer.as_ref().unchecked_ref(),
+                        delay,
+                    )
+                    .ok();
+            }
+        }
+    }
+}

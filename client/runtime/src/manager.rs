@@ -1,0 +1,421 @@
+//! `SSEManager`: named clients with a default config (GoSPA's
+//! `getSSEManager()`), and one shared EventSource per URL.
+//!
+//! Browsers allow six HTTP/1.1 connections per origin; a page whose
+//! components each open their own EventSource runs out fast. [`SSEManager::share`]
+//! hands every component a [`SharedStream`] lease on **one** connection per
+//! URL, reference-counted and closed when the last lease is dropped. Topics
+//! a lease asks for are added to that one stream through `/_sse/subscribe`
+//! (and removed when no lease wants them any more); they are also put in the
+//! stream URL's `topics=` so a reconnect resumes them with history.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+
+use herald_shared::events::Connected;
+
+use crate::client::{Handle, SSEClient};
+use crate::config::SseConfig;
+
+thread_local! {
+    static MANAGER: SSEManager = SSEManager::default();
+}
+
+/// The page's manager (one per browser thread).
+///
+/// ```
+/// use herald_client::{get_sse_manager, SseConfig};
+///
+/// let manager = get_sse_manager();
+/// manager.set_default_config(SseConfig::new("").max_retries(10));
+/// let main = manager.client_url("main", "/_sse/main");
+/// assert_eq!(main.config().max_retries, 10);
+/// assert!(manager.get("main").is_some());
+/// manager.disconnect_all();
+/// ```
+pub fn get_sse_manager() -> SSEManager {
+    MANAGER.with(SSEManager::clone)
+}
+
+/// See the module docs. Cheap to clone; clones share state.
+#[derive(Clone, Default)]
+pub struct SSEManager {
+    inner: Rc<RefCell<ManagerInner>>,
+}
+
+#[derive(Default)]
+struct ManagerInner {
+    defaults: Option<SseConfig>,
+    named: HashMap<String, SSEClient>,
+    shared: HashMap<String, Shared>,
+}
+
+struct Shared {
+    client: SSEClient,
+    leases: usize,
+    /// Topic → how many leases want it.
+    topics: BTreeMap<String, usize>,
+    /// From the current connection's `connected` event.
+    identity: Option<(String, String)>,
+    _connected: Handle,
+}
+
+impl SSEManager {
+    /// The settings `client_url` and `share` start from (the URL is replaced).
+    pub fn set_default_config(&self, config: SseConfig) {
+        self.inner.borrow_mut().defaults = Some(config);
+    }
+
+    fn defaults_for(&self, url: &str) -> SseConfig {
+        let mut config = self
+            .inner
+            .borrow()
+            .defaults
+            .clone()
+            .unwrap_or_else(|| SseConfig::new(""));
+        config.url = url.to_owned();
+        config
+    }
+
+    /// The client named `name`, created with `config` if it does not exist.
+    pub fn client(&self, name: &str, config: SseConfig) -> SSEClient {
+        self.inner
+            .borrow_mut()
+            .named
+            .entry(name.to_owned())
+            .or_insert_with(|| SSEClient::new(config))
+            .clone()
+    }
+
+    /// The client named `name`, created from the default config and `url`.
+    pub fn client_url(&self, name: &str, url: &str) -> SSEClient {
+        let config = self.defaults_for(url);
+        self.client(name, config)
+    }
+
+    pub fn get(&self, name: &str) -> Option<SSEClient> {
+        self.inner.borrow().named.get(name).cloned()
+    }
+
+    /// Disconnects and forgets a named client.
+    pub fn remove(&self, name: &str) -> bool {
+        let client = self.inner.borrow_mut().named.remove(name);
+        client.map(|c| c.disconnect()).is_some()
+    }
+
+    /// Disconnects every client, named and shared.
+    pub fn disconnect_all(&self) {
+        let clients: Vec<SSEClient> = {
+            let inner = self.inner.borrow();
+            inner
+                .named
+                .values()
+                .chain(inner.shared.values().map(|s| &s.client))
+                .cloned()
+                .collect()
+        };
+        for c in clients {
+            c.disconnect();
+        }
+    }
+
+    /// A lease on the one shared connection to `url`; connects on the first lease.
+    pub fn share(&self, url: &str) -> SharedStream {
+        let client = {
+            let mut inner = self.inner.borrow_mut();
+            if let Some(shared) = inner.shared.get_mut(url) {
+                shared.leases += 1;
+                shared.client.clone()
+            } else {
+                drop(inner);
+                let client = SSEClient::new(self.defaults_for(url));
+                let manager = self.clone();
+                let key = url.to_owned();
+                let connected = client.on::<Connected>(move |c| manager.on_connected(&key, c));
+                self.inner.borrow_mut().shared.insert(
+                    url.to_owned(),
+                    Shared {
+                        client: client.clone(),
+                        leases: 1,
+                        topics: BTreeMap::new(),
+                        identity: None,
+                        _connected: connected,
+                    },
+                );
+                client.connect();
+                client
+            }
+        };
+        SharedStream {
+            manager: self.clone(),
+            url: url.to_owned(),
+            client,
+            topics: Vec::new(),
+        }
+    }
+
+    /// How many leases the shared connection to `url` has (0 = none open).
+    pub fn shared_leases(&self, url: &str) -> usize {
+        self.inner.borrow().shared.get(url).map_or(0, |s| s.leases)
+    }
+
+    /// A new connection: remember who we are and add the topics the
+    /// connection did not already start with.
+    fn on_connected(&self, url: &str, c: Connected) {
+        let missing: Vec<String> = {
+            let mut inner = self.inner.borrow_mut();
+            let Some(shared) = inner.shared.get_mut(url) else {
+                return;
+            };
+            shared.identity = c.secret.clone().map(|s| (c.client_id.clone(), s));
+            shared
+                .topics
+                .keys()
+                .filter(|t| !c.topics.contains(t))
+                .cloned()
+                .collect()
+        };
+        self.post(url, "subscribe", missing);
+    }
+
+    fn change_topics(&self, url: &str, topics: &[String], delta: isize) {
+        let changed: Vec<String> = {
+            let mut inner = self.inner.borrow_mut();
+            let Some(shared) = inner.shared.get_mut(url) else {
+                return;
+            };
+            let mut changed = Vec::new();
+            for t in topics {
+                let count = shared.topics.entry(t.clone()).or_insert(0);
+                let before = *count;
+                *count = count.saturating_add_signed(delta);
+                if (before == 0) != (*count == 0) {
+                    changed.push(t.clone());
+                }
+                if *count == 0 {
+                    shared.topics.remove(t);
+                }
+            }
+            // Reconnects resume every wanted topic from history.
+            shared
+                .client
+                .set_url(with_topics(url, shared.topics.keys()));
+            changed
+        };
+        self.post(
+            url,
+            if delta > 0 {
+                "subscribe"
+            } else {
+                "unsubscribe"
+            },
+            changed,
+        );
+    }
+
+    fn release(&self, url: &str) {
+        let closing = {
+            let mut inner = self.inner.borrow_mut();
+            let Some(shared) = inner.shared.get_mut(url) else {
+                return;
+            };
+            shared.leases = shared.leases.saturating_sub(1);
+            if shared.leases == 0 {
+                inner.shared.remove(url)
+            } else {
+                None
+            }
+        };
+        if let Some(shared) = closing {
+            shared.client.disconnect();
+        }
+    }
+
+    /// POSTs `{clientId, topics, secret}` to the stream's `/_sse/<action>`.
+    fn post(&self, url: &str, action: &str, topics: Vec<String>) {
+        if topics.is_empty() {
+            return;
+        }
+        let Some((client_id, secret)) = self
+            .inner
+            .borrow()
+            .shared
+            .get(url)
+            .and_then(|s| s.identity.clone())
+        else {
+            return; // not connected yet: `on_connected` will subscribe
+        };
+        let body = serde_json::json!({ "clientId": client_id, "topics": topics, "secret": secret });
+        send_json(&sibling_route(url, action), body.to_string());
+    }
+}
+
+/// `/_sse/connect?x=1` → `/_sse/subscribe`: the management routes sit next
+/// to the stream route.
+fn sibling_route(stream_url: &str, action: &str) -> String {
+    let path = stream_url.split('?').next().unwrap_or(stream_url);
+    match path.rfind('/') {
+        Some(i) => format!("{}/{}", &path[..i], action),
+        None => format!("/_sse/{action}"),
+    }
+}
+
+/// The stream URL with `topics=` set to `topics` (replacing any given).
+fn with_topics<'a>(url: &str, topics: impl Iterator<Item = &'a String>) -> String {
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut params: Vec<String> = query
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("topics="))
+        .map(str::to_owned)
+        .collect();
+    let topics: Vec<&str> = topics.map(String::as_str).collect();
+    if !topics.is_empty() {
+        params.push(format!("topics={}", topics.join(",")));
+    }
+    if params.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", params.join("&"))
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+fn send_json(url: &str, body: String) {
+    use wasm_bindgen::JsValue;
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_body(&JsValue::from_str(&body));
+    let headers = web_sys::Headers::new().ok();
+    if let Some(h) = &headers {
+        let _ = h.set("Content-Type", "application/json");
+        init.set_headers(h);
+    }
+    let promise = window.fetch_with_str_and_init(url, &init);
+    wasm_bindgen_futures::spawn_local(async move {
+        let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+    });
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn send_json(_url: &str, _body: String) {}
+
+/// One component's use of a shared connection. Dropping it gives back its
+/// topics and, for the last lease, closes the connection.
+pub struct SharedStream {
+    manager: SSEManager,
+    url: String,
+    client: SSEClient,
+    topics: Vec<String>,
+}
+
+impl SharedStream {
+    /// The shared client: register handlers on it (keep their [`Handle`]s
+    /// as long as the component lives).
+    pub fn client(&self) -> &SSEClient {
+        &self.client
+    }
+
+    /// Adds topics to the shared stream for as long as this lease holds them.
+    pub fn subscribe(&mut self, topics: &[&str]) {
+        let new: Vec<String> = topics
+            .iter()
+            .map(|t| (*t).to_owned())
+            .filter(|t| !self.topics.contains(t))
+            .collect();
+        self.manager.change_topics(&self.url, &new, 1);
+        self.topics.extend(new);
+    }
+
+    /// Gives topics back; the stream leaves a topic when no lease wants it.
+    pub fn unsubscribe(&mut self, topics: &[&str]) {
+        let gone: Vec<String> = topics
+            .iter()
+            .map(|t| (*t).to_owned())
+            .filter(|t| self.topics.contains(t))
+            .collect();
+        self.topics.retain(|t| !gone.contains(t));
+        self.manager.change_topics(&self.url, &gone, -1);
+    }
+}
+
+impl Drop for SharedStream {
+    fn drop(&mut self) {
+        let topics = std::mem::take(&mut self.topics);
+        self.manager.change_topics(&self.url, &topics, -1);
+        self.manager.release(&self.url);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn management_routes_sit_next_to_the_stream() {
+        assert_eq!(
+            sibling_route("/_sse/connect?topics=a", "subscribe"),
+            "/_sse/subscribe"
+        );
+        assert_eq!(
+            sibling_route("http://h:1/_sse/connect", "unsubscribe"),
+            "http://h:1/_sse/unsubscribe"
+        );
+    }
+
+    #[test]
+    fn topics_go_into_the_url_for_reconnects() {
+        let t = ["a".to_owned(), "b".to_owned()];
+        assert_eq!(
+            with_topics("/_sse/connect?topics=x&clientId=c", t.iter()),
+            "/_sse/connect?clientId=c&topics=a,b"
+        );
+        assert_eq!(
+            with_topics("/_sse/connect?topics=x", [].iter()),
+            "/_sse/connect"
+        );
+    }
+
+    #[test]
+    fn one_connection_per_url_closed_with_the_last_lease() {
+        let manager = SSEManager::default();
+        let mut a = manager.share("/_sse/connect");
+        let mut b = manager.share("/_sse/connect");
+        assert!(
+            Rc::ptr_eq(&a.client().inner_rc(), &b.client().inner_rc()),
+            "same client"
+        );
+        assert_eq!(manager.shared_leases("/_sse/connect"), 2);
+        a.subscribe(&["room:1", "news"]);
+        b.subscribe(&["news"]);
+        assert_eq!(a.client().config().url, "/_sse/connect?topics=news,room:1");
+        drop(a);
+        assert_eq!(
+            b.client().config().url,
+            "/_sse/connect?topics=news",
+            "news is still wanted by b"
+        );
+        b.unsubscribe(&["news"]);
+        assert_eq!(b.client().config().url, "/_sse/connect");
+        let client = b.client().clone();
+        drop(b);
+        assert_eq!(manager.shared_leases("/_sse/connect"), 0);
+        assert_eq!(client.state(), crate::SseState::Disconnected);
+    }
+
+    #[test]
+    fn named_clients_use_the_defaults() {
+        let manager = SSEManager::default();
+        manager.set_default_config(SseConfig::new("ignored").max_retries(9));
+        let logs = manager.client_url("logs", "/_sse/logs");
+        assert_eq!(
+            (logs.config().url.as_str(), logs.config().max_retries),
+            ("/_sse/logs", 9)
+        );
+        assert!(manager.remove("logs"));
+        assert!(manager.get("logs").is_none());
+    }
+}
