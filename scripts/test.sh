@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every check and test Herald has, after setting up what is missing:
 # formatting, clippy (server + both sides of the app), the workspace's unit,
-# integration and doc tests, the wasm32 build, the fuzz targets' build, and
-# the Playwright suite against a freshly built release server, which
-# Playwright starts and always stops.
+# integration and doc tests, the client runtime's browser tests in headless
+# Chromium, the wasm32 build, the fuzz targets' build, and the Playwright
+# suite against a freshly built release server, which Playwright starts and
+# always stops.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 "$HERALD_ROOT/scripts/setup.sh"
@@ -16,10 +17,24 @@ log "cargo clippy (native: server, ssr app, runtime, shared)"
 cargo clippy --workspace --all-targets -- -D warnings
 log "cargo clippy (wasm32: hydrate app, runtime)"
 cargo clippy -p herald-app -p herald-client --features herald-app/hydrate \
-  --target wasm32-unknown-unknown -- -D warnings
+  --target wasm32-unknown-unknown --all-targets -- -D warnings
 
 log "cargo test --workspace"
 cargo test --workspace 2>&1 | tee "$CARGO_TARGET_DIR/cargo-test.log"
+
+log "client runtime in headless Chromium (wasm-bindgen-test against a real server)"
+browser_addr="${HERALD_BROWSER_TEST_ADDR:-127.0.0.1:3217}"
+"$CARGO_TARGET_DIR/debug/herald-server" --addr "$browser_addr" --heartbeat-secs 0 \
+  >"$CARGO_TARGET_DIR/browser-test-server.log" 2>&1 &
+server_pid=$!
+trap 'kill "$server_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+  curl -fsS "http://$browser_addr/healthz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+HERALD_TEST_URL="http://$browser_addr" CHROMEDRIVER="$(command -v chromedriver)" \
+  cargo test -p herald-client --target wasm32-unknown-unknown 2>&1 | tee -a "$CARGO_TARGET_DIR/cargo-test.log"
+kill "$server_pid" 2>/dev/null || true
 
 log "herald-shared builds for wasm32"
 cargo build -q -p herald-shared --target wasm32-unknown-unknown

@@ -1,31 +1,41 @@
-//! `/sse-demo`: a live view of one Herald stream.
+//! `/sse-demo`: a live view of one Herald stream, through the client runtime.
 
+use herald_client::{use_sse, SseConfig, SseHandle, SseState};
+use herald_shared::events::{Connected, SseEvent};
 use leptos::prelude::*;
 
 /// One received event, as the feed shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeedItem {
+    pub seq: u64,
     pub name: String,
     pub id: String,
     pub data: String,
 }
 
+/// Event names the feed shows.
+const FEED_NAMES: [&str; 8] = [
+    "connected",
+    "heartbeat",
+    "message",
+    "notification",
+    "update",
+    "alert",
+    "progress",
+    "reset",
+];
+const FEED_LIMIT: usize = 200;
+
 /// The live demo page.
 #[component]
 pub fn SseDemo() -> impl IntoView {
-    let (state, set_state) = signal(String::from("idle"));
+    let (state, sse) = use_sse(SseConfig::new("/_sse/connect"));
     let (client_id, set_client_id) = signal(None::<String>);
     let (feed, set_feed) = signal(Vec::<FeedItem>::new());
     let (clicks, set_clicks) = signal(0u32);
+    let (attempt, set_attempt) = signal((0u32, None::<u64>));
 
-    // Effects only run in the browser, so the server renders the idle page
-    // and the stream opens once the page has hydrated.
-    Effect::new(move |_| {
-        #[cfg(feature = "hydrate")]
-        live::open("/_sse/connect", set_state, set_client_id, set_feed);
-        #[cfg(not(feature = "hydrate"))]
-        let _ = (set_state, set_client_id, set_feed);
-    });
+    Effect::new(move |_| show_events(sse, set_client_id, set_feed, set_attempt));
 
     view! {
         <main class="demo">
@@ -38,8 +48,8 @@ pub fn SseDemo() -> impl IntoView {
             <section class="panel" aria-labelledby="conn-title">
                 <h2 id="conn-title">"Connection"</h2>
                 <p>
-                    <span class="state-dot" data-state=move || state.get()></span>
-                    <span data-testid="state">{move || state.get()}</span>
+                    <span class="state-dot" data-state=move || state.get().as_str()></span>
+                    <span data-testid="state">{move || state.get().as_str()}</span>
                 </p>
                 <p>
                     "Client id: "
@@ -47,6 +57,17 @@ pub fn SseDemo() -> impl IntoView {
                         {move || client_id.get().unwrap_or_else(|| "(not connected)".into())}
                     </code>
                 </p>
+                <p class="retry" data-testid="retry">
+                    {move || match (state.get(), attempt.get()) {
+                        (SseState::Connecting, (n, Some(ms))) if n > 0 => format!("retry {n} in {ms} ms"),
+                        _ => String::new(),
+                    }}
+                </p>
+                <div class="buttons">
+                    <button on:click=move |_| sse.connect()>"Connect"</button>
+                    <button on:click=move |_| sse.disconnect()>"Disconnect"</button>
+                    <button on:click=move |_| sse.reconnect()>"Reconnect"</button>
+                </div>
                 <button data-testid="hydration-check" on:click=move |_| set_clicks.update(|n| *n += 1)>
                     "Clicks: " {move || clicks.get()}
                 </button>
@@ -55,9 +76,9 @@ pub fn SseDemo() -> impl IntoView {
                 <h2 id="feed-title">"Events"</h2>
                 <ol class="feed" data-testid="feed">
                     <For
-                        each=move || feed.get().into_iter().enumerate().rev()
-                        key=|(i, _)| *i
-                        children=|(_, item)| view! {
+                        each=move || feed.get().into_iter().rev()
+                        key=|item| item.seq
+                        children=|item| view! {
                             <li class="feed-item" data-event=item.name.clone()>
                                 <span class="event-name">{item.name.clone()}</span>
                                 <span class="event-id">{item.id.clone()}</span>
@@ -71,69 +92,47 @@ pub fn SseDemo() -> impl IntoView {
     }
 }
 
-/// The browser side of the first slice: a raw `EventSource`. The client
-/// runtime (`herald-client`) takes this over with reconnects and typed events.
-#[cfg(feature = "hydrate")]
-mod live {
-    use super::FeedItem;
-    use herald_shared::events::{Connected, SseEvent};
-    use leptos::prelude::*;
-    use send_wrapper::SendWrapper;
-    use wasm_bindgen::closure::Closure;
-    use wasm_bindgen::JsCast;
-    use web_sys::{EventSource, MessageEvent};
-
-    const NAMES: [&str; 6] = [
-        "connected",
-        "heartbeat",
-        "message",
-        "notification",
-        "reset",
-        "update",
-    ];
-    const FEED_LIMIT: usize = 200;
-
-    pub fn open(
-        url: &str,
-        set_state: WriteSignal<String>,
-        set_client_id: WriteSignal<Option<String>>,
-        set_feed: WriteSignal<Vec<FeedItem>>,
-    ) {
-        let Ok(source) = EventSource::new(url) else {
-            set_state.set("error".into());
-            return;
-        };
-        set_state.set("connecting".into());
-        let on_open = Closure::<dyn FnMut()>::new(move || set_state.set("connected".into()));
-        source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-        let on_error = Closure::<dyn FnMut()>::new(move || set_state.set("connecting".into()));
-        source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-
-        let mut listeners = Vec::new();
-        for name in NAMES {
-            let listener = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
-                let data = e.data().as_string().unwrap_or_default();
-                if name == Connected::NAME {
-                    if let Ok(c) = Connected::from_data(&data) {
-                        set_client_id.set(Some(c.client_id));
-                    }
-                }
-                set_feed.update(|feed| {
-                    feed.push(FeedItem {
-                        name: name.to_owned(),
-                        id: e.last_event_id(),
-                        data,
+/// Feeds the page's signals from the client (browser only: runs in an effect).
+fn show_events(
+    sse: SseHandle,
+    set_client_id: WriteSignal<Option<String>>,
+    set_feed: WriteSignal<Vec<FeedItem>>,
+    set_attempt: WriteSignal<(u32, Option<u64>)>,
+) {
+    sse.with(|client| {
+        for name in FEED_NAMES {
+            client
+                .on_named(name, move |m| {
+                    set_feed.try_update(|feed| {
+                        let seq = feed.last().map_or(0, |i| i.seq + 1);
+                        feed.push(FeedItem {
+                            seq,
+                            name: m.event.clone(),
+                            id: m.last_event_id.clone(),
+                            data: m.data.clone(),
+                        });
+                        if feed.len() > FEED_LIMIT {
+                            feed.remove(0);
+                        }
                     });
-                    if feed.len() > FEED_LIMIT {
-                        feed.remove(0);
-                    }
-                });
-            });
-            let _ =
-                source.add_event_listener_with_callback(name, listener.as_ref().unchecked_ref());
-            listeners.push(listener);
+                })
+                .forget();
         }
-        let keep = SendWrapper::new((source, on_open, on_error, listeners));
-        on_cleanup(move || keep.0.close());
-    }
+        client
+            .on_named(Connected::NAME, move |m| {
+                if let Ok(c) = Connected::from_data(&m.data) {
+                    set_client_id.try_set(Some(c.client_id));
+                }
+            })
+            .forget();
+        // Through the handle, not a clone of the client: a handler that owned
+        // its own client would keep it alive forever.
+        client
+            .on_state_change(move |_| {
+                if let Some(retry) = sse.with(|c| (c.attempt(), c.next_delay_ms())) {
+                    set_attempt.try_set(retry);
+                }
+            })
+            .forget();
+    });
 }
