@@ -240,6 +240,7 @@ async fn closing_the_connection_cleans_up() {
         server
             .broker
             .broadcast(herald_shared::wire::Event::data("ping"))
+            .await
             .expect("publish");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -360,6 +361,7 @@ async fn a_stalled_reader_is_evicted_while_a_fast_reader_gets_everything() {
         let id = server
             .broker
             .publish("hot", herald_shared::wire::Event::data(payload.clone()))
+            .await
             .expect("publish");
         ids.push(id.to_string());
         tokio::task::yield_now().await;

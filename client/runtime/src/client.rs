@@ -21,6 +21,12 @@ use crate::config::SseConfig;
 use crate::runtime::machine::{Action, Machine, SseState};
 
 /// One event as handlers receive it.
+///
+/// ```
+/// use herald_client::{SSEClient, SseConfig};
+/// let client = SSEClient::new(SseConfig::new("/_sse/connect"));
+/// client.on_named("alert", |m| println!("{} {} (after id {})", m.event, m.data, m.last_event_id)).forget();
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SseMessage {
     /// The event name (`message` for unnamed events).
@@ -31,6 +37,15 @@ pub struct SseMessage {
 }
 
 /// What `on_error` handlers hear about.
+///
+/// ```
+/// use herald_client::{SSEClient, SseConfig, SseError};
+/// let client = SSEClient::new(SseConfig::new("/_sse/connect"));
+/// client.on_error(|e| match e {
+///     SseError::Decode { event, message } => eprintln!("bad {event}: {message}"),
+///     other => eprintln!("{other}"),
+/// }).forget();
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum SseError {
     /// A typed handler could not decode an event's data.
@@ -89,6 +104,14 @@ pub struct SSEClient {
 /// Keeps a handler registered. Dropping it (or calling
 /// [`Handle::unsubscribe`]) removes the handler; [`Handle::forget`] keeps it
 /// for the client's lifetime.
+///
+/// ```
+/// use herald_client::{SSEClient, SseConfig};
+/// let client = SSEClient::new(SseConfig::new("/_sse/connect"));
+/// let handle = client.on_named("progress", |m| println!("{}", m.data));
+/// // ... later, when the component goes away:
+/// handle.unsubscribe();
+/// ```
 #[must_use = "dropping a Handle removes its handler at once; call .forget() to keep it"]
 pub struct Handle {
     inner: Weak<RefCell<Inner>>,
@@ -97,10 +120,16 @@ pub struct Handle {
 }
 
 impl Handle {
-    /// Removes the handler now.
+    /// Removes the handler now (the same as dropping the handle).
     pub fn unsubscribe(self) {}
 
     /// Keeps the handler for as long as the client lives.
+    ///
+    /// ```
+    /// use herald_client::{SSEClient, SseConfig};
+    /// let client = SSEClient::new(SseConfig::new("/_sse/connect"));
+    /// client.on_message(|m| println!("{}", m.data)).forget();
+    /// ```
     pub fn forget(mut self) {
         self.slot = None;
     }
@@ -146,7 +175,19 @@ impl SSEClient {
         }
     }
 
-    /// Opens the stream (again, after `disconnect` or `Error`).
+    /// Opens the stream (again, after `disconnect` or `Error`). In a browser
+    /// it opens an EventSource; elsewhere it only changes the state.
+    ///
+    /// ```
+    /// use herald_client::{SSEClient, SseConfig, SseState};
+    /// let client = SSEClient::new(SseConfig::new("/_sse/connect"));
+    /// client.connect();
+    /// assert_eq!(client.state(), SseState::Connecting);
+    /// client.disconnect();
+    /// assert_eq!(client.state(), SseState::Disconnected);
+    /// client.reconnect();
+    /// assert_eq!((client.state(), client.attempt(), client.next_delay_ms()), (SseState::Connecting, 0, None));
+    /// ```
     pub fn connect(&self) {
         self.drive(|m, now| m.connect(now));
     }
@@ -176,6 +217,12 @@ impl SSEClient {
     }
 
     /// The id the next connection resumes from.
+    ///
+    /// ```
+    /// use herald_client::{SSEClient, SseConfig};
+    /// let client = SSEClient::new(SseConfig::new("/_sse/connect").last_event_id("0000abcd-41"));
+    /// assert_eq!(client.last_event_id().as_deref(), Some("0000abcd-41"));
+    /// ```
     pub fn last_event_id(&self) -> Option<String> {
         self.inner
             .borrow()
@@ -189,6 +236,13 @@ impl SSEClient {
     }
 
     /// Changes the URL; it takes effect on the next (re)connect.
+    ///
+    /// ```
+    /// use herald_client::{SSEClient, SseConfig};
+    /// let client = SSEClient::new(SseConfig::new("/_sse/connect"));
+    /// client.set_url("/_sse/connect?topics=news");
+    /// assert_eq!(client.config().url, "/_sse/connect?topics=news");
+    /// ```
     pub fn set_url(&self, url: impl Into<String>) {
         self.inner.borrow_mut().config.url = url.into();
     }
@@ -221,6 +275,14 @@ impl SSEClient {
 
     /// Runs `handler` with each `T` event, decoded with the shared type. A
     /// payload that does not decode goes to the `on_error` handlers.
+    ///
+    /// ```
+    /// use herald_client::{SSEClient, SseConfig};
+    /// use herald_shared::events::{Alert, Progress};
+    /// let client = SSEClient::new(SseConfig::new("/_sse/connect"));
+    /// client.on::<Alert>(|a| println!("{:?}: {}", a.level, a.message)).forget();
+    /// let _progress = client.on::<Progress>(|p| println!("{}%", p.progress));
+    /// ```
     pub fn on<T: SseEvent + 'static>(&self, handler: impl Fn(T) + 'static) -> Handle {
         let weak = Rc::downgrade(&self.inner);
         self.on_named(T::NAME, move |msg| match T::from_data(&msg.data) {
@@ -237,6 +299,12 @@ impl SSEClient {
     }
 
     /// Runs `handler` on every state transition, once each, in order.
+    ///
+    /// ```
+    /// use herald_client::{SSEClient, SseConfig};
+    /// let client = SSEClient::new(SseConfig::new("/_sse/connect"));
+    /// client.on_state_change(|s| println!("connection is {}", s.as_str())).forget();
+    /// ```
     pub fn on_state_change(&self, handler: impl Fn(&SseState) + 'static) -> Handle {
         let id = {
             let mut inner = self.inner.borrow_mut();

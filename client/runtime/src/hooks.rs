@@ -28,6 +28,21 @@ use crate::runtime::machine::SseState;
 
 /// A component's handle on its client: `Copy` and `Send`, so it can go into
 /// view closures; the client itself stays on the browser thread.
+///
+/// ```
+/// use herald_client::{use_sse, SseConfig};
+/// use leptos::prelude::*;
+///
+/// #[component]
+/// fn Controls() -> impl IntoView {
+///     let (state, sse) = use_sse(SseConfig::new("/_sse/connect"));
+///     view! {
+///         <span>{move || state.get().as_str()}</span>
+///         <button on:click=move |_| sse.reconnect()>"Reconnect"</button>
+///         <button on:click=move |_| sse.disconnect()>"Stop"</button>
+///     }
+/// }
+/// ```
 #[derive(Clone, Copy)]
 pub struct SseHandle(StoredValue<SSEClient, LocalStorage>);
 
@@ -49,7 +64,20 @@ impl SseHandle {
 
 /// Opens a managed connection for the lifetime of the component.
 ///
-/// Returns its state as a signal and a handle on the client.
+/// Returns its state as a signal and a handle on the client. Takes a URL or
+/// a full [`SseConfig`]:
+///
+/// ```
+/// use herald_client::{use_sse, SseConfig};
+/// use leptos::prelude::*;
+///
+/// #[component]
+/// fn Status() -> impl IntoView {
+///     let (state, _sse) = use_sse(SseConfig::new("/_sse/connect").max_retries(0));
+///     let (_plain, _) = use_sse("/sse");
+///     view! { <p>{move || state.get().as_str()}</p> }
+/// }
+/// ```
 pub fn use_sse(config: impl Into<SseConfig>) -> (Signal<SseState>, SseHandle) {
     let (state, set_state) = signal(SseState::Disconnected);
     let handle = SseHandle(StoredValue::new_local(SSEClient::new(config.into())));
@@ -108,6 +136,21 @@ where
 
 /// Every `T` event, oldest first, keeping at most `capacity` (the oldest
 /// are dropped beyond that). Nothing of a burst is lost below `capacity`.
+///
+/// ```
+/// use herald_client::{use_sse, use_sse_events, SseConfig};
+/// use herald_shared::events::ChatMessage;
+/// use leptos::prelude::*;
+///
+/// #[component]
+/// fn Chat() -> impl IntoView {
+///     let (_state, sse) = use_sse(SseConfig::new("/_sse/connect?topics=room:general"));
+///     let messages = use_sse_events::<ChatMessage>(sse, 100);
+///     view! {
+///         <ul>{move || messages.get().into_iter().map(|m| view! { <li>{m.username}": "{m.message}</li> }).collect_view()}</ul>
+///     }
+/// }
+/// ```
 pub fn use_sse_events<T>(sse: SseHandle, capacity: usize) -> ReadSignal<VecDeque<T>>
 where
     T: SseEvent + Send + Sync + 'static,

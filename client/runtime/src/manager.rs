@@ -121,6 +121,21 @@ impl SSEManager {
     }
 
     /// A lease on the one shared connection to `url`; connects on the first lease.
+    ///
+    /// ```
+    /// use herald_client::get_sse_manager;
+    ///
+    /// let manager = get_sse_manager();
+    /// let mut chat = manager.share("/_sse/connect");
+    /// let mut jobs = manager.share("/_sse/connect"); // the same EventSource
+    /// assert_eq!(manager.shared_leases("/_sse/connect"), 2);
+    /// chat.subscribe(&["room:general"]);
+    /// jobs.subscribe(&["job:42"]);
+    /// chat.client().on_named("message", |m| println!("{}", m.data)).forget();
+    /// drop(chat);
+    /// drop(jobs); // the last lease closes the connection
+    /// assert_eq!(manager.shared_leases("/_sse/connect"), 0);
+    /// ```
     pub fn share(&self, url: &str) -> SharedStream {
         let client = {
             let mut inner = self.inner.borrow_mut();

@@ -9,7 +9,39 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 
 use super::SSEBroker;
 
+/// One frame on its way to a client. `key` and `seq` say which topic and
+/// which position it comes from (both 0 for heartbeats and control frames),
+/// so a resuming connection can drop live frames its replay already gave.
+#[derive(Debug, Clone)]
+pub(crate) struct Delivery {
+    pub key: usize,
+    pub seq: u64,
+    pub frame: Bytes,
+}
+
+impl Delivery {
+    pub fn control(frame: Bytes) -> Self {
+        Delivery {
+            key: 0,
+            seq: 0,
+            frame,
+        }
+    }
+}
+
 /// A connected client as the broker's topics see it.
+///
+/// ```
+/// use herald_server::broker::{BrokerConfig, ConnectOptions, SSEBroker};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+///
+/// let broker = SSEBroker::new(BrokerConfig::default());
+/// let sub = broker.connect(ConnectOptions { client_id: Some("c1".into()), ..Default::default() }).await.unwrap();
+/// let client = broker.client("c1").unwrap();
+/// assert_eq!(client.secret, sub.secret());
+/// assert_eq!(client.topics(), ["all", "client:c1"]);
+/// # });
+/// ```
 #[derive(Debug)]
 pub struct ClientState {
     pub id: Arc<str>,
@@ -21,7 +53,7 @@ pub struct ClientState {
     pub(crate) topics: Mutex<BTreeSet<String>>,
     /// The queue's sending side. Taken (dropped) on eviction, which ends the
     /// client's stream once it has drained what is already queued.
-    tx: Mutex<Option<mpsc::Sender<Bytes>>>,
+    tx: Mutex<Option<mpsc::Sender<Delivery>>>,
 }
 
 impl ClientState {
@@ -31,7 +63,7 @@ impl ClientState {
         user_id: Option<String>,
         session_id: Option<String>,
         metadata: HashMap<String, String>,
-        tx: mpsc::Sender<Bytes>,
+        tx: mpsc::Sender<Delivery>,
     ) -> Self {
         ClientState {
             id,
@@ -48,7 +80,7 @@ impl ClientState {
     /// slower than events arrive: it is closed rather than skipped, so its
     /// EventSource reconnects with its last id and resumes from history
     /// instead of silently missing events. Returns false if not queued.
-    pub(crate) fn offer(&self, frame: Bytes) -> bool {
+    pub(crate) fn offer(&self, frame: Delivery) -> bool {
         let mut tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
         let Some(sender) = tx.as_ref() else {
             return false;
@@ -84,12 +116,27 @@ impl ClientState {
 /// `reset`, then the replayed history), then live events. Dropping it
 /// disconnects the client, so an HTTP stream that ends for any reason
 /// cleans up after itself.
+///
+/// ```
+/// use herald_server::broker::{BrokerConfig, ConnectOptions, SSEBroker};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+///
+/// let broker = SSEBroker::new(BrokerConfig::default());
+/// let sub = broker.connect(ConnectOptions::default()).await.unwrap();
+/// assert_eq!(broker.client_count(), 1);
+/// drop(sub); // the HTTP stream ended
+/// assert_eq!(broker.client_count(), 0);
+/// # });
+/// ```
 #[derive(Debug)]
 pub struct Subscription {
     pub(crate) broker: SSEBroker,
     pub(crate) client: Arc<ClientState>,
     pub(crate) pending: VecDeque<Bytes>,
-    pub(crate) rx: mpsc::Receiver<Bytes>,
+    pub(crate) rx: mpsc::Receiver<Delivery>,
+    /// Per topic key: the last seq the replay gave. Live frames at or below
+    /// it were queued while the replay was read and are duplicates.
+    pub(crate) replayed_through: Vec<(usize, u64)>,
 }
 
 impl Subscription {
@@ -110,7 +157,20 @@ impl Subscription {
         if let Some(frame) = self.pending.pop_front() {
             return Some(frame);
         }
-        self.rx.recv().await
+        loop {
+            let delivery = self.rx.recv().await?;
+            if !self.already_replayed(&delivery) {
+                return Some(delivery.frame);
+            }
+        }
+    }
+
+    fn already_replayed(&self, d: &Delivery) -> bool {
+        d.key != 0
+            && self
+                .replayed_through
+                .iter()
+                .any(|&(key, through)| key == d.key && d.seq <= through)
     }
 
     /// Everything already available without waiting, appended to `out`:
@@ -119,8 +179,10 @@ impl Subscription {
         while out.len() < max {
             if let Some(frame) = self.pending.pop_front() {
                 out.push(frame);
-            } else if let Ok(frame) = self.rx.try_recv() {
-                out.push(frame);
+            } else if let Ok(delivery) = self.rx.try_recv() {
+                if !self.already_replayed(&delivery) {
+                    out.push(delivery.frame);
+                }
             } else {
                 break;
             }

@@ -12,12 +12,14 @@ use super::{BrokerError, EventId, SSEBroker};
 /// use herald_server::broker::{BrokerConfig, SSEBroker, SSEHelper};
 /// use herald_shared::events::{AlertLevel, Notification};
 ///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let helper = SSEHelper::new(SSEBroker::new(BrokerConfig::default()));
-/// helper.notify("client-1", Notification::new("Hello!")).unwrap();
-/// helper.notify_all(Notification::new("System maintenance in 5 minutes")).unwrap();
-/// helper.update("client-1", "count", 42).unwrap();
-/// helper.alert("client-1", AlertLevel::Warning, "Low disk space").unwrap();
-/// helper.progress("client-1", 75, "Uploading...").unwrap();
+/// helper.notify("client-1", Notification::new("Hello!")).await.unwrap();
+/// helper.notify_all(Notification::new("System maintenance in 5 minutes")).await.unwrap();
+/// helper.update("client-1", "count", 42).await.unwrap();
+/// helper.alert("client-1", AlertLevel::Warning, "Low disk space").await.unwrap();
+/// helper.progress("client-1", 75, "Uploading...").await.unwrap();
+/// # });
 /// ```
 #[derive(Debug, Clone)]
 pub struct SSEHelper {
@@ -34,32 +36,32 @@ impl SSEHelper {
         &self.broker
     }
 
-    fn notification(&self, topic: &str, mut n: Notification) -> Result<EventId, BrokerError> {
+    async fn notification(&self, topic: &str, mut n: Notification) -> Result<EventId, BrokerError> {
         if n.id.is_empty() {
             n.id = super::random_token(8);
         }
         if n.timestamp.is_empty() {
             n.timestamp = crate::clock::now_rfc3339();
         }
-        self.broker.publish_typed(topic, &n)
+        self.broker.publish_typed(topic, &n).await
     }
 
     /// A `notification` to one client.
-    pub fn notify(&self, client_id: &str, n: Notification) -> Result<EventId, BrokerError> {
-        self.notification(&format!("client:{client_id}"), n)
+    pub async fn notify(&self, client_id: &str, n: Notification) -> Result<EventId, BrokerError> {
+        self.notification(&format!("client:{client_id}"), n).await
     }
 
     /// A `notification` to everyone.
-    pub fn notify_all(&self, n: Notification) -> Result<EventId, BrokerError> {
-        self.notification("all", n)
+    pub async fn notify_all(&self, n: Notification) -> Result<EventId, BrokerError> {
+        self.notification("all", n).await
     }
 
     /// A `notification` to a topic's subscribers.
-    pub fn notify_topic(&self, topic: &str, n: Notification) -> Result<EventId, BrokerError> {
-        self.notification(topic, n)
+    pub async fn notify_topic(&self, topic: &str, n: Notification) -> Result<EventId, BrokerError> {
+        self.notification(topic, n).await
     }
 
-    fn update_to(
+    async fn update_to(
         &self,
         topic: &str,
         key: &str,
@@ -67,42 +69,49 @@ impl SSEHelper {
     ) -> Result<EventId, BrokerError> {
         let value =
             serde_json::to_value(value).map_err(|e| BrokerError::Serialize(e.to_string()))?;
-        self.broker.publish_typed(
-            topic,
-            &Update {
-                key: key.to_owned(),
-                value,
-            },
-        )
+        self.broker
+            .publish_typed(
+                topic,
+                &Update {
+                    key: key.to_owned(),
+                    value,
+                },
+            )
+            .await
     }
 
     /// An `update` `{key, value}` to one client.
-    pub fn update(
+    pub async fn update(
         &self,
         client_id: &str,
         key: &str,
         value: impl Serialize,
     ) -> Result<EventId, BrokerError> {
         self.update_to(&format!("client:{client_id}"), key, value)
+            .await
     }
 
     /// An `update` to everyone.
-    pub fn update_all(&self, key: &str, value: impl Serialize) -> Result<EventId, BrokerError> {
-        self.update_to("all", key, value)
+    pub async fn update_all(
+        &self,
+        key: &str,
+        value: impl Serialize,
+    ) -> Result<EventId, BrokerError> {
+        self.update_to("all", key, value).await
     }
 
     /// An `update` to a topic's subscribers.
-    pub fn update_topic(
+    pub async fn update_topic(
         &self,
         topic: &str,
         key: &str,
         value: impl Serialize,
     ) -> Result<EventId, BrokerError> {
-        self.update_to(topic, key, value)
+        self.update_to(topic, key, value).await
     }
 
     /// An `alert` `{level, message}` to one client.
-    pub fn alert(
+    pub async fn alert(
         &self,
         client_id: &str,
         level: AlertLevel,
@@ -114,31 +123,39 @@ impl SSEHelper {
         };
         self.broker
             .publish_typed(&format!("client:{client_id}"), &alert)
+            .await
     }
 
     /// An `alert` to everyone.
-    pub fn alert_all(&self, level: AlertLevel, message: &str) -> Result<EventId, BrokerError> {
-        self.broker.publish_typed(
-            "all",
-            &Alert {
-                level,
-                message: message.to_owned(),
-            },
-        )
+    pub async fn alert_all(
+        &self,
+        level: AlertLevel,
+        message: &str,
+    ) -> Result<EventId, BrokerError> {
+        self.broker
+            .publish_typed(
+                "all",
+                &Alert {
+                    level,
+                    message: message.to_owned(),
+                },
+            )
+            .await
     }
 
     /// A `progress` `{progress, message}` to one client; percent is capped at 100.
-    pub fn progress(
+    pub async fn progress(
         &self,
         client_id: &str,
         percent: u8,
         message: &str,
     ) -> Result<EventId, BrokerError> {
         self.progress_topic(&format!("client:{client_id}"), percent, message)
+            .await
     }
 
     /// A `progress` to a topic's subscribers.
-    pub fn progress_topic(
+    pub async fn progress_topic(
         &self,
         topic: &str,
         percent: u8,
@@ -148,6 +165,6 @@ impl SSEHelper {
             progress: percent.min(100),
             message: message.to_owned(),
         };
-        self.broker.publish_typed(topic, &p)
+        self.broker.publish_typed(topic, &p).await
     }
 }

@@ -10,8 +10,9 @@
 //! **Encode once.** A published event is encoded to bytes once; every
 //! subscriber's queue gets a clone of the same `Bytes` (a reference count).
 //!
-//! **Ordered ids.** Each event gets the next value of one counter, written
-//! as `id: <epoch>-<seq>`. A client reconnecting with that id gets what it
+//! **Ordered ids, behind a seam.** The [`Backplane`] numbers events and keeps
+//! their history ([`MemoryBackplane`] by default; a shared log for clusters);
+//! ids are written as `id: <epoch>-<seq>`. A client reconnecting with that id gets what it
 //! missed on its topics, in order, before live events; if history no longer
 //! reaches back that far, or the id is from another epoch, it first gets a
 //! `reset` event.
@@ -26,10 +27,10 @@
 //!
 //! # tokio_test_block(async {
 //! let broker = SSEBroker::new(BrokerConfig::default());
-//! let mut sub = broker.connect(ConnectOptions::default()).unwrap();
+//! let mut sub = broker.connect(ConnectOptions::default()).await.unwrap();
 //! let connected = sub.recv().await.unwrap(); // the `connected` event
 //! assert!(connected.starts_with(b"event: connected\n"));
-//! broker.broadcast(Event::data("hello")).unwrap();
+//! broker.broadcast(Event::data("hello")).await.unwrap();
 //! let frame = sub.recv().await.unwrap();
 //! assert!(frame.ends_with(b"data: hello\n\n"));
 //! # });
@@ -38,29 +39,33 @@
 //! # }
 //! ```
 
+mod backplane;
 mod client;
 mod helper;
 mod id;
+mod memory;
 mod stats;
 mod topic;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, BytesMut};
+use bytes::Bytes;
 use herald_shared::events::{Connected, Heartbeat, Reset, ResetReason};
 use herald_shared::wire::{EncodeError, Event};
 use herald_shared::SseEvent;
 use thiserror::Error;
 use tokio::sync::mpsc;
 
+pub use backplane::{frame_with_id, Backplane, BackplaneError, BoxFuture, Replay, Sink};
+use client::Delivery;
 pub use client::{ClientState, Subscription};
 pub use helper::SSEHelper;
 pub use id::{Epoch, EventId, InvalidEventId};
+pub use memory::{HistoryLimits, MemoryBackplane};
 pub use stats::{Stats, StatsSnapshot};
-use topic::{HistoryLimits, Topic};
+use topic::Topic;
 
 /// Called with the client on connect or disconnect.
 pub type Hook = Arc<dyn Fn(&ClientState) + Send + Sync>;
@@ -76,6 +81,20 @@ pub enum HeartbeatStyle {
 }
 
 /// Broker settings. Defaults follow GoSPA's `SSEConfig`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use herald_server::broker::{BrokerConfig, HeartbeatStyle, SSEBroker};
+///
+/// let broker = SSEBroker::new(BrokerConfig {
+///     heartbeat_interval: Duration::from_secs(15),
+///     heartbeat_style: HeartbeatStyle::Comment,
+///     on_connect: Some(Arc::new(|c| println!("client connected: {}", c.id))),
+///     ..BrokerConfig::default()
+/// });
+/// assert_eq!(broker.config().event_buffer_size, 100);
+/// ```
 #[derive(Clone)]
 pub struct BrokerConfig {
     /// Frames a client may have queued before it counts as too slow (100).
@@ -122,6 +141,22 @@ impl std::fmt::Debug for BrokerConfig {
 }
 
 /// What a new connection asks for.
+///
+/// ```
+/// use herald_server::broker::{BrokerConfig, ConnectOptions, SSEBroker};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+///
+/// let broker = SSEBroker::new(BrokerConfig::default());
+/// let sub = broker.connect(ConnectOptions {
+///     client_id: Some("tab-1".into()),
+///     user_id: Some("alice".into()),
+///     topics: vec!["room:general".into()],
+///     ..ConnectOptions::default()
+/// }).await.unwrap();
+/// assert_eq!(sub.client_id(), "tab-1");
+/// assert_eq!(broker.clients_in("user:alice"), 1);
+/// # });
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct ConnectOptions {
     /// Reuse an id (a reconnecting client); a new one is drawn otherwise.
@@ -137,6 +172,18 @@ pub struct ConnectOptions {
 }
 
 /// Why the broker refused a request.
+///
+/// ```
+/// use herald_server::broker::{BrokerConfig, BrokerError, SSEBroker};
+/// use herald_shared::wire::Event;
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+///
+/// let broker = SSEBroker::new(BrokerConfig::default());
+/// let err = broker.publish("no spaces allowed", Event::data("x")).await.unwrap_err();
+/// assert!(matches!(err, BrokerError::InvalidTopic { .. }));
+/// assert!(matches!(broker.subscribe("ghost", &["a".into()]), Err(BrokerError::UnknownClient(_))));
+/// # });
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum BrokerError {
     #[error("invalid topic {topic:?}: {rule}")]
@@ -149,6 +196,8 @@ pub enum BrokerError {
     Encode(#[from] EncodeError),
     #[error("event data is not serialisable: {0}")]
     Serialize(String),
+    #[error(transparent)]
+    Backplane(#[from] BackplaneError),
 }
 
 /// The longest topic name accepted.
@@ -196,7 +245,28 @@ fn validate_client_id(id: &str) -> Result<(), BrokerError> {
     }
 }
 
-/// The broker. Cheap to clone: clones share one state.
+/// The broker. Cheap to clone: clones share one state. See the module docs
+/// for the design; every send below is a [`SSEBroker::publish`] to a topic.
+///
+/// ```
+/// use herald_server::broker::{BrokerConfig, ConnectOptions, SSEBroker};
+/// use herald_shared::wire::Event;
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+///
+/// let broker = SSEBroker::new(BrokerConfig::default());
+/// let sub = broker.connect(ConnectOptions { session_id: Some("s1".into()), ..Default::default() }).await.unwrap();
+/// let id = sub.client_id().to_owned();
+/// broker.send(&id, Event::data("just you")).await.unwrap();
+/// broker.notify_session("s1", Event::data("your session")).await.unwrap();
+/// broker.subscribe(&id, &["news".into()]).unwrap();
+/// broker.broadcast_to_topic("news", Event::data("headline").event("news")).await.unwrap();
+/// broker.broadcast(Event::data("everyone")).await.unwrap();
+/// assert_eq!(broker.stats().events_published, 4);
+/// assert_eq!(broker.client_count(), 1);
+/// assert!(broker.disconnect(&id));
+/// assert_eq!(broker.client_count(), 0);
+/// # });
+/// ```
 #[derive(Clone)]
 pub struct SSEBroker {
     inner: Arc<Inner>,
@@ -205,32 +275,75 @@ pub struct SSEBroker {
 impl std::fmt::Debug for SSEBroker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SSEBroker")
-            .field("epoch", &self.inner.epoch)
+            .field("epoch", &self.epoch())
+            .field("backplane", &self.inner.backplane.name())
             .finish_non_exhaustive()
     }
 }
 
 struct Inner {
     config: BrokerConfig,
-    epoch: Epoch,
-    /// The last seq handed out; ids start at 1.
-    seq: AtomicU64,
-    /// Read-locked on every publish to find the topic, write-locked only to
-    /// create or drop one: publishes to different topics do not contend.
-    topics: RwLock<HashMap<String, Arc<Topic>>>,
+    backplane: Arc<dyn Backplane>,
+    hub: Arc<Hub>,
     clients: RwLock<HashMap<Arc<str>, Arc<ClientState>>>,
-    /// Highest seq trimmed from a topic that was since dropped: resuming
-    /// from before it on a topic we no longer know is reported as a gap.
-    forgotten_through: AtomicU64,
-    stats: Stats,
     started: Instant,
 }
 
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+/// This node's subscribers by topic: the [`Sink`] the backplane delivers to.
+#[derive(Default)]
+struct Hub {
+    /// Read-locked on every delivery to find the topic, write-locked only to
+    /// create or drop one: deliveries to different topics do not contend.
+    topics: RwLock<HashMap<String, Arc<Topic>>>,
+    stats: Stats,
+}
+
+impl Hub {
+    fn topic(&self, name: &str) -> Arc<Topic> {
+        if let Some(t) = read(&self.topics).get(name) {
+            return t.clone();
+        }
+        write(&self.topics)
+            .entry(name.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Drops topics nobody here listens to any more.
+    fn sweep(&self) {
+        let idle: Vec<String> = read(&self.topics)
+            .iter()
+            .filter(|(_, t)| t.subscriber_count() == 0)
+            .map(|(name, _)| name.clone())
+            .collect();
+        if idle.is_empty() {
+            return;
+        }
+        let mut topics = write(&self.topics);
+        for name in idle {
+            // Re-check under the write lock: someone may have subscribed since.
+            if topics.get(&name).is_some_and(|t| t.subscriber_count() == 0) {
+                topics.remove(&name);
+            }
+        }
+    }
+}
+
+impl Sink for Hub {
+    fn deliver(&self, topic: &str, seq: u64, frame: Bytes) {
+        // No local subscriber, no topic: nothing to do here.
+        let found = read(&self.topics).get(topic).cloned();
+        if let Some(t) = found {
+            t.deliver(seq, frame, &self.stats);
+        }
+    }
+}
+
+pub(crate) fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(|e| e.into_inner())
 }
 
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+pub(crate) fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -238,18 +351,40 @@ impl SSEBroker {
     /// A broker with a fresh random epoch. Call [`SSEBroker::spawn_maintenance`]
     /// inside a tokio runtime to get heartbeats and history expiry.
     pub fn new(config: BrokerConfig) -> Self {
+        let limits = HistoryLimits {
+            max_events: config.history_size,
+            max_age: config.history_max_age,
+        };
+        Self::with_backplane(config, Arc::new(MemoryBackplane::new(limits)))
+    }
+
+    /// A broker over another backplane (e.g. a shared log for several nodes).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use herald_server::broker::{BrokerConfig, HistoryLimits, MemoryBackplane, SSEBroker};
+    ///
+    /// let log = Arc::new(MemoryBackplane::new(HistoryLimits::default()));
+    /// let broker = SSEBroker::with_backplane(BrokerConfig::default(), log);
+    /// assert_eq!(broker.backplane().name(), "memory");
+    /// ```
+    pub fn with_backplane(config: BrokerConfig, backplane: Arc<dyn Backplane>) -> Self {
+        let hub = Arc::new(Hub::default());
+        backplane.attach(hub.clone());
         SSEBroker {
             inner: Arc::new(Inner {
                 config,
-                epoch: Epoch::random(),
-                seq: AtomicU64::new(0),
-                topics: RwLock::new(HashMap::new()),
+                backplane,
+                hub,
                 clients: RwLock::new(HashMap::new()),
-                forgotten_through: AtomicU64::new(0),
-                stats: Stats::default(),
                 started: Instant::now(),
             }),
         }
+    }
+
+    /// The backplane this broker publishes through.
+    pub fn backplane(&self) -> &Arc<dyn Backplane> {
+        &self.inner.backplane
     }
 
     /// The settings this broker runs with.
@@ -259,11 +394,16 @@ impl SSEBroker {
 
     /// This broker's epoch (the first part of every id it writes).
     pub fn epoch(&self) -> Epoch {
-        self.inner.epoch
+        self.inner.backplane.epoch()
     }
 
     /// Registers a client and returns the stream of frames to write to it.
-    pub fn connect(&self, opts: ConnectOptions) -> Result<Subscription, BrokerError> {
+    ///
+    /// The client is subscribed to its topics first and the missed history
+    /// is read second; live frames queued in between that the replay also
+    /// holds are dropped by the [`Subscription`], so nothing falls between
+    /// replay and live and nothing arrives twice.
+    pub async fn connect(&self, opts: ConnectOptions) -> Result<Subscription, BrokerError> {
         for topic in &opts.topics {
             validate_topic(topic)?;
         }
@@ -295,19 +435,28 @@ impl SSEBroker {
             old.close();
             self.unsubscribe_all(&old);
         }
-        self.inner.stats.connected();
+        self.inner.hub.stats.connected();
+        // From here on, dropping `sub` (also on an early `?`) cleans up.
+        let mut sub = Subscription {
+            broker: self.clone(),
+            client: client.clone(),
+            pending: VecDeque::new(),
+            rx,
+            replayed_through: Vec::new(),
+        };
 
         let mut topics = vec![format!("client:{id}"), "all".to_owned()];
         topics.extend(opts.user_id.as_ref().map(|u| format!("user:{u}")));
         topics.extend(opts.session_id.as_ref().map(|s| format!("session:{s}")));
         topics.extend(opts.topics);
+        topics.dedup();
 
         // Resume point: `None` = live only.
         let mut reset = None;
         let after = match opts.last_event_id.as_deref().filter(|s| !s.is_empty()) {
             None => None,
             Some(raw) => match raw.parse::<EventId>() {
-                Ok(id) if id.epoch == self.inner.epoch => Some(id.seq),
+                Ok(id) if id.epoch == self.epoch() => Some(id.seq),
                 Ok(_) => {
                     reset = Some(ResetReason::UnknownEpoch);
                     None
@@ -319,35 +468,35 @@ impl SSEBroker {
             },
         };
 
-        let mut replay = BTreeMap::new();
+        // 1. Live first: from now on every new event reaches the queue.
+        let mut keys = Vec::with_capacity(topics.len());
         for name in &topics {
-            let topic = self.topic(name);
-            let r = topic.subscribe(&client, after);
-            let forgotten = self.inner.forgotten_through.load(Ordering::Relaxed);
-            let unknown_topic_gap = r.entries.is_empty() && after.is_some_and(|a| a < forgotten);
-            if r.gap || unknown_topic_gap {
-                reset = Some(ResetReason::HistoryGap);
-            }
-            for entry in r.entries {
-                replay.insert(entry.seq, entry.frame);
-            }
+            let topic = self.inner.hub.topic(name);
+            topic.subscribe(&client);
+            keys.push(topic.key());
             client
                 .topics
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(name.clone());
         }
+        // 2. Then what was missed, merged across topics in id order.
+        let mut replay = BTreeMap::new();
+        if let Some(after) = after {
+            for (name, key) in topics.iter().zip(keys) {
+                let r = self.inner.backplane.replay(name, after).await?;
+                if r.gap {
+                    reset = Some(ResetReason::HistoryGap);
+                }
+                let through = r.entries.last().map_or(after, |(seq, _)| *seq);
+                sub.replayed_through.push((key, through));
+                replay.extend(r.entries);
+            }
+        }
 
-        // From here on, dropping `sub` (also on an early `?`) cleans up.
-        let mut sub = Subscription {
-            broker: self.clone(),
-            client,
-            pending: VecDeque::with_capacity(replay.len() + 2),
-            rx,
-        };
         let connected = Connected {
             client_id: id.to_string(),
-            secret: Some(sub.client.secret.clone()),
+            secret: Some(client.secret.clone()),
             user_id: opts.user_id,
             session_id: opts.session_id,
             topics,
@@ -366,7 +515,7 @@ impl SSEBroker {
         sub.pending.extend(replay.into_values());
 
         if let Some(hook) = &self.inner.config.on_connect {
-            hook(&sub.client);
+            hook(&client);
         }
         Ok(sub)
     }
@@ -406,7 +555,7 @@ impl SSEBroker {
 
     fn unsubscribe_all(&self, client: &Arc<ClientState>) {
         let topics = std::mem::take(&mut *client.topics.lock().unwrap_or_else(|e| e.into_inner()));
-        let known = read(&self.inner.topics);
+        let known = read(&self.inner.hub.topics);
         for name in topics {
             if let Some(topic) = known.get(&name) {
                 topic.unsubscribe(client);
@@ -432,7 +581,7 @@ impl SSEBroker {
             .client(client_id)
             .ok_or_else(|| BrokerError::UnknownClient(client_id.to_owned()))?;
         for name in topics {
-            self.topic(name).subscribe(&client, None);
+            self.inner.hub.topic(name).subscribe(&client);
             client
                 .topics
                 .lock()
@@ -451,7 +600,7 @@ impl SSEBroker {
         let client = self
             .client(client_id)
             .ok_or_else(|| BrokerError::UnknownClient(client_id.to_owned()))?;
-        let known = read(&self.inner.topics);
+        let known = read(&self.inner.hub.topics);
         for name in topics {
             client
                 .topics
@@ -465,77 +614,59 @@ impl SSEBroker {
         Ok(client.topics())
     }
 
-    /// Publishes an event to a topic: stored in its history, queued for
-    /// every subscriber. The broker assigns the id; an id set on `event` is
-    /// ignored. Returns the id.
-    pub fn publish(&self, topic: &str, mut event: Event) -> Result<EventId, BrokerError> {
+    /// Publishes an event to a topic through the backplane, which numbers
+    /// it, keeps it for resume and delivers it to every node's subscribers.
+    /// The broker assigns the id (an id set on `event` is ignored). Encoding
+    /// happens once, here; subscribers share the bytes.
+    pub async fn publish(&self, topic: &str, mut event: Event) -> Result<EventId, BrokerError> {
         validate_topic(topic)?;
         event.id = None;
-        // Encode everything but the id outside the lock; the id line is
-        // prepended under the topic lock, once the seq is known.
         let body = event.encode()?;
-        let inner = &self.inner;
-        let limits = HistoryLimits {
-            max_events: inner.config.history_size,
-            max_age: inner.config.history_max_age,
-        };
-        let seq = self.topic(topic).publish(
-            || inner.seq.fetch_add(1, Ordering::Relaxed) + 1,
-            |seq| {
-                let id = EventId {
-                    epoch: inner.epoch,
-                    seq,
-                }
-                .to_string();
-                let mut frame = BytesMut::with_capacity(body.len() + id.len() + 5);
-                frame.put_slice(b"id: ");
-                frame.put_slice(id.as_bytes());
-                frame.put_u8(b'\n');
-                frame.put_slice(&body);
-                frame.freeze()
-            },
-            limits,
-            &inner.stats,
-        );
-        inner.stats.published();
-        Ok(EventId {
-            epoch: inner.epoch,
-            seq,
-        })
+        let id = self.inner.backplane.append(topic, body).await?;
+        self.inner.hub.stats.published();
+        Ok(id)
     }
 
     /// Publishes a typed event.
-    pub fn publish_typed<T: SseEvent>(
+    pub async fn publish_typed<T: SseEvent>(
         &self,
         topic: &str,
         value: &T,
     ) -> Result<EventId, BrokerError> {
-        self.publish(topic, typed_event(value)?)
+        self.publish(topic, typed_event(value)?).await
     }
 
     /// Sends to one client (topic `client:<id>`).
-    pub fn send(&self, client_id: &str, event: Event) -> Result<EventId, BrokerError> {
-        self.publish(&format!("client:{client_id}"), event)
+    pub async fn send(&self, client_id: &str, event: Event) -> Result<EventId, BrokerError> {
+        self.publish(&format!("client:{client_id}"), event).await
     }
 
     /// Sends to every connection of a user (topic `user:<id>`).
-    pub fn notify_user(&self, user_id: &str, event: Event) -> Result<EventId, BrokerError> {
-        self.publish(&format!("user:{user_id}"), event)
+    pub async fn notify_user(&self, user_id: &str, event: Event) -> Result<EventId, BrokerError> {
+        self.publish(&format!("user:{user_id}"), event).await
     }
 
     /// Sends to every connection of a session (topic `session:<id>`).
-    pub fn notify_session(&self, session_id: &str, event: Event) -> Result<EventId, BrokerError> {
-        self.publish(&format!("session:{session_id}"), event)
+    pub async fn notify_session(
+        &self,
+        session_id: &str,
+        event: Event,
+    ) -> Result<EventId, BrokerError> {
+        self.publish(&format!("session:{session_id}"), event).await
     }
 
     /// Sends to everyone (topic `all`).
-    pub fn broadcast(&self, event: Event) -> Result<EventId, BrokerError> {
-        self.publish("all", event)
+    pub async fn broadcast(&self, event: Event) -> Result<EventId, BrokerError> {
+        self.publish("all", event).await
     }
 
     /// Sends to a topic's subscribers (GoSPA's `BroadcastToTopic`).
-    pub fn broadcast_to_topic(&self, topic: &str, event: Event) -> Result<EventId, BrokerError> {
-        self.publish(topic, event)
+    pub async fn broadcast_to_topic(
+        &self,
+        topic: &str,
+        event: Event,
+    ) -> Result<EventId, BrokerError> {
+        self.publish(topic, event).await
     }
 
     /// Connected clients.
@@ -543,18 +674,18 @@ impl SSEBroker {
         read(&self.inner.clients).len()
     }
 
-    /// How many clients are subscribed to a topic.
+    /// How many clients of this node are subscribed to a topic.
     pub fn clients_in(&self, topic: &str) -> usize {
-        read(&self.inner.topics)
+        read(&self.inner.hub.topics)
             .get(topic)
             .map_or(0, |t| t.subscriber_count())
     }
 
-    /// Counters for `/_sse/stats`.
+    /// Counters for `/_sse/stats`; `topicCount` counts topics with history.
     pub fn stats(&self) -> StatsSnapshot {
-        self.inner.stats.snapshot(
+        self.inner.hub.stats.snapshot(
             self.client_count(),
-            read(&self.inner.topics).len(),
+            self.inner.backplane.topic_count(),
             self.inner.started.elapsed().as_secs(),
         )
     }
@@ -571,7 +702,7 @@ impl SSEBroker {
         let hint = Event::retry_hint(self.inner.config.retry_hint_ms).encode();
         for client in clients {
             if let Ok(hint) = &hint {
-                client.offer(hint.clone());
+                client.offer(Delivery::control(hint.clone()));
             }
             client.close();
         }
@@ -590,8 +721,8 @@ impl SSEBroker {
         if let Ok(frame) = frame {
             let clients: Vec<_> = read(&self.inner.clients).values().cloned().collect();
             for client in clients {
-                if !client.offer(frame.clone()) {
-                    self.inner.stats.evicted();
+                if !client.offer(Delivery::control(frame.clone())) {
+                    self.inner.hub.stats.evicted();
                 }
             }
         }
@@ -599,31 +730,8 @@ impl SSEBroker {
     }
 
     fn sweep(&self) {
-        let limits = HistoryLimits {
-            max_events: self.inner.config.history_size,
-            max_age: self.inner.config.history_max_age,
-        };
-        let now = Instant::now();
-        let idle: Vec<String> = read(&self.inner.topics)
-            .iter()
-            .filter(|(_, t)| t.sweep(limits, now))
-            .map(|(name, _)| name.clone())
-            .collect();
-        if idle.is_empty() {
-            return;
-        }
-        let mut topics = write(&self.inner.topics);
-        for name in idle {
-            // Re-check under the write lock: someone may have subscribed since.
-            if topics.get(&name).is_some_and(|t| t.sweep(limits, now)) {
-                if let Some(t) = topics.remove(&name) {
-                    let trimmed = t.lock().trimmed_through;
-                    self.inner
-                        .forgotten_through
-                        .fetch_max(trimmed, Ordering::Relaxed);
-                }
-            }
-        }
+        self.inner.backplane.sweep();
+        self.inner.hub.sweep();
     }
 
     /// Spawns the heartbeat/expiry loop; it stops when every broker handle is gone.
@@ -649,16 +757,6 @@ impl SSEBroker {
                 }
             }
         })
-    }
-
-    fn topic(&self, name: &str) -> Arc<Topic> {
-        if let Some(t) = read(&self.inner.topics).get(name) {
-            return t.clone();
-        }
-        write(&self.inner.topics)
-            .entry(name.to_owned())
-            .or_insert_with(|| Arc::new(Topic::new()))
-            .clone()
     }
 }
 

@@ -30,6 +30,14 @@ impl Stats {
 
 /// A snapshot, in the JSON shape of `GET /_sse/stats` (GoSPA's `clientCount`
 /// plus Herald's own counters).
+///
+/// ```
+/// use herald_server::broker::{BrokerConfig, SSEBroker};
+/// let stats = SSEBroker::new(BrokerConfig::default()).stats();
+/// let json = serde_json::to_value(&stats).unwrap();
+/// assert_eq!(json["clientCount"], 0);
+/// assert_eq!(json["evictions"], 0);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatsSnapshot {

@@ -43,13 +43,16 @@ pub async fn connect(
                 .collect()
         })
         .unwrap_or_default();
-    let sub = state.broker.connect(ConnectOptions {
-        client_id: q.client_id.filter(|s| !s.is_empty()),
-        session_id: q.session_id.filter(|s| !s.is_empty()),
-        topics,
-        last_event_id,
-        ..ConnectOptions::default()
-    })?;
+    let sub = state
+        .broker
+        .connect(ConnectOptions {
+            client_id: q.client_id.filter(|s| !s.is_empty()),
+            session_id: q.session_id.filter(|s| !s.is_empty()),
+            topics,
+            last_event_id,
+            ..ConnectOptions::default()
+        })
+        .await?;
     let mut response = sse_response(sub);
     if let Some(origin) = &state.cors_origin {
         if let Ok(v) = HeaderValue::from_str(origin) {

@@ -46,7 +46,13 @@ impl From<BrokerError> for ApiError {
             BrokerError::Serialize(_) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
             }
-            _ => ApiError::bad_request(e.to_string()),
+            BrokerError::Backplane(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
+            // Listed one by one: a new variant must choose its status.
+            BrokerError::InvalidTopic { .. }
+            | BrokerError::InvalidClientId(_)
+            | BrokerError::Encode(_) => ApiError::bad_request(e.to_string()),
         }
     }
 }

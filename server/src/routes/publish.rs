@@ -74,7 +74,7 @@ pub async fn publish(
     };
     let mut event = Event::data(data);
     event.event = body.event.clone();
-    let id = state.broker.publish(&topic, event)?;
+    let id = state.broker.publish(&topic, event).await?;
     Ok(Json(
         json!({ "success": true, "id": id.to_string(), "topic": topic }),
     ))

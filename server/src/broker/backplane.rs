@@ -1,0 +1,112 @@
+//! The backplane: where events get their ids, where history lives, and how
+//! an event published on one node reaches the subscribers of every node.
+//!
+//! The broker splits its work in two. The backplane owns the **log**: it
+//! appends events, numbers them and keeps them for resume. Each node's
+//! broker owns its **local subscribers** and fans out whatever the backplane
+//! delivers to its [`Sink`]. In memory (one node) `append` delivers at once;
+//! a clustered backplane (Redis Streams) appends to a shared log and delivers
+//! when each node reads the entry back — so every node, including the one
+//! that published, sees the same events in the same order.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use thiserror::Error;
+
+use super::id::{Epoch, EventId};
+
+/// A boxed `Send` future (the trait stays object-safe).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where a backplane hands every event, in log order per topic.
+pub trait Sink: Send + Sync + 'static {
+    /// `frame` is the complete encoded event, `id:` line included.
+    fn deliver(&self, topic: &str, seq: u64, frame: Bytes);
+}
+
+/// The events a resuming client missed on one topic.
+#[derive(Debug, Default, Clone)]
+pub struct Replay {
+    /// `(seq, frame)` in order.
+    pub entries: Vec<(u64, Bytes)>,
+    /// History no longer reaches back to the requested position.
+    pub gap: bool,
+}
+
+/// The backplane could not do what was asked (e.g. its server is down).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("backplane unavailable: {0}")]
+pub struct BackplaneError(pub String);
+
+/// The seam between the broker and its log. See the module docs.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use bytes::Bytes;
+/// use herald_server::broker::{Backplane, MemoryBackplane, Sink};
+///
+/// struct Collect(Mutex<Vec<(String, u64)>>);
+/// impl Sink for Collect {
+///     fn deliver(&self, topic: &str, seq: u64, _frame: Bytes) {
+///         self.0.lock().unwrap().push((topic.to_owned(), seq));
+///     }
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let sink = Arc::new(Collect(Mutex::new(Vec::new())));
+/// let log = MemoryBackplane::new(Default::default());
+/// log.attach(sink.clone());
+/// let id = log.append("news", Bytes::from_static(b"data: hi\n\n")).await.unwrap();
+/// assert_eq!(*sink.0.lock().unwrap(), [("news".to_owned(), id.seq)]);
+/// let replay = log.replay("news", 0).await.unwrap();
+/// assert_eq!(replay.entries.len(), 1);
+/// # });
+/// ```
+pub trait Backplane: Send + Sync + 'static {
+    /// For logs and `/healthz` (`"memory"`, `"redis"`).
+    fn name(&self) -> &'static str;
+
+    /// The identity written into every id; ids of another epoch are not
+    /// positions in this log.
+    fn epoch(&self) -> Epoch;
+
+    /// Connects the broker's local fan-out. Called once, before any append.
+    fn attach(&self, sink: std::sync::Arc<dyn Sink>);
+
+    /// Appends an encoded event (without its `id:` line) to `topic`'s log,
+    /// assigns its id and arranges its delivery to every node's sink.
+    fn append<'a>(
+        &'a self,
+        topic: &'a str,
+        body: Bytes,
+    ) -> BoxFuture<'a, Result<EventId, BackplaneError>>;
+
+    /// The events of `topic` after position `after`, in order.
+    fn replay<'a>(
+        &'a self,
+        topic: &'a str,
+        after: u64,
+    ) -> BoxFuture<'a, Result<Replay, BackplaneError>>;
+
+    /// Drops expired history; called periodically by the broker.
+    fn sweep(&self) {}
+
+    /// Topics with history held (for stats).
+    fn topic_count(&self) -> usize {
+        0
+    }
+}
+
+/// The full frame: `id: <id>\n` followed by the encoded body.
+pub fn frame_with_id(id: EventId, body: &[u8]) -> Bytes {
+    use bytes::BufMut;
+    let id = id.to_string();
+    let mut frame = bytes::BytesMut::with_capacity(body.len() + id.len() + 5);
+    frame.put_slice(b"id: ");
+    frame.put_slice(id.as_bytes());
+    frame.put_u8(b'\n');
+    frame.put_slice(body);
+    frame.freeze()
+}

@@ -1,0 +1,252 @@
+//! The in-memory backplane: one node, history in this process.
+//!
+//! Each topic has its own log behind its own lock; ids come from one atomic
+//! counter, taken under the topic's lock so that within a topic the id
+//! order, the history order and the delivery order are the same. Delivery
+//! to the local sink happens under that lock too, and the sink never calls
+//! back into the log, so there is no lock cycle.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::backplane::{frame_with_id, Backplane, BackplaneError, BoxFuture, Replay, Sink};
+use super::id::{Epoch, EventId};
+use super::{read, write};
+
+/// How much history each topic keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryLimits {
+    /// Events kept per topic (1000).
+    pub max_events: usize,
+    /// How long an event stays resumable (5 min).
+    pub max_age: Duration,
+}
+
+impl Default for HistoryLimits {
+    fn default() -> Self {
+        HistoryLimits {
+            max_events: 1000,
+            max_age: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Log {
+    entries: VecDeque<(u64, Instant, Bytes)>,
+    /// The highest seq dropped from this log.
+    trimmed_through: u64,
+}
+
+impl Log {
+    fn trim(&mut self, limits: HistoryLimits, now: Instant) {
+        while self.entries.len() > limits.max_events
+            || self
+                .entries
+                .front()
+                .is_some_and(|(_, at, _)| now.duration_since(*at) > limits.max_age)
+        {
+            if let Some((seq, _, _)) = self.entries.pop_front() {
+                self.trimmed_through = seq;
+            }
+        }
+    }
+}
+
+/// See the module docs.
+pub struct MemoryBackplane {
+    epoch: Epoch,
+    limits: HistoryLimits,
+    seq: AtomicU64,
+    logs: RwLock<HashMap<String, Arc<Mutex<Log>>>>,
+    /// Highest seq trimmed from a log that was since dropped: resuming from
+    /// before it on a topic we no longer know is reported as a gap.
+    forgotten_through: AtomicU64,
+    sink: OnceLock<Arc<dyn Sink>>,
+}
+
+impl std::fmt::Debug for MemoryBackplane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryBackplane")
+            .field("epoch", &self.epoch)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock(log: &Mutex<Log>) -> std::sync::MutexGuard<'_, Log> {
+    log.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl MemoryBackplane {
+    /// A log with a fresh random epoch.
+    ///
+    /// ```
+    /// use herald_server::broker::{Backplane, HistoryLimits, MemoryBackplane};
+    /// let log = MemoryBackplane::new(HistoryLimits { max_events: 10, ..Default::default() });
+    /// assert_eq!(log.name(), "memory");
+    /// ```
+    pub fn new(limits: HistoryLimits) -> Self {
+        MemoryBackplane {
+            epoch: Epoch::random(),
+            limits,
+            seq: AtomicU64::new(0),
+            logs: RwLock::new(HashMap::new()),
+            forgotten_through: AtomicU64::new(0),
+            sink: OnceLock::new(),
+        }
+    }
+
+    fn log(&self, topic: &str) -> Arc<Mutex<Log>> {
+        if let Some(log) = read(&self.logs).get(topic) {
+            return log.clone();
+        }
+        write(&self.logs)
+            .entry(topic.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    fn append_now(&self, topic: &str, body: &[u8]) -> EventId {
+        let log = self.log(topic);
+        let mut log = lock(&log);
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let id = EventId {
+            epoch: self.epoch,
+            seq,
+        };
+        let frame = frame_with_id(id, body);
+        let now = Instant::now();
+        log.entries.push_back((seq, now, frame.clone()));
+        log.trim(self.limits, now);
+        if let Some(sink) = self.sink.get() {
+            sink.deliver(topic, seq, frame);
+        }
+        id
+    }
+
+    fn replay_now(&self, topic: &str, after: u64) -> Replay {
+        let Some(log) = read(&self.logs).get(topic).cloned() else {
+            return Replay {
+                entries: Vec::new(),
+                gap: after < self.forgotten_through.load(Ordering::Relaxed),
+            };
+        };
+        let log = lock(&log);
+        Replay {
+            gap: after < log.trimmed_through,
+            entries: log
+                .entries
+                .iter()
+                .filter(|(seq, _, _)| *seq > after)
+                .map(|(seq, _, frame)| (*seq, frame.clone()))
+                .collect(),
+        }
+    }
+}
+
+impl Backplane for MemoryBackplane {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    fn attach(&self, sink: Arc<dyn Sink>) {
+        let _ = self.sink.set(sink);
+    }
+
+    fn append<'a>(
+        &'a self,
+        topic: &'a str,
+        body: Bytes,
+    ) -> BoxFuture<'a, Result<EventId, BackplaneError>> {
+        let id = self.append_now(topic, &body);
+        Box::pin(std::future::ready(Ok(id)))
+    }
+
+    fn replay<'a>(
+        &'a self,
+        topic: &'a str,
+        after: u64,
+    ) -> BoxFuture<'a, Result<Replay, BackplaneError>> {
+        let replay = self.replay_now(topic, after);
+        Box::pin(std::future::ready(Ok(replay)))
+    }
+
+    fn sweep(&self) {
+        let now = Instant::now();
+        let empty: Vec<String> = read(&self.logs)
+            .iter()
+            .filter_map(|(name, log)| {
+                let mut log = lock(log);
+                log.trim(self.limits, now);
+                log.entries.is_empty().then(|| name.clone())
+            })
+            .collect();
+        if empty.is_empty() {
+            return;
+        }
+        let mut logs = write(&self.logs);
+        for name in empty {
+            // Re-check under the write lock: an append may have come in.
+            if logs.get(&name).is_some_and(|l| lock(l).entries.is_empty()) {
+                if let Some(log) = logs.remove(&name) {
+                    let trimmed = lock(&log).trimmed_through;
+                    self.forgotten_through.fetch_max(trimmed, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    fn topic_count(&self) -> usize {
+        read(&self.logs).len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_is_bounded_by_count_and_gaps_are_reported() {
+        let log = MemoryBackplane::new(HistoryLimits {
+            max_events: 2,
+            ..Default::default()
+        });
+        for _ in 0..5 {
+            log.append_now("t", b"data: x\n\n");
+        }
+        let r = log.replay_now("t", 1);
+        assert!(r.gap);
+        assert_eq!(
+            r.entries.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            [4, 5]
+        );
+        assert!(!log.replay_now("t", 3).gap);
+        assert!(log.replay_now("t", 5).entries.is_empty());
+    }
+
+    #[test]
+    fn expired_logs_are_dropped_but_remembered_as_gaps() {
+        let log = MemoryBackplane::new(HistoryLimits {
+            max_events: 10,
+            max_age: Duration::ZERO,
+        });
+        log.append_now("t", b"data: x\n\n");
+        std::thread::sleep(Duration::from_millis(2));
+        log.sweep();
+        assert_eq!(log.topic_count(), 0);
+        assert!(
+            log.replay_now("t", 0).gap,
+            "a client that saw nothing missed seq 1"
+        );
+        assert!(!log.replay_now("t", 1).gap);
+    }
+}
