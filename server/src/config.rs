@@ -53,12 +53,22 @@ pub struct Config {
     #[arg(long, env = "HERALD_CORS_ORIGIN", default_value = "*")]
     pub cors_origin: String,
 
+    /// Seconds a write may stall (the peer stopped reading) before the
+    /// connection is closed; 0 disables the limit.
+    #[arg(long, env = "HERALD_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub idle_timeout_secs: u64,
+
     /// Seconds to wait for streams to drain on shutdown.
     #[arg(long, env = "HERALD_SHUTDOWN_GRACE_SECS", default_value_t = 5)]
     pub shutdown_grace_secs: u64,
 }
 
 impl Config {
+    /// The write idle timeout, if enabled.
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        (self.idle_timeout_secs > 0).then(|| Duration::from_secs(self.idle_timeout_secs))
+    }
+
     /// The broker part of the configuration.
     pub fn broker(&self) -> BrokerConfig {
         BrokerConfig {

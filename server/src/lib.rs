@@ -6,4 +6,5 @@
 pub mod broker;
 pub mod clock;
 pub mod config;
+pub mod net;
 pub mod routes;

@@ -8,6 +8,7 @@ use clap::Parser;
 use herald_app::{shell, App};
 use herald_server::broker::SSEBroker;
 use herald_server::config::Config;
+use herald_server::net::GuardedListener;
 use herald_server::routes::{self, AppState};
 use leptos::config::get_configuration;
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -60,7 +61,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_state(leptos_options)
         .merge(routes::router(state));
 
-    let listener = tokio::net::TcpListener::bind(config.addr)
+    let listener = GuardedListener::bind(config.addr, config.idle_timeout())
         .await
         .with_context(|| format!("binding {}", config.addr))?;
     tracing::info!(addr = %config.addr, epoch = ?broker.epoch(), "herald listening; demo at http://{}/sse-demo", config.addr);

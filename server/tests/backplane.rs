@@ -31,9 +31,10 @@ impl Backplane for RacyReplay {
     fn append<'a>(
         &'a self,
         topic: &'a str,
+        key: Option<&'a str>,
         body: Bytes,
     ) -> BoxFuture<'a, Result<EventId, BackplaneError>> {
-        self.0.append(topic, body)
+        self.0.append(topic, key, body)
     }
     fn replay<'a>(
         &'a self,
@@ -43,7 +44,7 @@ impl Backplane for RacyReplay {
         Box::pin(async move {
             if topic == "feed" {
                 self.0
-                    .append(topic, Event::data("raced").encode().expect("valid"))
+                    .append(topic, None, Event::data("raced").encode().expect("valid"))
                     .await?;
             }
             self.0.replay(topic, after).await
@@ -111,6 +112,7 @@ impl Backplane for Down {
     fn append<'a>(
         &'a self,
         _: &'a str,
+        _: Option<&'a str>,
         _: Bytes,
     ) -> BoxFuture<'a, Result<EventId, BackplaneError>> {
         Box::pin(async { Err(BackplaneError("connection refused".into())) })

@@ -414,3 +414,32 @@ async fn bad_publish_bodies_get_json_errors() {
     let (status, _) = server.publish(json!({"data": "fine"})).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn a_retried_publish_with_the_same_id_is_delivered_once() {
+    let server = TestServer::start(quiet_config()).await;
+    let (mut stream, _) = server.connect("?topics=orders").await;
+    let body = json!({"topic": "orders", "id": "order-7-shipped", "data": "shipped"});
+    let (s1, first) = server.publish(body.clone()).await;
+    let (s2, retry) = server.publish(body).await;
+    assert_eq!((s1, s2), (200, 200));
+    assert_eq!(
+        first["id"], retry["id"],
+        "the retry must answer with the original id"
+    );
+    let (_, other) = server
+        .publish(json!({"topic": "orders", "id": "order-8", "data": "next"}))
+        .await;
+    assert_ne!(other["id"], first["id"]);
+
+    let e = stream.next_event().await;
+    assert_eq!(
+        (e.data.as_str(), e.last_event_id.as_str()),
+        ("shipped", first["id"].as_str().expect("id"))
+    );
+    assert_eq!(
+        stream.next_event().await.data,
+        "next",
+        "the retry was delivered twice"
+    );
+}

@@ -58,7 +58,7 @@ pub struct BackplaneError(pub String);
 /// let sink = Arc::new(Collect(Mutex::new(Vec::new())));
 /// let log = MemoryBackplane::new(Default::default());
 /// log.attach(sink.clone());
-/// let id = log.append("news", Bytes::from_static(b"data: hi\n\n")).await.unwrap();
+/// let id = log.append("news", None, Bytes::from_static(b"data: hi\n\n")).await.unwrap();
 /// assert_eq!(*sink.0.lock().unwrap(), [("news".to_owned(), id.seq)]);
 /// let replay = log.replay("news", 0).await.unwrap();
 /// assert_eq!(replay.entries.len(), 1);
@@ -77,9 +77,14 @@ pub trait Backplane: Send + Sync + 'static {
 
     /// Appends an encoded event (without its `id:` line) to `topic`'s log,
     /// assigns its id and arranges its delivery to every node's sink.
+    ///
+    /// With a `key` (a publisher's idempotency key), an event already in
+    /// `topic`'s history under the same key is not appended again: its id
+    /// is returned instead, so a retried publish is delivered once.
     fn append<'a>(
         &'a self,
         topic: &'a str,
+        key: Option<&'a str>,
         body: Bytes,
     ) -> BoxFuture<'a, Result<EventId, BackplaneError>>;
 

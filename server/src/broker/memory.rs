@@ -35,9 +35,18 @@ impl Default for HistoryLimits {
     }
 }
 
+#[derive(Debug)]
+struct Entry {
+    seq: u64,
+    at: Instant,
+    /// The publisher's idempotency key, if it gave one.
+    key: Option<Box<str>>,
+    frame: Bytes,
+}
+
 #[derive(Debug, Default)]
 struct Log {
-    entries: VecDeque<(u64, Instant, Bytes)>,
+    entries: VecDeque<Entry>,
     /// The highest seq dropped from this log.
     trimmed_through: u64,
 }
@@ -48,10 +57,10 @@ impl Log {
             || self
                 .entries
                 .front()
-                .is_some_and(|(_, at, _)| now.duration_since(*at) > limits.max_age)
+                .is_some_and(|e| now.duration_since(e.at) > limits.max_age)
         {
-            if let Some((seq, _, _)) = self.entries.pop_front() {
-                self.trimmed_through = seq;
+            if let Some(old) = self.entries.pop_front() {
+                self.trimmed_through = old.seq;
             }
         }
     }
@@ -111,9 +120,23 @@ impl MemoryBackplane {
             .clone()
     }
 
-    fn append_now(&self, topic: &str, body: &[u8]) -> EventId {
+    fn append_now(&self, topic: &str, key: Option<&str>, body: &[u8]) -> EventId {
         let log = self.log(topic);
         let mut log = lock(&log);
+        if let Some(key) = key {
+            // Newest first: a retry usually follows its original closely.
+            let seen = log
+                .entries
+                .iter()
+                .rev()
+                .find(|e| e.key.as_deref() == Some(key));
+            if let Some(seen) = seen {
+                return EventId {
+                    epoch: self.epoch,
+                    seq: seen.seq,
+                };
+            }
+        }
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let id = EventId {
             epoch: self.epoch,
@@ -121,7 +144,12 @@ impl MemoryBackplane {
         };
         let frame = frame_with_id(id, body);
         let now = Instant::now();
-        log.entries.push_back((seq, now, frame.clone()));
+        log.entries.push_back(Entry {
+            seq,
+            at: now,
+            key: key.map(Into::into),
+            frame: frame.clone(),
+        });
         log.trim(self.limits, now);
         if let Some(sink) = self.sink.get() {
             sink.deliver(topic, seq, frame);
@@ -142,8 +170,8 @@ impl MemoryBackplane {
             entries: log
                 .entries
                 .iter()
-                .filter(|(seq, _, _)| *seq > after)
-                .map(|(seq, _, frame)| (*seq, frame.clone()))
+                .filter(|e| e.seq > after)
+                .map(|e| (e.seq, e.frame.clone()))
                 .collect(),
         }
     }
@@ -165,9 +193,10 @@ impl Backplane for MemoryBackplane {
     fn append<'a>(
         &'a self,
         topic: &'a str,
+        key: Option<&'a str>,
         body: Bytes,
     ) -> BoxFuture<'a, Result<EventId, BackplaneError>> {
-        let id = self.append_now(topic, &body);
+        let id = self.append_now(topic, key, &body);
         Box::pin(std::future::ready(Ok(id)))
     }
 
@@ -221,7 +250,7 @@ mod tests {
             ..Default::default()
         });
         for _ in 0..5 {
-            log.append_now("t", b"data: x\n\n");
+            log.append_now("t", None, b"data: x\n\n");
         }
         let r = log.replay_now("t", 1);
         assert!(r.gap);
@@ -234,12 +263,23 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_key_is_appended_once_per_topic() {
+        let log = MemoryBackplane::new(HistoryLimits::default());
+        let a = log.append_now("t", Some("order-7"), b"data: x\n\n");
+        let again = log.append_now("t", Some("order-7"), b"data: x\n\n");
+        let elsewhere = log.append_now("u", Some("order-7"), b"data: x\n\n");
+        assert_eq!(a, again);
+        assert_ne!(a, elsewhere);
+        assert_eq!(log.replay_now("t", 0).entries.len(), 1);
+    }
+
+    #[test]
     fn expired_logs_are_dropped_but_remembered_as_gaps() {
         let log = MemoryBackplane::new(HistoryLimits {
             max_events: 10,
             max_age: Duration::ZERO,
         });
-        log.append_now("t", b"data: x\n\n");
+        log.append_now("t", None, b"data: x\n\n");
         std::thread::sleep(Duration::from_millis(2));
         log.sweep();
         assert_eq!(log.topic_count(), 0);

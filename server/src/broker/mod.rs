@@ -616,13 +616,22 @@ impl SSEBroker {
 
     /// Publishes an event to a topic through the backplane, which numbers
     /// it, keeps it for resume and delivers it to every node's subscribers.
-    /// The broker assigns the id (an id set on `event` is ignored). Encoding
-    /// happens once, here; subscribers share the bytes.
+    /// The broker assigns the id. Encoding happens once, here; subscribers
+    /// share the bytes.
+    ///
+    /// An id set on `event` is the publisher's idempotency key: publishing
+    /// again with the same key to the same topic, while the first event is
+    /// still in history, returns the first event's id and delivers nothing.
     pub async fn publish(&self, topic: &str, mut event: Event) -> Result<EventId, BrokerError> {
         validate_topic(topic)?;
-        event.id = None;
+        event.validate()?;
+        let key = event.id.take();
         let body = event.encode()?;
-        let id = self.inner.backplane.append(topic, body).await?;
+        let id = self
+            .inner
+            .backplane
+            .append(topic, key.as_deref(), body)
+            .await?;
         self.inner.hub.stats.published();
         Ok(id)
     }

@@ -3,8 +3,10 @@
 //! `topic` names a topic; `target` (`{clientId?, userId?, sessionId?}`)
 //! addresses a client, user or session; neither means everyone (`all`).
 //! `data` that is a JSON string is sent as-is; any other JSON value is sent
-//! as its JSON text. The broker assigns the event id (a publisher's `id` is
-//! refused: ids are what resume relies on).
+//! as its JSON text. The broker assigns the event id (resume relies on it);
+//! a publisher's `id` is an idempotency key: a retry with the same `id` to
+//! the same destination answers with the first event's id and is not
+//! delivered twice.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
@@ -30,6 +32,8 @@ pub struct PublishBody {
     target: Option<Target>,
     event: Option<String>,
     data: Value,
+    /// Idempotency key.
+    id: Option<String>,
 }
 
 /// Resolves `topic` / `target` to the one topic the event goes to.
@@ -74,6 +78,7 @@ pub async fn publish(
     };
     let mut event = Event::data(data);
     event.event = body.event.clone();
+    event.id = body.id.clone();
     let id = state.broker.publish(&topic, event).await?;
     Ok(Json(
         json!({ "success": true, "id": id.to_string(), "topic": topic }),

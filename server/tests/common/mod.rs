@@ -24,12 +24,18 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(config: BrokerConfig) -> Self {
+        Self::start_with_idle_timeout(config, None).await
+    }
+
+    /// A server whose connections fail writes stalled for `idle`.
+    pub async fn start_with_idle_timeout(config: BrokerConfig, idle: Option<Duration>) -> Self {
         let broker = SSEBroker::new(config);
         broker.spawn_maintenance();
         let app = router(AppState::new(broker.clone()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener =
+            herald_server::net::GuardedListener::bind("127.0.0.1:0".parse().expect("addr"), idle)
+                .await
+                .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("serve");
