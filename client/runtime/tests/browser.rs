@@ -288,3 +288,50 @@ async fn heartbeat_silence_is_detected_and_the_client_reconnects() {
     );
     p.client.disconnect();
 }
+
+#[wasm_bindgen_test]
+async fn shared_streams_use_one_connection_and_subscribe_topics_on_it() {
+    use herald_client::SSEManager;
+    let manager = SSEManager::default();
+    let url = format!("{}/_sse/connect", server());
+    let mut chat = manager.share(&url);
+    let mut jobs = manager.share(&url);
+    assert_eq!(manager.shared_leases(&url), 2);
+
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
+    let _h = chat
+        .client()
+        .on_named("m", move |m| g.borrow_mut().push(m.data.clone()));
+    wait_for("shared connection", || {
+        chat.client().state() == SseState::Connected
+    })
+    .await;
+    // Let the `connected` event (our identity for /_sse/subscribe) arrive.
+    sleep(100).await;
+    chat.subscribe(&["shared:chat"]);
+    jobs.subscribe(&["shared:jobs"]);
+    // The subscriptions are POSTed; wait until the server has them.
+    for _ in 0..100 {
+        publish(serde_json::json!({"topic": "shared:chat", "event": "m", "data": "chat"})).await;
+        if !got.borrow().is_empty() {
+            break;
+        }
+        sleep(20).await;
+    }
+    publish(serde_json::json!({"topic": "shared:jobs", "event": "m", "data": "jobs"})).await;
+    wait_for("the jobs event", || {
+        got.borrow().iter().any(|d| d == "jobs")
+    })
+    .await;
+    assert!(got.borrow().iter().any(|d| d == "chat"));
+
+    // One lease leaves: the other keeps the connection; the last one closes it.
+    let client = chat.client().clone();
+    drop(chat);
+    assert_eq!(client.state(), SseState::Connected);
+    jobs.unsubscribe(&["shared:jobs"]);
+    drop(jobs);
+    assert_eq!(client.state(), SseState::Disconnected);
+    assert_eq!(manager.shared_leases(&url), 0);
+}
