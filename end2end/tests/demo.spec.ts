@@ -21,15 +21,15 @@ test("demo hydrates and receives `connected` through EventSource", async ({ page
   await expect(page.getByTestId("state")).toHaveText("connected");
   const clientId = page.getByTestId("client-id");
   await expect(clientId).not.toHaveText("(not connected)");
-  const first = page.locator(".feed-item").last();
+  const first = page.locator(".feed-item").last(); // newest first: the last is the oldest
   await expect(first).toHaveAttribute("data-event", "connected");
   await expect(first.locator(".event-data")).toContainText(await clientId.innerText());
 
-  // Hydrated: the button reacts.
-  const button = page.getByTestId("hydration-check");
-  await expect(button).toHaveText("Clicks: 0");
-  await button.click();
-  await expect(button).toHaveText("Clicks: 1");
+  // Hydrated: the feed filter reacts to typing.
+  await page.getByTestId("feed-filter").fill("no-such-event");
+  await expect(page.locator(".feed-item")).toHaveCount(0);
+  await page.getByTestId("feed-filter").fill("");
+  await expect(page.locator('.feed-item[data-event="connected"]')).toHaveCount(1);
 
   // Heartbeats (every 2 s in this suite) arrive as events.
   await expect(page.locator('.feed-item[data-event="heartbeat"]').first()).toBeVisible({ timeout: 8_000 });

@@ -1,5 +1,8 @@
 //! `herald-server`: the broker's routes plus the server-rendered demo app.
 
+// The demo's deeply nested view types need more than the default 128 levels.
+#![recursion_limit = "256"]
+
 use std::time::Duration;
 
 use anyhow::Context;

@@ -5,6 +5,9 @@
 //! compiled to WASM by cargo-leptos). The reusable client runtime lives in
 //! `herald-client`; this crate is only its first user.
 
+// Deeply nested view types need more than the default 128 levels.
+#![recursion_limit = "256"]
+
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes, A};

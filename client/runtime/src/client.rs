@@ -67,12 +67,23 @@ struct Handlers {
     named: HashMap<String, Vec<(u64, Callback<SseMessage>)>>,
     state: Vec<(u64, Callback<SseState>)>,
     error: Vec<(u64, Callback<SseError>)>,
+    retry: Vec<(u64, Callback<Retry>)>,
+}
+
+/// A scheduled reconnect, as `on_retry` handlers receive it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// Failed attempts so far (1 for the first retry).
+    pub attempt: u32,
+    /// When the next attempt starts.
+    pub delay_ms: u64,
 }
 
 enum Slot {
     Named(String),
     State,
     Error,
+    Retry,
 }
 
 pub(crate) struct Inner {
@@ -152,6 +163,7 @@ impl Drop for Handle {
             }
             Slot::State => inner.handlers.state.retain(|(i, _)| *i != id),
             Slot::Error => inner.handlers.error.retain(|(i, _)| *i != id),
+            Slot::Retry => inner.handlers.retry.retain(|(i, _)| *i != id),
         }
     }
 }
@@ -235,6 +247,25 @@ impl SSEClient {
         self.inner.borrow().config.clone()
     }
 
+    /// Changes the settings in place (retries, delays, heartbeat, debug, ...);
+    /// they apply from the next decision on, and the URL from the next connect.
+    ///
+    /// ```
+    /// use herald_client::{SSEClient, SseConfig};
+    /// let client = SSEClient::new(SseConfig::new("/_sse/connect"));
+    /// client.configure(|c| {
+    ///     c.max_retries = 2;
+    ///     c.debug = true;
+    /// });
+    /// assert_eq!(client.config().max_retries, 2);
+    /// ```
+    pub fn configure(&self, change: impl FnOnce(&mut SseConfig)) {
+        let mut inner = self.inner.borrow_mut();
+        change(&mut inner.config);
+        let settings = inner.config.settings();
+        inner.machine.set_settings(settings);
+    }
+
     /// Changes the URL; it takes effect on the next (re)connect.
     ///
     /// ```
@@ -315,6 +346,24 @@ impl SSEClient {
         self.handle(Slot::State, id)
     }
 
+    /// Runs `handler` each time a reconnect is scheduled (the state stays
+    /// `Connecting` while retrying, so this is how to show the countdown).
+    ///
+    /// ```
+    /// use herald_client::{SSEClient, SseConfig};
+    /// let client = SSEClient::new(SseConfig::new("/_sse/connect"));
+    /// client.on_retry(|r| println!("attempt {} failed, retrying in {} ms", r.attempt, r.delay_ms)).forget();
+    /// ```
+    pub fn on_retry(&self, handler: impl Fn(&Retry) + 'static) -> Handle {
+        let id = {
+            let mut inner = self.inner.borrow_mut();
+            let id = inner.next_handler_id();
+            inner.handlers.retry.push((id, Rc::new(handler)));
+            id
+        };
+        self.handle(Slot::Retry, id)
+    }
+
     /// Runs `handler` on connection failures and decode errors.
     pub fn on_error(&self, handler: impl Fn(&SseError) + 'static) -> Handle {
         let id = {
@@ -356,6 +405,20 @@ impl SSEClient {
             match action {
                 Action::Open { last_event_id } => self.open(last_event_id.as_deref()),
                 Action::Close => self.close_source(),
+                Action::RetryScheduled { attempt, delay_ms } => {
+                    let retry = Retry { attempt, delay_ms };
+                    let handlers: Vec<_> = self
+                        .inner
+                        .borrow()
+                        .handlers
+                        .retry
+                        .iter()
+                        .map(|(_, h)| h.clone())
+                        .collect();
+                    for h in handlers {
+                        h(&retry);
+                    }
+                }
                 Action::State(state) => {
                     let handlers: Vec<_> = self
                         .inner

@@ -14,7 +14,7 @@ mod hooks;
 mod manager;
 pub mod runtime;
 
-pub use client::{Handle, SSEClient, SseError, SseMessage};
+pub use client::{Handle, Retry, SSEClient, SseError, SseMessage};
 pub use config::SseConfig;
 pub use hooks::{use_sse, use_sse_event, use_sse_events, SseHandle};
 pub use manager::{get_sse_manager, SSEManager, SharedStream};

@@ -48,6 +48,10 @@ pub enum Action {
     Close,
     /// The state changed; tell the app (emitted once per transition).
     State(SseState),
+    /// A reconnect is scheduled: failed attempt `attempt`, next try in
+    /// `delay_ms`. The state stays `Connecting` meanwhile, so this is how an
+    /// app shows "retrying in 4 s".
+    RetryScheduled { attempt: u32, delay_ms: u64 },
 }
 
 /// The machine's settings (milliseconds throughout).
@@ -97,7 +101,10 @@ enum Phase {
 /// assert_eq!(m.opened(10), vec![Action::State(SseState::Connected)]);
 /// m.event(20, Some("e1-1"));
 /// // The stream drops: close, and retry in 1 s.
-/// assert_eq!(m.error(30), vec![Action::Close, Action::State(SseState::Connecting)]);
+/// assert_eq!(
+///     m.error(30),
+///     vec![Action::Close, Action::State(SseState::Connecting), Action::RetryScheduled { attempt: 1, delay_ms: 1000 }]
+/// );
 /// assert_eq!(m.next_wake(), Some(1030));
 /// assert_eq!(m.wake(1030), vec![Action::Open { last_event_id: Some("e1-1".into()) }]);
 /// ```
@@ -132,6 +139,14 @@ impl Machine {
 
     pub fn state(&self) -> SseState {
         self.state
+    }
+
+    /// New settings; they apply from the next decision on (a pending retry
+    /// keeps its time). The most recent choice wins: explicit settings drop
+    /// an earlier `retry` hint from the server (a later hint replaces them).
+    pub fn set_settings(&mut self, settings: Settings) {
+        self.settings = settings;
+        self.retry_hint_ms = None;
     }
 
     /// Failed attempts since the connection was last healthy.
@@ -333,6 +348,10 @@ impl Machine {
         self.next_delay_ms = Some(delay);
         self.phase = Phase::Waiting { until: now + delay };
         self.set_state(SseState::Connecting, out);
+        out.push(Action::RetryScheduled {
+            attempt: self.attempt,
+            delay_ms: delay,
+        });
     }
 
     fn set_state(&mut self, state: SseState, out: &mut Vec<Action>) {
@@ -425,6 +444,26 @@ mod tests {
     }
 
     #[test]
+    fn explicit_settings_replace_an_earlier_server_hint() {
+        let mut sim = Sim::new(settings());
+        sim.run(|m, now| m.connect(now));
+        sim.m.retry_hint(5000);
+        sim.m.set_settings(Settings {
+            backoff: Backoff {
+                base_ms: 100,
+                ..settings().backoff
+            },
+            ..settings()
+        });
+        sim.run(|m, now| m.error(now));
+        assert_eq!(sim.m.next_delay_ms(), Some(100));
+        sim.m.retry_hint(700); // a later hint wins again
+        sim.wake_next();
+        sim.run(|m, now| m.error(now));
+        assert_eq!(sim.m.next_delay_ms(), Some(1400));
+    }
+
+    #[test]
     fn the_servers_retry_hint_sets_the_base_delay() {
         let mut sim = Sim::new(settings());
         sim.run(|m, now| m.connect(now));
@@ -440,8 +479,12 @@ mod tests {
     fn exhausting_max_retries_closes_the_source_and_ends_in_error() {
         let mut sim = Sim::new(settings());
         sim.run(|m, now| m.connect(now));
-        for _ in 0..5 {
-            assert_eq!(sim.run(|m, now| m.error(now)), vec![Close]);
+        for attempt in 1..=5 {
+            let delay_ms = 1000 << (attempt - 1);
+            assert_eq!(
+                sim.run(|m, now| m.error(now)),
+                vec![Close, RetryScheduled { attempt, delay_ms }]
+            );
             assert_eq!(
                 sim.wake_next(),
                 vec![Open {
@@ -513,7 +556,17 @@ mod tests {
         assert_eq!(sim.m.next_wake(), Some(20_000 + 90_000));
         sim.now = 109_999;
         assert_eq!(sim.run(|m, now| m.wake(now)), vec![]);
-        assert_eq!(sim.wake_next(), vec![Close, State(Connecting)]);
+        assert_eq!(
+            sim.wake_next(),
+            vec![
+                Close,
+                State(Connecting),
+                RetryScheduled {
+                    attempt: 1,
+                    delay_ms: 1000
+                }
+            ]
+        );
         assert_eq!(
             sim.wake_next(),
             vec![Open {
@@ -530,7 +583,16 @@ mod tests {
         });
         sim.run(|m, now| m.connect(now));
         assert_eq!(sim.m.next_wake(), Some(5000));
-        assert_eq!(sim.wake_next(), vec![Close]);
+        assert_eq!(
+            sim.wake_next(),
+            vec![
+                Close,
+                RetryScheduled {
+                    attempt: 1,
+                    delay_ms: 1000
+                }
+            ]
+        );
         assert_eq!(sim.m.state(), Connecting);
         assert_eq!(
             sim.m.next_wake(),

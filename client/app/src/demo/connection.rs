@@ -1,0 +1,147 @@
+//! The connection panel: state, timeline, retry countdown, controls, and the
+//! client's settings, editable live.
+
+use herald_client::SseState;
+use leptos::prelude::*;
+
+use super::{api, Demo};
+
+/// Reads a number from an input, keeping `fallback` for junk.
+fn parse_or<T: std::str::FromStr>(text: &str, fallback: T) -> T {
+    text.trim().parse().unwrap_or(fallback)
+}
+
+#[component]
+pub fn ConnectionPanel() -> impl IntoView {
+    let demo = expect_context::<Demo>();
+    let state = demo.state;
+
+    // The settings form starts from the client's own configuration.
+    let initial = demo.sse.with(|c| c.config());
+    let max_retries = RwSignal::new(initial.as_ref().map_or(5, |c| c.max_retries).to_string());
+    let delay = RwSignal::new(
+        initial
+            .as_ref()
+            .map_or(1000, |c| c.reconnect_delay)
+            .to_string(),
+    );
+    let max_delay = RwSignal::new(
+        initial
+            .as_ref()
+            .map_or(30_000, |c| c.max_reconnect_delay)
+            .to_string(),
+    );
+    let heartbeat = RwSignal::new(
+        initial
+            .as_ref()
+            .map_or(30_000, |c| c.heartbeat_interval)
+            .to_string(),
+    );
+    let missed = RwSignal::new(
+        initial
+            .as_ref()
+            .map_or(3, |c| c.missed_heartbeats_limit)
+            .to_string(),
+    );
+    let debug = RwSignal::new(false);
+
+    let apply = move |_| {
+        demo.sse.with(|client| {
+            client.configure(|c| {
+                c.max_retries = parse_or(&max_retries.get_untracked(), c.max_retries);
+                c.reconnect_delay = parse_or(&delay.get_untracked(), c.reconnect_delay);
+                c.max_reconnect_delay = parse_or(&max_delay.get_untracked(), c.max_reconnect_delay);
+                c.heartbeat_interval = parse_or(&heartbeat.get_untracked(), c.heartbeat_interval);
+                c.missed_heartbeats_limit =
+                    parse_or(&missed.get_untracked(), c.missed_heartbeats_limit);
+                c.debug = debug.get_untracked();
+            })
+        });
+    };
+
+    let retry_text = move || match (state.get(), demo.retry.get()) {
+        (SseState::Connecting, Some(r)) => format!(
+            "attempt {} failed; retrying in {} ms",
+            r.attempt, r.delay_ms
+        ),
+        (SseState::Error, _) => "gave up: retries exhausted".to_owned(),
+        _ => String::new(),
+    };
+
+    view! {
+        <section class="panel" aria-labelledby="conn-title">
+            <h2 id="conn-title">"Connection"</h2>
+            <p class="state-line">
+                <span class="state-dot" data-state=move || state.get().as_str() aria-hidden="true"></span>
+                <span data-testid="state" aria-live="polite">{move || state.get().as_str()}</span>
+            </p>
+            <dl class="facts">
+                <dt>"Client id"</dt>
+                <dd>
+                    <code data-testid="client-id">
+                        {move || demo.identity.get().map(|i| i.client_id).unwrap_or_else(|| "(not connected)".into())}
+                    </code>
+                </dd>
+                <dt>"Last event id"</dt>
+                <dd><code data-testid="last-event-id">{move || demo.last_event_id.get()}</code></dd>
+                <dt>"Retry"</dt>
+                <dd data-testid="retry">{retry_text}</dd>
+            </dl>
+            <div class="buttons">
+                <button data-testid="connection-connect" on:click=move |_| demo.sse.connect()>"Connect"</button>
+                <button data-testid="connection-disconnect" on:click=move |_| demo.sse.disconnect()>"Disconnect"</button>
+                <button data-testid="connection-reconnect" on:click=move |_| demo.sse.reconnect()>"Reconnect"</button>
+            </div>
+
+            <details class="settings">
+                <summary>"Client settings"</summary>
+                <div class="form-grid">
+                    <label>"Max retries (0 = unlimited)"
+                        <input type="number" min="0" data-testid="cfg-max-retries"
+                            prop:value=max_retries on:input=move |ev| max_retries.set(event_target_value(&ev))/>
+                    </label>
+                    <label>"Reconnect delay (ms)"
+                        <input type="number" min="0" data-testid="cfg-delay"
+                            prop:value=delay on:input=move |ev| delay.set(event_target_value(&ev))/>
+                    </label>
+                    <label>"Max delay (ms)"
+                        <input type="number" min="0" data-testid="cfg-max-delay"
+                            prop:value=max_delay on:input=move |ev| max_delay.set(event_target_value(&ev))/>
+                    </label>
+                    <label>"Heartbeat expected every (ms)"
+                        <input type="number" min="0" data-testid="cfg-heartbeat"
+                            prop:value=heartbeat on:input=move |ev| heartbeat.set(event_target_value(&ev))/>
+                    </label>
+                    <label>"Missed heartbeats before reconnect"
+                        <input type="number" min="0" data-testid="cfg-missed"
+                            prop:value=missed on:input=move |ev| missed.set(event_target_value(&ev))/>
+                    </label>
+                    <label class="check">
+                        <input type="checkbox" data-testid="cfg-debug"
+                            prop:checked=debug on:change=move |ev| debug.set(event_target_checked(&ev))/>
+                        "Debug logging (browser console)"
+                    </label>
+                </div>
+                <button data-testid="cfg-apply" on:click=apply>"Apply settings"</button>
+            </details>
+
+            <h3>"Timeline"</h3>
+            <ol class="timeline" data-testid="timeline">
+                <For
+                    each=move || demo.timeline.get().into_iter().enumerate().rev()
+                    key=|(i, t)| (*i, t.at_ms.to_bits())
+                    children=|(_, t)| view! {
+                        <li data-state=t.state.as_str() data-kind=if t.retry.is_some() { "retry" } else { "state" }>
+                            <time>{api::clock(t.at_ms)}</time>
+                            " "
+                            {match t.retry {
+                                Some(r) => format!("retry {} in {} ms", r.attempt, r.delay_ms),
+                                None => t.state.as_str().to_owned(),
+                            }}
+                        </li>
+                    }
+                />
+            </ol>
+        </section>
+    }
+}

@@ -1,0 +1,98 @@
+import { test, expect } from "@playwright/test";
+import { applySettings, feedItems, openDemo, sendNotification } from "./helpers";
+
+test("a broadcast reaches another browser; a targeted send reaches only its target", async ({ browser }) => {
+  const a = await (await browser.newContext()).newPage();
+  const b = await (await browser.newContext()).newPage();
+  await openDemo(a);
+  await openDemo(b);
+
+  await sendNotification(a, "everyone", "hello everyone");
+  await expect(feedItems(b, "notification").first()).toContainText("hello everyone");
+
+  await sendNotification(a, "me", "just for a");
+  await expect(feedItems(a, "notification").first()).toContainText("just for a");
+
+  // A later broadcast that B receives proves B has seen everything before it.
+  await sendNotification(a, "everyone", "marker");
+  await expect(feedItems(b, "notification").first()).toContainText("marker");
+  await expect(b.locator(".feed-item", { hasText: "just for a" })).toHaveCount(0);
+  await a.screenshot({ path: "test-results/artifacts/demo-sent.png", fullPage: true });
+});
+
+test("subscribing to a topic delivers its events; unsubscribing stops them", async ({ page }) => {
+  await openDemo(page);
+  const publish = (message: string) =>
+    page.request.post("/_sse/publish", {
+      data: { topic: "room:e2e", event: "notification", data: { message } },
+    });
+
+  await page.getByTestId("topic-name").fill("room:e2e");
+  await page.getByTestId("topic-subscribe").click();
+  await expect(page.getByTestId("topics")).toContainText("room:e2e");
+  expect((await publish("while subscribed")).status()).toBe(200);
+  await expect(feedItems(page, "notification").first()).toContainText("while subscribed");
+
+  await page.getByTestId("topic-unsubscribe").click();
+  await expect(page.getByTestId("topics")).not.toContainText("room:e2e");
+  expect((await publish("after leaving")).status()).toBe(200);
+  await sendNotification(page, "me", "marker");
+  await expect(feedItems(page, "notification").first()).toContainText("marker");
+  await expect(page.locator(".feed-item", { hasText: "after leaving" })).toHaveCount(0);
+});
+
+test("with the server unreachable, exhausted retries end in Error and stop", async ({ page }) => {
+  await openDemo(page);
+  await applySettings(page, { "cfg-max-retries": "2", "cfg-delay": "100" });
+
+  let attempts = 0;
+  page.on("request", (r) => {
+    if (r.url().includes("/_sse/connect")) attempts++;
+  });
+  await page.route("**/_sse/connect**", (route) => route.abort("connectionrefused"));
+  await page.getByTestId("connection-reconnect").click();
+
+  await expect(page.getByTestId("state")).toHaveText("error");
+  await expect(page.getByTestId("retry")).toContainText("gave up");
+  expect(attempts).toBe(3); // the first try and two retries
+  const settled = attempts;
+  await page.waitForTimeout(1500);
+  expect(attempts).toBe(settled);
+  // The timeline showed the growing delays on the way (100 ms base, x2,
+  // up to 20 % jitter taken off).
+  const retries = await page.locator('.timeline li[data-kind="retry"]').allInnerTexts();
+  const delays = retries.reverse().map((t) => Number(/in (\d+) ms/.exec(t)?.[1]));
+  expect(delays).toHaveLength(2);
+  expect(delays[0]).toBeGreaterThanOrEqual(80);
+  expect(delays[0]).toBeLessThanOrEqual(100);
+  expect(delays[1]).toBeGreaterThanOrEqual(160);
+  expect(delays[1]).toBeLessThanOrEqual(200);
+  await page.screenshot({ path: "test-results/artifacts/demo-error.png", fullPage: true });
+});
+
+test("heartbeat silence is detected and the client reconnects", async ({ page }) => {
+  await openDemo(page);
+  // The suite's server beats every 2 s; a client expecting one every 300 ms
+  // (2 missed = dead) hears silence.
+  await applySettings(page, { "cfg-heartbeat": "300", "cfg-missed": "2" });
+  const connectedLines = page.locator('.timeline li[data-kind="state"][data-state="connected"]');
+  await expect(connectedLines.nth(1)).toBeVisible({ timeout: 8_000 });
+  await expect(page.locator('.timeline li[data-state="connecting"]').first()).toBeVisible();
+});
+
+test("invalid JSON in the custom sender shows the server's error and sends nothing", async ({ page }) => {
+  await openDemo(page);
+  const before = await (await page.request.get("/_sse/stats")).json();
+  await page.getByTestId("custom-name").fill("broken-event");
+  await page.getByTestId("custom-json").fill("{not json");
+  await page.getByTestId("send-custom").click();
+  await expect(page.getByTestId("send-error")).toContainText("400");
+  const after = await (await page.request.get("/_sse/stats")).json();
+  expect(after.eventsPublished).toBe(before.eventsPublished);
+
+  // Valid JSON goes through, under the custom name.
+  await page.getByTestId("custom-json").fill('{"ok": true}');
+  await page.getByTestId("send-custom").click();
+  await expect(page.getByTestId("send-ok")).toBeVisible();
+  await expect(feedItems(page, "broken-event")).toHaveCount(1);
+});
