@@ -33,7 +33,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 HERALD_TEST_URL="http://$browser_addr" CHROMEDRIVER="$(command -v chromedriver)" \
-  cargo test -p herald-client --target wasm32-unknown-unknown 2>&1 | tee -a "$CARGO_TARGET_DIR/cargo-test.log"
+  cargo test -p herald-client --target wasm32-unknown-unknown --tests 2>&1 | tee -a "$CARGO_TARGET_DIR/cargo-test.log"
 kill "$server_pid" 2>/dev/null || true
 
 log "herald-shared builds for wasm32"

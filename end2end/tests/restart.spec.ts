@@ -1,0 +1,74 @@
+import { test, expect } from "@playwright/test";
+import { spawn, type ChildProcess } from "node:child_process";
+import path from "node:path";
+
+// This test owns its server: it kills it and starts it again.
+const port = Number(process.env.HERALD_E2E_RESTART_PORT ?? 3101);
+const base = `http://127.0.0.1:${port}`;
+const bin = path.resolve(process.cwd(), process.env.HERALD_SERVER_BIN ?? "../target/release/herald-server");
+
+function startServer(): ChildProcess {
+  return spawn(bin, ["--addr", `127.0.0.1:${port}`, "--heartbeat-secs", "2", "--retry-ms", "200"], {
+    cwd: path.resolve(process.cwd(), ".."),
+    env: { ...process.env, LEPTOS_SITE_ADDR: `127.0.0.1:${port}` },
+    stdio: "ignore",
+  });
+}
+
+async function waitUp() {
+  for (let i = 0; i < 200; i++) {
+    try {
+      if ((await fetch(`${base}/healthz`)).ok) return;
+    } catch {
+      /* not yet */
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error("server did not come up");
+}
+
+async function stop(server: ChildProcess) {
+  if (server.exitCode !== null) return;
+  const exited = new Promise((r) => server.once("exit", r));
+  server.kill("SIGKILL");
+  await exited;
+}
+
+test("server killed: the page retries with growing delays, then reconnects and shows the reset notice", async ({ page }) => {
+  let server = startServer();
+  try {
+    await waitUp();
+    await page.goto(`${base}/sse-demo`);
+    await expect(page.getByTestId("state")).toHaveText("connected");
+    // An event with an id, so the page has something to resume from.
+    await fetch(`${base}/_sse/publish`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ event: "notification", data: { message: "before the crash" } }),
+    });
+    await expect(page.getByTestId("last-event-id")).not.toHaveText("");
+
+    await stop(server);
+    await expect(page.getByTestId("state")).toHaveText("connecting");
+    const retries = page.locator('.timeline li[data-kind="retry"]');
+    await expect(retries.nth(1)).toBeVisible({ timeout: 10_000 });
+    const delays = (await retries.allInnerTexts()).reverse().map((t) => Number(/in (\d+) ms/.exec(t)?.[1]));
+    expect(delays[1]).toBeGreaterThan(delays[0]);
+    await page.screenshot({ path: "test-results/artifacts/demo-reconnecting.png", fullPage: true });
+
+    server = startServer();
+    await waitUp();
+    await expect(page.getByTestId("state")).toHaveText("connected", { timeout: 15_000 });
+    // A restarted in-memory broker has a new epoch: the page's last id is
+    // foreign, so it is told history is gone, and then gets new events.
+    await expect(page.getByTestId("reset-notice")).toBeVisible();
+    await fetch(`${base}/_sse/publish`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ event: "notification", data: { message: "after the restart" } }),
+    });
+    await expect(page.locator('.feed-item[data-event="notification"]').first()).toContainText("after the restart");
+  } finally {
+    await stop(server);
+  }
+});
