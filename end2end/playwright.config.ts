@@ -49,6 +49,7 @@ export default defineConfig({
       LEPTOS_SITE_PKG_DIR: "pkg",
       LEPTOS_ENV: "PROD",
       HERALD_HEARTBEAT_SECS: "2",
+      HERALD_STATUS_SECS: "1",
       RUST_LOG: "info",
     },
   },

@@ -80,6 +80,14 @@ test("heartbeat silence is detected and the client reconnects", async ({ page })
   await expect(page.locator('.timeline li[data-state="connecting"]').first()).toBeVisible();
 });
 
+test("the system status panel is fed by the public status stream", async ({ page }) => {
+  await openDemo(page);
+  await expect(page.getByTestId("status-status")).toHaveText("healthy");
+  // This page holds two streams (its own and the status stream).
+  await expect(page.getByTestId("status-connections")).not.toHaveText("…");
+  expect(Number(await page.getByTestId("status-connections").innerText())).toBeGreaterThanOrEqual(2);
+});
+
 test("invalid JSON in the custom sender shows the server's error and sends nothing", async ({ page }) => {
   await openDemo(page);
   const before = await (await page.request.get("/_sse/stats")).json();

@@ -58,6 +58,10 @@ pub struct Config {
     #[arg(long, env = "HERALD_IDLE_TIMEOUT_SECS", default_value_t = 60)]
     pub idle_timeout_secs: u64,
 
+    /// Seconds between `status` events on `/system/status/stream`.
+    #[arg(long, env = "HERALD_STATUS_SECS", default_value_t = 5.0)]
+    pub status_secs: f64,
+
     /// Seconds to wait for streams to drain on shutdown.
     #[arg(long, env = "HERALD_SHUTDOWN_GRACE_SECS", default_value_t = 5)]
     pub shutdown_grace_secs: u64,

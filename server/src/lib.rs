@@ -3,6 +3,7 @@
 //! The [`broker`] (topics, fan-out, history, resume) and its HTTP [`routes`],
 //! plus the server-rendered demo app wired up in `main.rs`.
 
+pub mod apps;
 pub mod broker;
 pub mod clock;
 pub mod config;

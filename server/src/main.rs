@@ -47,6 +47,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
     let broker = SSEBroker::new(config.broker());
     broker.spawn_maintenance();
+    herald_server::apps::system::spawn_publisher(
+        &broker,
+        std::time::Duration::from_secs_f64(config.status_secs.max(0.1)),
+    );
     let mut state = AppState::new(broker.clone());
     state.cors_origin = Some(config.cors_origin.clone()).filter(|o| !o.is_empty());
 

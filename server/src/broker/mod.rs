@@ -169,6 +169,9 @@ pub struct ConnectOptions {
     /// Resume after this id (`Last-Event-ID`).
     pub last_event_id: Option<String>,
     pub metadata: HashMap<String, String>,
+    /// Leave out the `all` topic: for streams that must carry only their
+    /// own topics (e.g. the public system status stream).
+    pub no_broadcasts: bool,
 }
 
 /// Why the broker refused a request.
@@ -445,7 +448,10 @@ impl SSEBroker {
             replayed_through: Vec::new(),
         };
 
-        let mut topics = vec![format!("client:{id}"), "all".to_owned()];
+        let mut topics = vec![format!("client:{id}")];
+        if !opts.no_broadcasts {
+            topics.push("all".to_owned());
+        }
         topics.extend(opts.user_id.as_ref().map(|u| format!("user:{u}")));
         topics.extend(opts.session_id.as_ref().map(|s| format!("session:{s}")));
         topics.extend(opts.topics);

@@ -65,7 +65,8 @@ pub fn router(state: AppState) -> Router {
         .route("/_sse/publish", post(publish::publish))
         .route("/_sse/stats", get(stats::stats))
         .route("/healthz", get(stats::healthz))
-        .with_state(state);
+        .with_state(state.clone())
+        .merge(crate::apps::system::router(state));
     match cors {
         Some(layer) => routes.layer(layer),
         None => routes,

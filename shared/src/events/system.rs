@@ -6,7 +6,7 @@ use super::SseEvent;
 
 /// `{status, uptime, connections, memory, cpu, timestamp}`; also the body of
 /// `GET /system/status`, which has no timestamp.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SystemStatus {
     /// `healthy`, `degraded`, ...
     pub status: String,
@@ -20,6 +20,14 @@ pub struct SystemStatus {
     pub cpu: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<String>,
+    /// Events published per second since the previous status event (Herald's
+    /// addition, on stream events only).
+    #[serde(
+        rename = "eventsPerSecond",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub events_per_second: Option<f64>,
 }
 
 impl SseEvent for SystemStatus {
@@ -53,6 +61,7 @@ mod tests {
             memory: "125MB".into(),
             cpu: "15%".into(),
             timestamp: None,
+            events_per_second: None,
         };
         // The documented `GET /system/status` response, exactly.
         assert_shape(

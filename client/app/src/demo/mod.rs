@@ -7,6 +7,7 @@ mod api;
 mod connection;
 mod feed;
 mod send;
+mod status;
 mod topics;
 
 use herald_client::{use_sse, Retry, SseConfig, SseHandle, SseState};
@@ -203,6 +204,7 @@ pub fn SseDemo() -> impl IntoView {
             <div class="column">
                 <connection::ConnectionPanel/>
                 <topics::TopicsPanel/>
+                <status::StatusPanel/>
             </div>
             <div class="column">
                 <send::SendPanel/>
