@@ -281,22 +281,17 @@ impl SSEClient {
     /// Runs `handler` for every event named `name`, any name at all
     /// (including `connected`, `alert`, `progress`, `reset`).
     pub fn on_named(&self, name: &str, handler: impl Fn(&SseMessage) + 'static) -> Handle {
-        let id = {
-            let mut inner = self.inner.borrow_mut();
-            let id = inner.next_handler_id();
-            inner
-                .handlers
-                .named
-                .entry(name.to_owned())
-                .or_default()
-                .push((id, Rc::new(handler)));
-            #[cfg(target_arch = "wasm32")]
-            if let Some(b) = &mut inner.browser {
-                b.listen(name);
-            }
-            id
-        };
-        self.handle(Slot::Named(name.to_owned()), id)
+        let handle = self.add(
+            Slot::Named(name.to_owned()),
+            |h| h.named.entry(name.to_owned()).or_default(),
+            Rc::new(handler),
+        );
+        // A name first seen while a source is open needs its listener now.
+        #[cfg(target_arch = "wasm32")]
+        if let Some(b) = &mut self.inner.borrow_mut().browser {
+            b.listen(name);
+        }
+        handle
     }
 
     /// Runs `handler` for unnamed events (`EventSource.onmessage`).
@@ -337,13 +332,7 @@ impl SSEClient {
     /// client.on_state_change(|s| println!("connection is {}", s.as_str())).forget();
     /// ```
     pub fn on_state_change(&self, handler: impl Fn(&SseState) + 'static) -> Handle {
-        let id = {
-            let mut inner = self.inner.borrow_mut();
-            let id = inner.next_handler_id();
-            inner.handlers.state.push((id, Rc::new(handler)));
-            id
-        };
-        self.handle(Slot::State, id)
+        self.add(Slot::State, |h| &mut h.state, Rc::new(handler))
     }
 
     /// Runs `handler` each time a reconnect is scheduled (the state stays
@@ -355,29 +344,45 @@ impl SSEClient {
     /// client.on_retry(|r| println!("attempt {} failed, retrying in {} ms", r.attempt, r.delay_ms)).forget();
     /// ```
     pub fn on_retry(&self, handler: impl Fn(&Retry) + 'static) -> Handle {
-        let id = {
-            let mut inner = self.inner.borrow_mut();
-            let id = inner.next_handler_id();
-            inner.handlers.retry.push((id, Rc::new(handler)));
-            id
-        };
-        self.handle(Slot::Retry, id)
+        self.add(Slot::Retry, |h| &mut h.retry, Rc::new(handler))
     }
 
     /// Runs `handler` on connection failures and decode errors.
     pub fn on_error(&self, handler: impl Fn(&SseError) + 'static) -> Handle {
-        let id = {
-            let mut inner = self.inner.borrow_mut();
-            let id = inner.next_handler_id();
-            inner.handlers.error.push((id, Rc::new(handler)));
-            id
-        };
-        self.handle(Slot::Error, id)
+        self.add(Slot::Error, |h| &mut h.error, Rc::new(handler))
     }
 
     #[cfg(test)]
     pub(crate) fn inner_rc(&self) -> Rc<RefCell<Inner>> {
         self.inner.clone()
+    }
+
+    /// Registers a handler in one of the lists.
+    fn add<T>(
+        &self,
+        slot: Slot,
+        list: impl FnOnce(&mut Handlers) -> &mut Vec<(u64, Callback<T>)>,
+        handler: Callback<T>,
+    ) -> Handle {
+        let id = {
+            let mut inner = self.inner.borrow_mut();
+            let id = inner.next_handler_id();
+            list(&mut inner.handlers).push((id, handler));
+            id
+        };
+        self.handle(slot, id)
+    }
+
+    /// Calls every handler of a list. The list is copied first and no borrow
+    /// is held during the calls, so handlers may use the client freely.
+    fn emit<T>(&self, list: impl FnOnce(&Handlers) -> &Vec<(u64, Callback<T>)>, value: &T) {
+        let handlers: Vec<Callback<T>> = list(&self.inner.borrow().handlers)
+            .iter()
+            .map(|(_, h)| h.clone())
+            .collect();
+        for h in handlers {
+            h(value);
+        }
     }
 
     fn handle(&self, slot: Slot, id: u64) -> Handle {
@@ -406,32 +411,9 @@ impl SSEClient {
                 Action::Open { last_event_id } => self.open(last_event_id.as_deref()),
                 Action::Close => self.close_source(),
                 Action::RetryScheduled { attempt, delay_ms } => {
-                    let retry = Retry { attempt, delay_ms };
-                    let handlers: Vec<_> = self
-                        .inner
-                        .borrow()
-                        .handlers
-                        .retry
-                        .iter()
-                        .map(|(_, h)| h.clone())
-                        .collect();
-                    for h in handlers {
-                        h(&retry);
-                    }
+                    self.emit(|h| &h.retry, &Retry { attempt, delay_ms })
                 }
-                Action::State(state) => {
-                    let handlers: Vec<_> = self
-                        .inner
-                        .borrow()
-                        .handlers
-                        .state
-                        .iter()
-                        .map(|(_, h)| h.clone())
-                        .collect();
-                    for h in handlers {
-                        h(&state);
-                    }
-                }
+                Action::State(state) => self.emit(|h| &h.state, &state),
             }
         }
         self.arm_timer();
@@ -439,17 +421,7 @@ impl SSEClient {
 
     fn report(&self, error: SseError) {
         self.debug(&format!("error: {error}"));
-        let handlers: Vec<_> = self
-            .inner
-            .borrow()
-            .handlers
-            .error
-            .iter()
-            .map(|(_, h)| h.clone())
-            .collect();
-        for h in handlers {
-            h(&error);
-        }
+        self.emit(|h| &h.error, &error);
     }
 
     /// An event arrived from the browser.

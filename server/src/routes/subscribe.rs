@@ -44,15 +44,33 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// What a change does to the connection's topics.
+type Change = fn(
+    &crate::broker::SSEBroker,
+    &str,
+    &[String],
+) -> Result<Vec<String>, crate::broker::BrokerError>;
+
+/// Checks ownership, applies `change`, answers with the topics now held
+/// (`{success, topics}`, GoSPA's shape).
+fn apply(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Json<SubscribeBody>, JsonRejection>,
+    change: Change,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body?;
+    authorise(state, headers, &body)?;
+    let topics = change(&state.broker, &body.client_id, &body.topics)?;
+    Ok(Json(json!({ "success": true, "topics": topics })))
+}
+
 pub async fn subscribe(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Json<SubscribeBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(body) = body?;
-    authorise(&state, &headers, &body)?;
-    let topics = state.broker.subscribe(&body.client_id, &body.topics)?;
-    Ok(Json(json!({ "success": true, "topics": topics })))
+    apply(&state, &headers, body, crate::broker::SSEBroker::subscribe)
 }
 
 pub async fn unsubscribe(
@@ -60,8 +78,10 @@ pub async fn unsubscribe(
     headers: HeaderMap,
     body: Result<Json<SubscribeBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(body) = body?;
-    authorise(&state, &headers, &body)?;
-    let topics = state.broker.unsubscribe(&body.client_id, &body.topics)?;
-    Ok(Json(json!({ "success": true, "topics": topics })))
+    apply(
+        &state,
+        &headers,
+        body,
+        crate::broker::SSEBroker::unsubscribe,
+    )
 }

@@ -17,32 +17,15 @@ pub fn ConnectionPanel() -> impl IntoView {
     let state = demo.state;
 
     // The settings form starts from the client's own configuration.
-    let initial = demo.sse.with(|c| c.config());
-    let max_retries = RwSignal::new(initial.as_ref().map_or(5, |c| c.max_retries).to_string());
-    let delay = RwSignal::new(
-        initial
-            .as_ref()
-            .map_or(1000, |c| c.reconnect_delay)
-            .to_string(),
-    );
-    let max_delay = RwSignal::new(
-        initial
-            .as_ref()
-            .map_or(30_000, |c| c.max_reconnect_delay)
-            .to_string(),
-    );
-    let heartbeat = RwSignal::new(
-        initial
-            .as_ref()
-            .map_or(30_000, |c| c.heartbeat_interval)
-            .to_string(),
-    );
-    let missed = RwSignal::new(
-        initial
-            .as_ref()
-            .map_or(3, |c| c.missed_heartbeats_limit)
-            .to_string(),
-    );
+    let initial = demo
+        .sse
+        .with(|c| c.config())
+        .unwrap_or_else(|| herald_client::SseConfig::new(""));
+    let max_retries = RwSignal::new(initial.max_retries.to_string());
+    let delay = RwSignal::new(initial.reconnect_delay.to_string());
+    let max_delay = RwSignal::new(initial.max_reconnect_delay.to_string());
+    let heartbeat = RwSignal::new(initial.heartbeat_interval.to_string());
+    let missed = RwSignal::new(initial.missed_heartbeats_limit.to_string());
     let debug = RwSignal::new(false);
 
     let apply = move |_| {
@@ -96,26 +79,11 @@ pub fn ConnectionPanel() -> impl IntoView {
             <details class="settings">
                 <summary>"Client settings"</summary>
                 <div class="form-grid">
-                    <label>"Max retries (0 = unlimited)"
-                        <input type="number" min="0" data-testid="cfg-max-retries"
-                            prop:value=max_retries on:input=move |ev| max_retries.set(event_target_value(&ev))/>
-                    </label>
-                    <label>"Reconnect delay (ms)"
-                        <input type="number" min="0" data-testid="cfg-delay"
-                            prop:value=delay on:input=move |ev| delay.set(event_target_value(&ev))/>
-                    </label>
-                    <label>"Max delay (ms)"
-                        <input type="number" min="0" data-testid="cfg-max-delay"
-                            prop:value=max_delay on:input=move |ev| max_delay.set(event_target_value(&ev))/>
-                    </label>
-                    <label>"Heartbeat expected every (ms)"
-                        <input type="number" min="0" data-testid="cfg-heartbeat"
-                            prop:value=heartbeat on:input=move |ev| heartbeat.set(event_target_value(&ev))/>
-                    </label>
-                    <label>"Missed heartbeats before reconnect"
-                        <input type="number" min="0" data-testid="cfg-missed"
-                            prop:value=missed on:input=move |ev| missed.set(event_target_value(&ev))/>
-                    </label>
+                    <NumberField label="Max retries (0 = unlimited)" test_id="cfg-max-retries" value=max_retries/>
+                    <NumberField label="Reconnect delay (ms)" test_id="cfg-delay" value=delay/>
+                    <NumberField label="Max delay (ms)" test_id="cfg-max-delay" value=max_delay/>
+                    <NumberField label="Heartbeat expected every (ms)" test_id="cfg-heartbeat" value=heartbeat/>
+                    <NumberField label="Missed heartbeats before reconnect" test_id="cfg-missed" value=missed/>
                     <label class="check">
                         <input type="checkbox" data-testid="cfg-debug"
                             prop:checked=debug on:change=move |ev| debug.set(event_target_checked(&ev))/>
@@ -143,5 +111,20 @@ pub fn ConnectionPanel() -> impl IntoView {
                 />
             </ol>
         </section>
+    }
+}
+
+/// A labelled non-negative number input bound to a text signal.
+#[component]
+fn NumberField(
+    label: &'static str,
+    test_id: &'static str,
+    value: RwSignal<String>,
+) -> impl IntoView {
+    view! {
+        <label>{label}
+            <input type="number" min="0" data-testid=test_id
+                prop:value=value on:input=move |ev| value.set(event_target_value(&ev))/>
+        </label>
     }
 }
