@@ -104,3 +104,31 @@ test("invalid JSON in the custom sender shows the server's error and sends nothi
   await expect(page.getByTestId("send-ok")).toBeVisible();
   await expect(feedItems(page, "broken-event")).toHaveCount(1);
 });
+
+test("chat between two browsers, with joined, typing and left", async ({ browser }) => {
+  const alice = await (await browser.newContext()).newPage();
+  const bob = await (await browser.newContext()).newPage();
+  for (const [page, name] of [[alice, "alice"], [bob, "bob"]] as const) {
+    await openDemo(page);
+    await page.getByTestId("chat-room").fill("e2e-chat");
+    await page.getByTestId("chat-name").fill(name);
+  }
+  await bob.getByTestId("chat-join").click();
+  await expect(bob.getByTestId("chat-joined")).toHaveText("in room:e2e-chat");
+  await alice.getByTestId("chat-join").click();
+  await expect(bob.getByTestId("chat-lines")).toContainText("alice joined");
+
+  await alice.getByTestId("chat-draft").fill("hi bob");
+  await expect(bob.getByTestId("chat-typing")).toHaveText("alice is typing…");
+  await alice.getByTestId("chat-send").click();
+  await expect(bob.getByTestId("chat-lines")).toContainText("alice: hi bob");
+  await expect(alice.getByTestId("chat-lines")).toContainText("alice: hi bob");
+
+  await bob.getByTestId("chat-draft").fill("hello alice");
+  await bob.getByTestId("chat-draft").press("Enter");
+  await expect(alice.getByTestId("chat-lines")).toContainText("bob: hello alice");
+
+  await alice.getByTestId("chat-leave").click();
+  await expect(bob.getByTestId("chat-lines")).toContainText("alice left");
+  await bob.screenshot({ path: "test-results/artifacts/demo-chat.png", fullPage: true });
+});

@@ -4,6 +4,7 @@
 //! drive it through [`Demo`], a bundle of `Copy` signals shared by context.
 
 mod api;
+mod chat;
 mod connection;
 mod feed;
 mod send;
@@ -208,6 +209,7 @@ pub fn SseDemo() -> impl IntoView {
             </div>
             <div class="column">
                 <send::SendPanel/>
+                <chat::ChatPanel/>
                 <feed::FeedPanel/>
             </div>
         </main>
