@@ -443,3 +443,38 @@ async fn a_retried_publish_with_the_same_id_is_delivered_once() {
         "the retry was delivered twice"
     );
 }
+
+#[tokio::test]
+async fn nobody_can_ask_for_another_clients_user_or_session_topic() {
+    let server = TestServer::start(quiet_config()).await;
+    let (mut victim, _) = server.connect("?clientId=victim&sessionId=vs").await;
+    let (_attacker, connected) = server.connect("?clientId=attacker").await;
+    let secret = connected["secret"].as_str().expect("secret");
+
+    for topic in ["client:victim", "user:alice", "session:vs"] {
+        let resp = reqwest::get(server.url(&format!("/_sse/connect?topics={topic}")))
+            .await
+            .expect("connect");
+        let (status, body) = common::read_json(resp).await;
+        assert_eq!(status, 403, "{topic}: {body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("reserved")),
+            "{body}"
+        );
+
+        let (status, body) = post_json(
+            &server.url("/_sse/subscribe"),
+            &json!({"clientId": "attacker", "topics": [topic], "secret": secret}),
+        )
+        .await;
+        assert_eq!(status, 403, "{topic}: {body}");
+    }
+    // The victim's targeted event still reaches only the victim.
+    server
+        .publish(json!({"target": {"clientId": "victim"}, "data": "private"}))
+        .await;
+    assert_eq!(victim.next_event().await.data, "private");
+    assert_eq!(server.broker.clients_in("client:victim"), 1);
+}

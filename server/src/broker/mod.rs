@@ -195,6 +195,8 @@ pub enum BrokerError {
     InvalidClientId(String),
     #[error("unknown client {0:?}")]
     UnknownClient(String),
+    #[error("topic {0:?} is reserved: client:, user: and session: topics are assigned by the server, not requested")]
+    ReservedTopic(String),
     #[error(transparent)]
     Encode(#[from] EncodeError),
     #[error("event data is not serialisable: {0}")]
@@ -231,6 +233,26 @@ pub fn validate_topic(topic: &str) -> Result<(), BrokerError> {
         .all(|b| b.is_ascii_alphanumeric() || b"-_.:@/".contains(&b))
     {
         return fail("allowed characters are A-Z a-z 0-9 - _ . : @ /");
+    }
+    Ok(())
+}
+
+/// Prefixes of the topics every connection is put on implicitly. Asking
+/// for one explicitly would let a client read another's targeted events.
+pub const RESERVED_PREFIXES: [&str; 3] = ["client:", "user:", "session:"];
+
+/// Checks a topic a client asks for: valid, and not one of the implicit
+/// per-client, per-user or per-session topics.
+///
+/// ```
+/// use herald_server::broker::validate_requested_topic;
+/// assert!(validate_requested_topic("room:general").is_ok());
+/// assert!(validate_requested_topic("user:alice").is_err());
+/// ```
+pub fn validate_requested_topic(topic: &str) -> Result<(), BrokerError> {
+    validate_topic(topic)?;
+    if RESERVED_PREFIXES.iter().any(|p| topic.starts_with(p)) {
+        return Err(BrokerError::ReservedTopic(topic.to_owned()));
     }
     Ok(())
 }
@@ -408,7 +430,7 @@ impl SSEBroker {
     /// replay and live and nothing arrives twice.
     pub async fn connect(&self, opts: ConnectOptions) -> Result<Subscription, BrokerError> {
         for topic in &opts.topics {
-            validate_topic(topic)?;
+            validate_requested_topic(topic)?;
         }
         let id: Arc<str> = match opts.client_id {
             Some(id) => {
@@ -581,7 +603,7 @@ impl SSEBroker {
         topics: &[String],
     ) -> Result<Vec<String>, BrokerError> {
         for t in topics {
-            validate_topic(t)?;
+            validate_requested_topic(t)?;
         }
         let client = self
             .client(client_id)

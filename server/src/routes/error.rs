@@ -43,6 +43,7 @@ impl From<BrokerError> for ApiError {
     fn from(e: BrokerError) -> Self {
         match e {
             BrokerError::UnknownClient(_) => ApiError::not_found(e.to_string()),
+            BrokerError::ReservedTopic(_) => ApiError::forbidden(e.to_string()),
             BrokerError::Serialize(_) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
             }
