@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::broker::{BrokerConfig, HeartbeatStyle};
 
@@ -17,10 +17,77 @@ pub enum HeartbeatFlag {
     Comment,
 }
 
+/// Which algorithm a configured public key is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyAlgorithm {
+    Rs256,
+    Es256,
+}
+
+/// Subcommands (without one, the server runs).
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Print an HS256 token signed with HERALD_JWT_SECRET (for development).
+    Token(TokenArgs),
+}
+
+/// `herald-server token`.
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// The user id (`sub`).
+    #[arg(long)]
+    pub sub: String,
+    /// Topic patterns the token may subscribe to (repeatable; none = no limit).
+    #[arg(long)]
+    pub subscribe: Vec<String>,
+    /// Topic patterns the token may publish to (repeatable; none = no limit).
+    #[arg(long)]
+    pub publish: Vec<String>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub ttl_secs: u64,
+}
+
 /// Herald: a Server-Sent Events broker and its demo app.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "herald-server", version, about)]
 pub struct Config {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// HS256 secret for tokens. Without it (and without a public key) the
+    /// server generates one at start, so only tokens it mints itself verify.
+    #[arg(long, env = "HERALD_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// PEM public key file for RS256/ES256 tokens (instead of a secret).
+    #[arg(long, env = "HERALD_JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<std::path::PathBuf>,
+
+    /// Algorithm of --jwt-public-key.
+    #[arg(long, env = "HERALD_JWT_ALGORITHM", value_enum, default_value_t = KeyAlgorithm::Rs256)]
+    pub jwt_algorithm: KeyAlgorithm,
+
+    /// Cookie a token may come in.
+    #[arg(long, env = "HERALD_AUTH_COOKIE", default_value = "herald_token")]
+    pub auth_cookie: String,
+
+    /// Development mode: also accept the documented base64 demo tokens.
+    #[arg(long, env = "HERALD_DEV", default_value_t = false)]
+    pub dev: bool,
+
+    /// Open connections allowed in all.
+    #[arg(long, env = "HERALD_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Open connections allowed per user.
+    #[arg(long, env = "HERALD_MAX_CONNECTIONS_PER_USER", default_value_t = 5)]
+    pub max_connections_per_user: usize,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "HERALD_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+
     /// Address to listen on.
     #[arg(long, env = "LEPTOS_SITE_ADDR", default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,
@@ -68,6 +135,27 @@ pub struct Config {
 }
 
 impl Config {
+    /// The token verifier this configuration asks for.
+    pub fn verifier(&self) -> anyhow::Result<crate::auth::Verifier> {
+        use crate::auth::Verifier;
+        let verifier = if let Some(path) = &self.jwt_public_key {
+            let pem = std::fs::read(path)?;
+            match self.jwt_algorithm {
+                KeyAlgorithm::Rs256 => Verifier::rs256(&pem)?,
+                KeyAlgorithm::Es256 => Verifier::es256(&pem)?,
+            }
+        } else if let Some(secret) = self.jwt_secret.as_deref().filter(|s| !s.is_empty()) {
+            Verifier::hs256(secret.as_bytes())
+        } else {
+            tracing::warn!("no HERALD_JWT_SECRET or public key configured: generated a random secret for this run");
+            let secret: [u8; 32] = rand::random();
+            Verifier::hs256(&secret)
+        };
+        Ok(verifier
+            .dev_mode(self.dev)
+            .cookie_name(self.auth_cookie.clone()))
+    }
+
     /// The write idle timeout, if enabled.
     pub fn idle_timeout(&self) -> Option<Duration> {
         (self.idle_timeout_secs > 0).then(|| Duration::from_secs(self.idle_timeout_secs))
@@ -85,6 +173,8 @@ impl Config {
             history_size: self.history_size,
             history_max_age: Duration::from_secs(self.history_secs),
             retry_hint_ms: self.retry_ms,
+            max_connections: self.max_connections,
+            max_connections_per_user: self.max_connections_per_user,
             ..BrokerConfig::default()
         }
     }

@@ -4,6 +4,7 @@
 //! plus the server-rendered demo app wired up in `main.rs`.
 
 pub mod apps;
+pub mod auth;
 pub mod broker;
 pub mod clock;
 pub mod config;

@@ -31,11 +31,34 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let config = Config::parse();
+    if let Some(herald_server::config::Command::Token(args)) = &config.command {
+        return print_token(&config, args);
+    }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the tokio runtime")?
         .block_on(serve(config))
+}
+
+/// `herald-server token`: a token signed with the configured secret.
+fn print_token(config: &Config, args: &herald_server::config::TokenArgs) -> anyhow::Result<()> {
+    let secret = config
+        .jwt_secret
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .context("set HERALD_JWT_SECRET (or --jwt-secret) to the server's secret")?;
+    let some = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    let token = herald_server::auth::Verifier::hs256(secret.as_bytes())
+        .mint(
+            &args.sub,
+            args.ttl_secs,
+            some(&args.subscribe),
+            some(&args.publish),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("{token}");
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
@@ -51,7 +74,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         &broker,
         std::time::Duration::from_secs_f64(config.status_secs.max(0.1)),
     );
-    let mut state = AppState::new(broker.clone());
+    let mut state = AppState::with_auth(broker.clone(), config.verifier()?);
+    state.max_body_bytes = config.max_body_bytes;
     state.cors_origin = Some(config.cors_origin.clone()).filter(|o| !o.is_empty());
 
     let mut leptos_options = get_configuration(None)

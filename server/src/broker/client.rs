@@ -50,6 +50,8 @@ pub struct ClientState {
     pub user_id: Option<String>,
     pub session_id: Option<String>,
     pub metadata: HashMap<String, String>,
+    /// Topic patterns this connection may ask for (its token's `subscribe` claim).
+    pub allowed_topics: Option<Vec<String>>,
     pub(crate) topics: Mutex<BTreeSet<String>>,
     /// The queue's sending side. Taken (dropped) on eviction, which ends the
     /// client's stream once it has drained what is already queued.
@@ -63,6 +65,7 @@ impl ClientState {
         user_id: Option<String>,
         session_id: Option<String>,
         metadata: HashMap<String, String>,
+        allowed_topics: Option<Vec<String>>,
         tx: mpsc::Sender<Delivery>,
     ) -> Self {
         ClientState {
@@ -71,6 +74,7 @@ impl ClientState {
             user_id,
             session_id,
             metadata,
+            allowed_topics,
             topics: Mutex::new(BTreeSet::new()),
             tx: Mutex::new(Some(tx)),
         }

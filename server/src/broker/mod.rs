@@ -108,6 +108,10 @@ pub struct BrokerConfig {
     pub history_max_age: Duration,
     /// The `retry:` hint sent on connect, in milliseconds (1000).
     pub retry_hint_ms: u64,
+    /// Open connections allowed in all (10 000).
+    pub max_connections: usize,
+    /// Open connections allowed per authenticated user (5).
+    pub max_connections_per_user: usize,
     pub on_connect: Option<Hook>,
     pub on_disconnect: Option<Hook>,
 }
@@ -121,6 +125,8 @@ impl Default for BrokerConfig {
             history_size: 1000,
             history_max_age: Duration::from_secs(300),
             retry_hint_ms: 1000,
+            max_connections: 10_000,
+            max_connections_per_user: 5,
             on_connect: None,
             on_disconnect: None,
         }
@@ -172,6 +178,9 @@ pub struct ConnectOptions {
     /// Leave out the `all` topic: for streams that must carry only their
     /// own topics (e.g. the public system status stream).
     pub no_broadcasts: bool,
+    /// Topic patterns this connection may ask for (a token's `subscribe`
+    /// claim); `None` puts no limit beyond the reserved prefixes.
+    pub allowed_topics: Option<Vec<String>>,
 }
 
 /// Why the broker refused a request.
@@ -197,6 +206,10 @@ pub enum BrokerError {
     UnknownClient(String),
     #[error("topic {0:?} is reserved: client:, user: and session: topics are assigned by the server, not requested")]
     ReservedTopic(String),
+    #[error("this connection's token does not allow topic {0:?}")]
+    TopicNotAllowed(String),
+    #[error("too many connections for this {scope} (limit {limit})")]
+    TooManyConnections { scope: &'static str, limit: usize },
     #[error(transparent)]
     Encode(#[from] EncodeError),
     #[error("event data is not serialisable: {0}")]
@@ -311,6 +324,9 @@ struct Inner {
     backplane: Arc<dyn Backplane>,
     hub: Arc<Hub>,
     clients: RwLock<HashMap<Arc<str>, Arc<ClientState>>>,
+    /// Open connections per user. Only changed while `clients` is
+    /// write-locked (lock order: clients, then users).
+    users: std::sync::Mutex<HashMap<String, usize>>,
     started: Instant,
 }
 
@@ -402,6 +418,7 @@ impl SSEBroker {
                 backplane,
                 hub,
                 clients: RwLock::new(HashMap::new()),
+                users: std::sync::Mutex::new(HashMap::new()),
                 started: Instant::now(),
             }),
         }
@@ -431,6 +448,7 @@ impl SSEBroker {
     pub async fn connect(&self, opts: ConnectOptions) -> Result<Subscription, BrokerError> {
         for topic in &opts.topics {
             validate_requested_topic(topic)?;
+            allowed(opts.allowed_topics.as_deref(), topic)?;
         }
         let id: Arc<str> = match opts.client_id {
             Some(id) => {
@@ -453,9 +471,10 @@ impl SSEBroker {
             opts.user_id.clone(),
             opts.session_id.clone(),
             opts.metadata,
+            opts.allowed_topics.clone(),
             tx,
         ));
-        if let Some(old) = write(&self.inner.clients).insert(id.clone(), client.clone()) {
+        if let Some(old) = self.register(&client)? {
             // Same id reconnecting before we noticed the old stream died.
             old.close();
             self.unsubscribe_all(&old);
@@ -561,6 +580,43 @@ impl SSEBroker {
         }
     }
 
+    /// Adds a client to the registry within the connection limits; returns
+    /// the connection it replaces (same id), already unregistered.
+    fn register(&self, client: &Arc<ClientState>) -> Result<Option<Arc<ClientState>>, BrokerError> {
+        let config = &self.inner.config;
+        let mut clients = write(&self.inner.clients);
+        let mut users = self.inner.users.lock().unwrap_or_else(|e| e.into_inner());
+        let old = clients.remove(&client.id);
+        if let Some(old) = &old {
+            forget_user(&mut users, old);
+        }
+        let over = if clients.len() >= config.max_connections {
+            Some(("server", config.max_connections))
+        } else {
+            client.user_id.as_ref().and_then(|uid| {
+                let open = users.get(uid).copied().unwrap_or(0);
+                (open >= config.max_connections_per_user)
+                    .then_some(("user", config.max_connections_per_user))
+            })
+        };
+        if let Some((scope, limit)) = over {
+            // Refused: the connection being replaced (if any) stays.
+            if let Some(old) = old {
+                if let Some(uid) = &old.user_id {
+                    *users.entry(uid.clone()).or_insert(0) += 1;
+                }
+                clients.insert(old.id.clone(), old);
+            }
+            self.inner.hub.stats.refused();
+            return Err(BrokerError::TooManyConnections { scope, limit });
+        }
+        if let Some(uid) = &client.user_id {
+            *users.entry(uid.clone()).or_insert(0) += 1;
+        }
+        clients.insert(client.id.clone(), client.clone());
+        Ok(old)
+    }
+
     /// Called when a [`Subscription`] is dropped.
     pub(crate) fn remove_connection(&self, client: &Arc<ClientState>) {
         let removed = {
@@ -570,6 +626,10 @@ impl SSEBroker {
                 .is_some_and(|c| Arc::ptr_eq(c, client));
             if current {
                 clients.remove(&client.id);
+                forget_user(
+                    &mut self.inner.users.lock().unwrap_or_else(|e| e.into_inner()),
+                    client,
+                );
             }
             current
         };
@@ -608,6 +668,9 @@ impl SSEBroker {
         let client = self
             .client(client_id)
             .ok_or_else(|| BrokerError::UnknownClient(client_id.to_owned()))?;
+        for t in topics {
+            allowed(client.allowed_topics.as_deref(), t)?;
+        }
         for name in topics {
             self.inner.hub.topic(name).subscribe(&client);
             client
@@ -794,6 +857,28 @@ impl SSEBroker {
                 }
             }
         })
+    }
+}
+
+/// Drops one connection from its user's count.
+fn forget_user(users: &mut HashMap<String, usize>, client: &ClientState) {
+    if let Some(uid) = &client.user_id {
+        if let Some(n) = users.get_mut(uid) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                users.remove(uid);
+            }
+        }
+    }
+}
+
+/// Checks a requested topic against a connection's allowed patterns.
+fn allowed(patterns: Option<&[String]>, topic: &str) -> Result<(), BrokerError> {
+    match patterns {
+        Some(p) if !crate::auth::any_matches(p, topic) => {
+            Err(BrokerError::TopicNotAllowed(topic.to_owned()))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -11,6 +11,7 @@ pub struct Stats {
     delivered: AtomicU64,
     evictions: AtomicU64,
     connections_total: AtomicU64,
+    refused: AtomicU64,
 }
 
 impl Stats {
@@ -22,6 +23,9 @@ impl Stats {
     }
     pub(crate) fn evicted(&self) {
         self.evictions.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn refused(&self) {
+        self.refused.fetch_add(1, Relaxed);
     }
     pub(crate) fn connected(&self) {
         self.connections_total.fetch_add(1, Relaxed);
@@ -47,6 +51,8 @@ pub struct StatsSnapshot {
     pub events_delivered: u64,
     pub evictions: u64,
     pub connections_total: u64,
+    /// Connections refused by the connection limits.
+    pub connections_refused: u64,
     pub uptime_secs: u64,
 }
 
@@ -64,6 +70,7 @@ impl Stats {
             events_delivered: self.delivered.load(Relaxed),
             evictions: self.evictions.load(Relaxed),
             connections_total: self.connections_total.load(Relaxed),
+            connections_refused: self.refused.load(Relaxed),
             uptime_secs,
         }
     }

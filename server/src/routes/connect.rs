@@ -1,7 +1,12 @@
 //! `GET /_sse/connect?clientId=&sessionId=&topics=a,b&lastEventId=` — the stream.
+//!
+//! Anonymous connections are allowed. With a token (Bearer header, cookie,
+//! or `?token=`), the connection is also on `user:<sub>`, its session comes
+//! from the token, and the topics it asks for must match the token's
+//! `subscribe` claim (403 otherwise); a bad token is a 401.
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{Query, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -24,9 +29,12 @@ pub struct ConnectQuery {
 pub async fn connect(
     State(state): State<AppState>,
     headers: HeaderMap,
+    RawQuery(raw): RawQuery,
     query: Result<Query<ConnectQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query?;
+    // Anonymous is allowed; a bad token is a 401, never silently anonymous.
+    let claims = state.auth.authenticate(&headers, raw.as_deref())?;
     let last_event_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -47,7 +55,13 @@ pub async fn connect(
         .broker
         .connect(ConnectOptions {
             client_id: q.client_id.filter(|s| !s.is_empty()),
-            session_id: q.session_id.filter(|s| !s.is_empty()),
+            user_id: claims.as_ref().map(|c| c.sub.clone()),
+            // A token's session wins over a self-declared one.
+            session_id: claims
+                .as_ref()
+                .and_then(|c| c.session_id.clone())
+                .or(q.session_id.filter(|s| !s.is_empty())),
+            allowed_topics: claims.as_ref().and_then(|c| c.subscribe.clone()),
             topics,
             last_event_id,
             ..ConnectOptions::default()

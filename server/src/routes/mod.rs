@@ -22,15 +22,27 @@ use crate::broker::{SSEBroker, Subscription};
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub broker: SSEBroker,
+    /// Verifies tokens.
+    pub auth: std::sync::Arc<crate::auth::Verifier>,
     /// `Access-Control-Allow-Origin` for the streams (`*` by default).
     pub cors_origin: Option<String>,
+    /// Largest request body accepted (64 KiB).
+    pub max_body_bytes: usize,
 }
 
 impl AppState {
+    /// State with a random HS256 secret (tokens minted elsewhere won't verify).
     pub fn new(broker: SSEBroker) -> Self {
+        let secret: [u8; 32] = rand::random();
+        Self::with_auth(broker, crate::auth::Verifier::hs256(&secret))
+    }
+
+    pub fn with_auth(broker: SSEBroker, auth: crate::auth::Verifier) -> Self {
         AppState {
             broker,
+            auth: std::sync::Arc::new(auth),
             cors_origin: Some("*".to_owned()),
+            max_body_bytes: 64 * 1024,
         }
     }
 }
@@ -58,6 +70,7 @@ fn cors(origin: Option<&str>) -> Option<CorsLayer> {
 /// The broker's routes (GoSPA's `/_sse` set) plus `/healthz`.
 pub fn router(state: AppState) -> Router {
     let cors = cors(state.cors_origin.as_deref());
+    let body_limit = axum::extract::DefaultBodyLimit::max(state.max_body_bytes);
     let routes = Router::new()
         .route("/_sse/connect", get(connect::connect))
         .route("/_sse/subscribe", post(subscribe::subscribe))
@@ -66,7 +79,8 @@ pub fn router(state: AppState) -> Router {
         .route("/_sse/stats", get(stats::stats))
         .route("/healthz", get(stats::healthz))
         .with_state(state.clone())
-        .merge(crate::apps::system::router(state));
+        .merge(crate::apps::system::router(state))
+        .layer(body_limit);
     match cors {
         Some(layer) => routes.layer(layer),
         None => routes,

@@ -29,9 +29,25 @@ impl TestServer {
 
     /// A server whose connections fail writes stalled for `idle`.
     pub async fn start_with_idle_timeout(config: BrokerConfig, idle: Option<Duration>) -> Self {
+        Self::start_with_state(config, idle, AppState::new).await
+    }
+
+    /// A server whose tokens are checked by `verifier`.
+    pub async fn start_with_auth(
+        config: BrokerConfig,
+        verifier: herald_server::auth::Verifier,
+    ) -> Self {
+        Self::start_with_state(config, None, move |b| AppState::with_auth(b, verifier)).await
+    }
+
+    pub async fn start_with_state(
+        config: BrokerConfig,
+        idle: Option<Duration>,
+        make_state: impl FnOnce(SSEBroker) -> AppState,
+    ) -> Self {
         let broker = SSEBroker::new(config);
         broker.spawn_maintenance();
-        let app = router(AppState::new(broker.clone()));
+        let app = router(make_state(broker.clone()));
         let listener =
             herald_server::net::GuardedListener::bind("127.0.0.1:0".parse().expect("addr"), idle)
                 .await
@@ -68,6 +84,24 @@ impl TestServer {
 
     pub async fn publish(&self, body: Value) -> (u16, Value) {
         post_json(&self.url("/_sse/publish"), &body).await
+    }
+
+    /// Like `wait_for_clients`, publishing meanwhile so that closed streams
+    /// are noticed (a write is what discovers a dropped peer).
+    pub async fn wait_for_clients_after_broadcast(&self, n: usize) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.broker.client_count() != n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "client count stuck at {}",
+                self.broker.client_count()
+            );
+            let _ = self
+                .broker
+                .broadcast(herald_shared::wire::Event::data("ping"))
+                .await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Polls until the broker reports `n` clients (disconnects are noticed asynchronously).

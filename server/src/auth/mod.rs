@@ -1,0 +1,413 @@
+//! Authentication: who is asking, and which topics they may use.
+//!
+//! Tokens are JWTs: HS256 with a shared secret, or RS256 / ES256 verified
+//! with a configured public key. `exp` and `nbf` are enforced. A token is
+//! looked for, in order, in `Authorization: Bearer`, a cookie, and the
+//! `token` / `access_token` query parameter (a browser's `EventSource`
+//! cannot send headers).
+//!
+//! Claims: `sub` (the user id), `roles`, an optional `sessionId`, and the
+//! topic claims `subscribe` / `publish` — lists of patterns where `*`
+//! matches anything ([`topic_matches`]). A claim that is absent puts no
+//! limit of its own; one that is present allows only what it matches.
+//!
+//! In dev mode only (`HERALD_DEV=1`), the multi-stream API's documented demo
+//! token format is accepted too: base64 of `id:username:email:roles`.
+
+mod pattern;
+
+use axum::http::{header, HeaderMap};
+use base64::Engine;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub use pattern::{any_matches, topic_matches};
+
+/// What a verified token says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Claims {
+    /// The user id.
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// Topic patterns this token may subscribe to (absent: no limit of its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscribe: Option<Vec<String>>,
+    /// Topic patterns this token may publish to (absent: no limit of its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish: Option<Vec<String>>,
+    /// Expiry, seconds since the epoch.
+    pub exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+}
+
+impl Claims {
+    /// Whether this token may subscribe to `topic`.
+    pub fn may_subscribe(&self, topic: &str) -> bool {
+        self.subscribe
+            .as_deref()
+            .is_none_or(|p| any_matches(p, topic))
+    }
+
+    /// Whether this token may publish to `topic`.
+    pub fn may_publish(&self, topic: &str) -> bool {
+        self.publish
+            .as_deref()
+            .is_none_or(|p| any_matches(p, topic))
+    }
+
+    /// The display name (the `name` claim, else the user id).
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.sub)
+    }
+}
+
+/// Why a request is not authenticated (always a 401).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum AuthError {
+    #[error("a token is required (Authorization: Bearer, cookie, or ?token=)")]
+    Missing,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token is invalid: {0}")]
+    Invalid(String),
+}
+
+/// How tokens are verified.
+#[derive(Clone)]
+pub struct Verifier {
+    key: DecodingKey,
+    validation: Validation,
+    /// Only for HS256: lets the server mint tokens (`herald-server token`).
+    signing: Option<EncodingKey>,
+    dev: bool,
+    cookie: String,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        f.debug_struct("Verifier")
+            .field("algorithms", &self.validation.algorithms)
+            .field("dev", &self.dev)
+            .field("cookie", &self.cookie)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a verifier could not be built.
+#[derive(Debug, Error)]
+#[error("invalid JWT key: {0}")]
+pub struct KeyError(String);
+
+impl Verifier {
+    /// HS256 with a shared secret.
+    ///
+    /// ```
+    /// use herald_server::auth::Verifier;
+    /// let v = Verifier::hs256(b"an example secret, at least 32 bytes!");
+    /// let token = v.mint("alice", 3600, Some(vec!["room:*".into()]), None).unwrap();
+    /// let claims = v.verify(&token).unwrap();
+    /// assert_eq!(claims.sub, "alice");
+    /// assert!(claims.may_subscribe("room:general") && !claims.may_subscribe("admin"));
+    /// ```
+    pub fn hs256(secret: &[u8]) -> Self {
+        Self::with_key(
+            DecodingKey::from_secret(secret),
+            Algorithm::HS256,
+            Some(EncodingKey::from_secret(secret)),
+        )
+    }
+
+    /// RS256 with a PEM public key.
+    pub fn rs256(public_pem: &[u8]) -> Result<Self, KeyError> {
+        let key = DecodingKey::from_rsa_pem(public_pem).map_err(|e| KeyError(e.to_string()))?;
+        Ok(Self::with_key(key, Algorithm::RS256, None))
+    }
+
+    /// ES256 with a PEM public key.
+    pub fn es256(public_pem: &[u8]) -> Result<Self, KeyError> {
+        let key = DecodingKey::from_ec_pem(public_pem).map_err(|e| KeyError(e.to_string()))?;
+        Ok(Self::with_key(key, Algorithm::ES256, None))
+    }
+
+    fn with_key(key: DecodingKey, alg: Algorithm, signing: Option<EncodingKey>) -> Self {
+        let mut validation = Validation::new(alg);
+        validation.validate_nbf = true;
+        validation.leeway = 5;
+        validation.required_spec_claims = ["exp", "sub"].iter().map(|s| (*s).to_owned()).collect();
+        Verifier {
+            key,
+            validation,
+            signing,
+            dev: false,
+            cookie: "herald_token".to_owned(),
+        }
+    }
+
+    /// Also accept the documented base64 demo tokens (dev mode only).
+    pub fn dev_mode(mut self, on: bool) -> Self {
+        self.dev = on;
+        self
+    }
+
+    /// The cookie a token may come in (`herald_token`).
+    pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.cookie = name.into();
+        self
+    }
+
+    pub fn is_dev(&self) -> bool {
+        self.dev
+    }
+
+    /// Verifies a token and returns its claims.
+    pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        match jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation) {
+            Ok(data) => Ok(data.claims),
+            Err(e) => {
+                if self.dev {
+                    if let Some(claims) = dev_token(token) {
+                        return Ok(claims);
+                    }
+                }
+                use jsonwebtoken::errors::ErrorKind;
+                Err(match e.kind() {
+                    ErrorKind::ExpiredSignature => AuthError::Expired,
+                    ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+                    _ => AuthError::Invalid(e.to_string()),
+                })
+            }
+        }
+    }
+
+    /// Mints an HS256 token (`herald-server token`, and tests).
+    pub fn mint(
+        &self,
+        sub: &str,
+        ttl_secs: u64,
+        subscribe: Option<Vec<String>>,
+        publish: Option<Vec<String>>,
+    ) -> Result<String, AuthError> {
+        let signing = self
+            .signing
+            .as_ref()
+            .ok_or_else(|| AuthError::Invalid("only an HS256 secret can mint tokens".into()))?;
+        let claims = Claims {
+            sub: sub.to_owned(),
+            name: None,
+            roles: Vec::new(),
+            session_id: None,
+            subscribe,
+            publish,
+            exp: now_secs() + ttl_secs,
+            nbf: None,
+        };
+        self.mint_claims(signing, &claims)
+    }
+
+    /// Signs arbitrary claims (tests use it for expired or future tokens).
+    pub fn mint_claims_hs256(&self, claims: &Claims) -> Result<String, AuthError> {
+        let signing = self
+            .signing
+            .as_ref()
+            .ok_or_else(|| AuthError::Invalid("only an HS256 secret can mint tokens".into()))?;
+        self.mint_claims(signing, claims)
+    }
+
+    fn mint_claims(&self, key: &EncodingKey, claims: &Claims) -> Result<String, AuthError> {
+        jsonwebtoken::encode(&jsonwebtoken::Header::new(Algorithm::HS256), claims, key)
+            .map_err(|e| AuthError::Invalid(e.to_string()))
+    }
+
+    /// The token of a request, if it carries one: `Authorization: Bearer`,
+    /// then the cookie, then `token` / `access_token` in the query.
+    pub fn token_from(&self, headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+        if let Some(auth) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        {
+            if let Some(token) = auth.strip_prefix("Bearer ").map(str::trim) {
+                return Some(token.to_owned());
+            }
+        }
+        for cookies in headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+        {
+            for pair in cookies.split(';') {
+                if let Some((name, value)) = pair.trim().split_once('=') {
+                    if name == self.cookie {
+                        return Some(value.to_owned());
+                    }
+                }
+            }
+        }
+        let query = query?;
+        serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+            .ok()?
+            .into_iter()
+            .find(|(k, _)| k == "token" || k == "access_token")
+            .map(|(_, v)| v)
+    }
+
+    /// The claims of a request: `Ok(None)` when it carries no token,
+    /// an error when it carries a bad one (never silently anonymous).
+    pub fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Result<Option<Claims>, AuthError> {
+        self.token_from(headers, query)
+            .map(|t| self.verify(&t))
+            .transpose()
+    }
+}
+
+/// The multi-stream API's demo token: base64 of `id:username:email:roles`.
+fn dev_token(token: &str) -> Option<Claims> {
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let mut parts = text.splitn(4, ':');
+    let (id, username, _email, roles) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if id.is_empty() {
+        return None;
+    }
+    Some(Claims {
+        sub: id.to_owned(),
+        name: Some(username.to_owned()),
+        roles: roles
+            .split(',')
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        session_id: None,
+        subscribe: None,
+        publish: None,
+        exp: u64::MAX,
+        nbf: None,
+    })
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Redacts `token` / `access_token` values from a query string for logs.
+///
+/// ```
+/// use herald_server::auth::redact_query;
+/// assert_eq!(redact_query("topics=a&token=secret.jwt"), "topics=a&token=REDACTED");
+/// ```
+pub fn redact_query(query: &str) -> String {
+    query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if k == "token" || k == "access_token" || k == "secret" => {
+                format!("{k}=REDACTED")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    const SECRET: &[u8] = b"test secret that is long enough for HS256";
+
+    fn claims(exp: u64, nbf: Option<u64>) -> Claims {
+        Claims {
+            sub: "alice".into(),
+            name: None,
+            roles: vec![],
+            session_id: Some("s1".into()),
+            subscribe: None,
+            publish: Some(vec!["room:*".into()]),
+            exp,
+            nbf,
+        }
+    }
+
+    #[test]
+    fn expiry_and_not_before_are_enforced() {
+        let v = Verifier::hs256(SECRET);
+        let now = now_secs();
+        let ok = v.mint_claims_hs256(&claims(now + 60, None)).expect("mint");
+        assert_eq!(
+            v.verify(&ok).expect("valid").session_id.as_deref(),
+            Some("s1")
+        );
+        let expired = v.mint_claims_hs256(&claims(now - 60, None)).expect("mint");
+        assert_eq!(v.verify(&expired), Err(AuthError::Expired));
+        let early = v
+            .mint_claims_hs256(&claims(now + 600, Some(now + 300)))
+            .expect("mint");
+        assert_eq!(v.verify(&early), Err(AuthError::NotYetValid));
+    }
+
+    #[test]
+    fn a_token_signed_with_another_key_is_invalid() {
+        let theirs = Verifier::hs256(b"some other secret, also long enough!!")
+            .mint("mallory", 60, None, None);
+        let verdict = Verifier::hs256(SECRET).verify(&theirs.expect("mint"));
+        assert!(matches!(verdict, Err(AuthError::Invalid(_))), "{verdict:?}");
+        assert!(matches!(
+            Verifier::hs256(SECRET).verify("garbage"),
+            Err(AuthError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn topic_claims_limit_only_when_present() {
+        let c = claims(u64::MAX, None);
+        assert!(c.may_subscribe("anything"));
+        assert!(c.may_publish("room:1"));
+        assert!(!c.may_publish("news"));
+    }
+
+    #[test]
+    fn the_demo_token_is_accepted_in_dev_mode_only() {
+        let demo = "dGVzdDEyMzp0ZXN0dXNlcjp0ZXN0QGV4YW1wbGUuY29tOnVzZXIsYWRtaW4=";
+        assert!(Verifier::hs256(SECRET).verify(demo).is_err());
+        let c = Verifier::hs256(SECRET)
+            .dev_mode(true)
+            .verify(demo)
+            .expect("dev token");
+        assert_eq!((c.sub.as_str(), c.display_name()), ("test123", "testuser"));
+        assert_eq!(c.roles, ["user", "admin"]);
+    }
+
+    #[test]
+    fn tokens_are_found_in_header_then_cookie_then_query() {
+        let v = Verifier::hs256(SECRET).cookie_name("tk");
+        let mut h = HeaderMap::new();
+        assert_eq!(
+            v.token_from(&h, Some("a=1&access_token=q")),
+            Some("q".into())
+        );
+        h.insert(header::COOKIE, HeaderValue::from_static("x=1; tk=c"));
+        assert_eq!(v.token_from(&h, Some("token=q")), Some("c".into()));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer b"));
+        assert_eq!(v.token_from(&h, Some("token=q")), Some("b".into()));
+        assert_eq!(v.token_from(&HeaderMap::new(), None), None);
+    }
+}
