@@ -50,6 +50,8 @@ export default defineConfig({
       LEPTOS_ENV: "PROD",
       HERALD_HEARTBEAT_SECS: "2",
       HERALD_STATUS_SECS: "1",
+      // The demo publishes from the page without a token: dev mode.
+      HERALD_DEV: "1",
       RUST_LOG: "info",
     },
   },

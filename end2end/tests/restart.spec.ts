@@ -10,7 +10,7 @@ const bin = path.resolve(process.cwd(), process.env.HERALD_SERVER_BIN ?? "../tar
 function startServer(): ChildProcess {
   return spawn(bin, ["--addr", `127.0.0.1:${port}`, "--heartbeat-secs", "2", "--retry-ms", "200"], {
     cwd: path.resolve(process.cwd(), ".."),
-    env: { ...process.env, LEPTOS_SITE_ADDR: `127.0.0.1:${port}` },
+    env: { ...process.env, LEPTOS_SITE_ADDR: `127.0.0.1:${port}`, HERALD_DEV: "1" },
     stdio: "ignore",
   });
 }

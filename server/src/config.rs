@@ -76,6 +76,10 @@ pub struct Config {
     #[arg(long, env = "HERALD_DEV", default_value_t = false)]
     pub dev: bool,
 
+    /// Accept `/_sse/publish` without a token (dev mode implies it).
+    #[arg(long, env = "HERALD_ANONYMOUS_PUBLISH", default_value_t = false)]
+    pub anonymous_publish: bool,
+
     /// Open connections allowed in all.
     #[arg(long, env = "HERALD_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,

@@ -76,6 +76,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
     let mut state = AppState::with_auth(broker.clone(), config.verifier()?);
     state.max_body_bytes = config.max_body_bytes;
+    state.anonymous_publish = config.anonymous_publish || config.dev;
+    if config.dev {
+        tracing::warn!(
+            "dev mode: demo tokens accepted and anyone may publish; never use it in production"
+        );
+    }
     state.cors_origin = Some(config.cors_origin.clone()).filter(|o| !o.is_empty());
 
     let mut leptos_options = get_configuration(None)

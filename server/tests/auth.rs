@@ -54,9 +54,72 @@ async fn get(
     (status, headers, body)
 }
 
-async fn still_serving(server: &TestServer) {
-    let (status, _) = server.publish(json!({"data": "still here"})).await;
-    assert_eq!(status, 200);
+/// The server still accepts a publish (as a service token on servers that
+/// verify with `verifier()`, anonymously on open test servers).
+async fn still_serving(server: &TestServer, authed: bool) {
+    let bearer = authed.then(|| token("service", None));
+    let (status, _, body) =
+        publish_as(server, bearer.as_deref(), json!({"data": "still here"})).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+async fn publish_as(
+    server: &TestServer,
+    bearer: Option<&str>,
+    body: serde_json::Value,
+) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+    let mut req = reqwest::Client::new()
+        .post(server.url("/_sse/publish"))
+        .json(&body);
+    if let Some(t) = bearer {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.expect("publish");
+    let headers = resp.headers().clone();
+    let (status, body) = read_json(resp).await;
+    (status, headers, body)
+}
+
+#[tokio::test]
+async fn publishing_needs_a_token_whose_publish_claim_matches() {
+    let server = TestServer::start_with_auth(quiet_config(), verifier()).await;
+    let (status, headers, body) = publish_as(&server, None, json!({"data": "x"})).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(headers["www-authenticate"], "Bearer");
+    // Even a malformed body is answered 401 first: nothing leaks before auth.
+    let resp = reqwest::Client::new()
+        .post(server.url("/_sse/publish"))
+        .body("{broken")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 401);
+
+    let rooms_only = verifier()
+        .mint("svc", 600, None, Some(vec!["room:*".into()]))
+        .expect("mint");
+    let (status, _, body) = publish_as(
+        &server,
+        Some(&rooms_only),
+        json!({"target": {"userId": "alice"}, "data": "x"}),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("user:alice")),
+        "{body}"
+    );
+    let (status, _, body) = publish_as(
+        &server,
+        Some(&rooms_only),
+        json!({"topic": "room:1", "data": "x"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, _) = publish_as(&server, Some("garbage"), json!({"data": "x"})).await;
+    assert_eq!(status, 401);
 }
 
 #[tokio::test]
@@ -86,9 +149,10 @@ async fn a_valid_token_from_any_source_puts_the_connection_on_its_user_topic() {
         .as_array()
         .expect("topics")
         .contains(&json!("user:alice")));
-    server
-        .publish(json!({"target": {"userId": "alice"}, "data": "for alice"}))
-        .await;
+    let backend = token("backend", None);
+    let body = json!({"target": {"userId": "alice"}, "data": "for alice"});
+    let (status, _, _) = publish_as(&server, Some(&backend), body).await;
+    assert_eq!(status, 200);
     assert_eq!(stream.next_event().await.data, "for alice");
 }
 
@@ -127,7 +191,7 @@ async fn bad_tokens_are_401_with_www_authenticate_and_never_anonymous() {
         );
     }
     assert_eq!(server.broker.client_count(), 0);
-    still_serving(&server).await;
+    still_serving(&server, true).await;
 }
 
 #[tokio::test]
@@ -171,7 +235,7 @@ async fn a_token_without_the_topic_claim_gets_403_at_connect_and_subscribe() {
     )
     .await;
     assert_eq!(status, 200);
-    still_serving(&server).await;
+    still_serving(&server, true).await;
 }
 
 #[tokio::test]
@@ -225,5 +289,5 @@ async fn a_body_over_the_limit_is_413_json() {
     let (status, body) = server.publish(big).await;
     assert_eq!(status, 413, "{body}");
     assert!(body["error"].is_string());
-    still_serving(&server).await;
+    still_serving(&server, false).await;
 }

@@ -28,10 +28,14 @@ pub struct AppState {
     pub cors_origin: Option<String>,
     /// Largest request body accepted (64 KiB).
     pub max_body_bytes: usize,
+    /// Whether `/_sse/publish` accepts requests without a token (off unless
+    /// configured, or in dev mode).
+    pub anonymous_publish: bool,
 }
 
 impl AppState {
-    /// State with a random HS256 secret (tokens minted elsewhere won't verify).
+    /// State with a random HS256 secret (tokens minted elsewhere won't verify)
+    /// and no anonymous publishing.
     pub fn new(broker: SSEBroker) -> Self {
         let secret: [u8; 32] = rand::random();
         Self::with_auth(broker, crate::auth::Verifier::hs256(&secret))
@@ -43,6 +47,7 @@ impl AppState {
             auth: std::sync::Arc::new(auth),
             cors_origin: Some("*".to_owned()),
             max_body_bytes: 64 * 1024,
+            anonymous_publish: false,
         }
     }
 }

@@ -1,5 +1,9 @@
 //! `POST /_sse/publish` `{topic?, target?, event?, data, id?}` — publish over HTTP.
 //!
+//! Needs a token whose `publish` claim (if any) matches the destination
+//! topic (403 otherwise); without a token, 401 unless anonymous publishing
+//! is enabled (`--anonymous-publish`, or dev mode).
+//!
 //! `topic` names a topic; `target` (`{clientId?, userId?, sessionId?}`)
 //! addresses a client, user or session; neither means everyone (`all`).
 //! `data` that is a JSON string is sent as-is; any other JSON value is sent
@@ -9,7 +13,8 @@
 //! delivered twice.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use herald_shared::wire::Event;
 use serde::Deserialize;
@@ -67,10 +72,28 @@ fn destination(body: &PublishBody) -> Result<String, ApiError> {
 
 pub async fn publish(
     State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
     body: Result<Json<PublishBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    // Who is asking comes first: an unauthenticated caller learns nothing
+    // about the body it sent.
+    let claims = state.auth.authenticate(&headers, raw.as_deref())?;
+    if claims.is_none() && !state.anonymous_publish {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "publishing needs a token (Authorization: Bearer) with a publish claim",
+        ));
+    }
     let Json(body) = body?;
     let topic = destination(&body)?;
+    if let Some(c) = &claims {
+        if !c.may_publish(&topic) {
+            return Err(ApiError::forbidden(format!(
+                "this token does not allow publishing to {topic:?}"
+            )));
+        }
+    }
     let data = match &body.data {
         Value::String(s) => s.clone(),
         Value::Null => return Err(ApiError::bad_request("data is required")),

@@ -28,8 +28,14 @@ impl TestServer {
     }
 
     /// A server whose connections fail writes stalled for `idle`.
+    /// Publishing is open on these servers (tests publish anonymously);
+    /// `start_with_auth` gives the production policy.
     pub async fn start_with_idle_timeout(config: BrokerConfig, idle: Option<Duration>) -> Self {
-        Self::start_with_state(config, idle, AppState::new).await
+        Self::start_with_state(config, idle, |b| AppState {
+            anonymous_publish: true,
+            ..AppState::new(b)
+        })
+        .await
     }
 
     /// A server whose tokens are checked by `verifier`.
