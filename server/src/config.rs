@@ -73,11 +73,11 @@ pub struct Config {
     pub auth_cookie: String,
 
     /// Development mode: also accept the documented base64 demo tokens.
-    #[arg(long, env = "HERALD_DEV", default_value_t = false)]
+    #[arg(long, env = "HERALD_DEV", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub dev: bool,
 
     /// Accept `/_sse/publish` without a token (dev mode implies it).
-    #[arg(long, env = "HERALD_ANONYMOUS_PUBLISH", default_value_t = false)]
+    #[arg(long, env = "HERALD_ANONYMOUS_PUBLISH", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub anonymous_publish: bool,
 
     /// Open connections allowed in all.

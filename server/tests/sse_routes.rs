@@ -231,19 +231,7 @@ async fn closing_the_connection_cleans_up() {
     drop(a);
     drop(b);
     // The server notices on its next write: a broadcast is that write.
-    let deadline = tokio::time::Instant::now() + common::WAIT;
-    while server.broker.client_count() > 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "clients never cleaned up"
-        );
-        server
-            .broker
-            .broadcast(herald_shared::wire::Event::data("ping"))
-            .await
-            .expect("publish");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    server.wait_for_clients_after_broadcast(0).await;
     assert_eq!(server.broker.clients_in("room:x"), 0);
     let (_, stats) = common::read_json(
         reqwest::get(server.url("/_sse/stats"))

@@ -92,26 +92,18 @@ impl TestServer {
         post_json(&self.url("/_sse/publish"), &body).await
     }
 
+    /// Polls until the broker reports `n` clients (disconnects are noticed asynchronously).
+    pub async fn wait_for_clients(&self, n: usize) {
+        self.wait_until_clients(n, false).await;
+    }
+
     /// Like `wait_for_clients`, publishing meanwhile so that closed streams
     /// are noticed (a write is what discovers a dropped peer).
     pub async fn wait_for_clients_after_broadcast(&self, n: usize) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while self.broker.client_count() != n {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "client count stuck at {}",
-                self.broker.client_count()
-            );
-            let _ = self
-                .broker
-                .broadcast(herald_shared::wire::Event::data("ping"))
-                .await;
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.wait_until_clients(n, true).await;
     }
 
-    /// Polls until the broker reports `n` clients (disconnects are noticed asynchronously).
-    pub async fn wait_for_clients(&self, n: usize) {
+    async fn wait_until_clients(&self, n: usize, nudge: bool) {
         let deadline = tokio::time::Instant::now() + WAIT;
         while self.broker.client_count() != n {
             assert!(
@@ -119,6 +111,12 @@ impl TestServer {
                 "client count stuck at {}",
                 self.broker.client_count()
             );
+            if nudge {
+                let _ = self
+                    .broker
+                    .broadcast(herald_shared::wire::Event::data("ping"))
+                    .await;
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
