@@ -90,19 +90,19 @@ test("the system status panel is fed by the public status stream", async ({ page
 
 test("invalid JSON in the custom sender shows the server's error and sends nothing", async ({ page }) => {
   await openDemo(page);
-  const before = await (await page.request.get("/_sse/stats")).json();
   await page.getByTestId("custom-name").fill("broken-event");
   await page.getByTestId("custom-json").fill("{not json");
   await page.getByTestId("send-custom").click();
   await expect(page.getByTestId("send-error")).toContainText("400");
-  const after = await (await page.request.get("/_sse/stats")).json();
-  expect(after.eventsPublished).toBe(before.eventsPublished);
 
-  // Valid JSON goes through, under the custom name.
+  // Valid JSON goes through under the same name, and it is the only one
+  // of that name to arrive: the rejected one was never published. (The
+  // server-wide counter is no proof: the status stream publishes meanwhile.)
   await page.getByTestId("custom-json").fill('{"ok": true}');
   await page.getByTestId("send-custom").click();
   await expect(page.getByTestId("send-ok")).toBeVisible();
   await expect(feedItems(page, "broken-event")).toHaveCount(1);
+  await expect(feedItems(page, "broken-event")).toContainText('"ok": true');
 });
 
 test("chat between two browsers, with joined, typing and left", async ({ browser }) => {
