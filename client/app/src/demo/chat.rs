@@ -122,11 +122,7 @@ pub fn ChatPanel() -> impl IntoView {
 
     let presence = move |room: &str| Presence {
         room_id: room.to_owned(),
-        user_id: demo
-            .identity
-            .get_untracked()
-            .map(|i| i.client_id)
-            .unwrap_or_default(),
+        user_id: demo.client_id(),
         username: name.get_untracked(),
         timestamp: api::clock(api::now_ms()),
     };
@@ -167,11 +163,7 @@ pub fn ChatPanel() -> impl IntoView {
         let msg = ChatMessage {
             id: format!("{}-{}", name.get_untracked(), api::now_ms() as u64),
             room_id: current.clone(),
-            user_id: demo
-                .identity
-                .get_untracked()
-                .map(|i| i.client_id)
-                .unwrap_or_default(),
+            user_id: demo.client_id(),
             username: name.get_untracked(),
             message: text,
             timestamp: api::clock(api::now_ms()),

@@ -69,6 +69,14 @@ pub struct Demo {
 }
 
 impl Demo {
+    /// This page's client id, or `""` before the first `connected` event.
+    pub fn client_id(&self) -> String {
+        self.identity
+            .get_untracked()
+            .map(|i| i.client_id)
+            .unwrap_or_default()
+    }
+
     /// Shows every event named `name` in the feed (once per name).
     pub fn listen(&self, name: &str) {
         let name = name.to_owned();
