@@ -466,3 +466,41 @@ async fn nobody_can_ask_for_another_clients_user_or_session_topic() {
     assert_eq!(victim.next_event().await.data, "private");
     assert_eq!(server.broker.clients_in("client:victim"), 1);
 }
+
+#[tokio::test]
+async fn topic_and_id_rules_are_named_in_400s() {
+    let server = TestServer::start(quiet_config()).await;
+    let long = "t".repeat(129);
+    for (body, needle) in [
+        (json!({"topic": long, "data": "x"}), "at most 128"),
+        (
+            json!({"topic": "bad topic", "data": "x"}),
+            "allowed characters",
+        ),
+        (json!({"topic": "", "data": "x"}), "must not be empty"),
+        (json!({"data": "x", "id": "key\ninjected"}), "CR, LF or NUL"),
+    ] {
+        let (status, resp) = server.publish(body.clone()).await;
+        assert_eq!(status, 400, "{body} -> {resp}");
+        assert!(
+            resp["error"].as_str().is_some_and(|e| e.contains(needle)),
+            "{body} -> {resp}"
+        );
+    }
+    let resp = reqwest::get(server.url(&format!("/_sse/connect?topics={}", "t".repeat(129))))
+        .await
+        .expect("connect");
+    let (status, body) = common::read_json(resp).await;
+    assert_eq!(
+        (
+            status,
+            body["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("at most 128"))
+        ),
+        (400, true),
+        "{body}"
+    );
+    let (status, _) = server.publish(json!({"data": "fine"})).await;
+    assert_eq!(status, 200);
+}
