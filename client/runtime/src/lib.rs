@@ -11,6 +11,7 @@
 mod client;
 mod config;
 mod hooks;
+pub mod http;
 mod manager;
 pub mod runtime;
 

@@ -295,28 +295,19 @@ fn with_topics<'a>(url: &str, topics: impl Iterator<Item = &'a String>) -> Strin
     }
 }
 
-#[cfg(target_arch = "wasm32")]
+/// Fire and forget: a failed subscription shows up as events that never
+/// come, and the next `connected` re-sends what is missing.
 fn send_json(url: &str, body: String) {
-    use wasm_bindgen::JsValue;
-    let Some(window) = web_sys::window() else {
-        return;
-    };
-    let init = web_sys::RequestInit::new();
-    init.set_method("POST");
-    init.set_body(&JsValue::from_str(&body));
-    let headers = web_sys::Headers::new().ok();
-    if let Some(h) = &headers {
-        let _ = h.set("Content-Type", "application/json");
-        init.set_headers(h);
+    #[cfg(target_arch = "wasm32")]
+    {
+        let url = url.to_owned();
+        wasm_bindgen_futures::spawn_local(async move {
+            let _ = crate::http::post_json(&url, body).await;
+        });
     }
-    let promise = window.fetch_with_str_and_init(url, &init);
-    wasm_bindgen_futures::spawn_local(async move {
-        let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
-    });
+    #[cfg(not(target_arch = "wasm32"))]
+    let _ = (url, body);
 }
-
-#[cfg(not(target_arch = "wasm32"))]
-fn send_json(_url: &str, _body: String) {}
 
 /// One component's use of a shared connection. Dropping it gives back its
 /// topics and, for the last lease, closes the connection.

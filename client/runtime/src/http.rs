@@ -1,0 +1,103 @@
+//! JSON POSTs to a Herald server's routes (`/_sse/subscribe`, `/_sse/publish`):
+//! what `SSEManager` uses for topic subscriptions, and what an app uses to
+//! publish from the browser. Outside a browser nothing is sent and the
+//! answer has status 0.
+
+/// The server's answer: status and body text.
+///
+/// ```
+/// use herald_client::http::Answer;
+/// let a = Answer { status: 400, body: r#"{"error":"bad topic"}"#.into() };
+/// assert!(!a.ok());
+/// assert_eq!(a.error_message(), "bad topic");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// HTTP status; 0 when the request could not be made.
+    pub status: u16,
+    pub body: String,
+}
+
+impl Answer {
+    /// A 2xx status.
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The `error` of a JSON error body (Herald's shape), or the body itself.
+    pub fn error_message(&self) -> String {
+        serde_json::from_str::<serde_json::Value>(&self.body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| self.body.clone())
+    }
+
+    fn failed(reason: &str) -> Self {
+        Answer {
+            status: 0,
+            body: serde_json::json!({ "error": reason }).to_string(),
+        }
+    }
+}
+
+/// POSTs `body` as `application/json`, exactly as given: a body that is not
+/// valid JSON reaches the server and comes back as its error.
+///
+/// ```
+/// # futures_lite_block_on(async {
+/// let answer = herald_client::http::post_json("/_sse/publish", r#"{"data":"hi"}"#.into()).await;
+/// assert_eq!(answer.status, 0); // not in a browser: nothing was sent
+/// # });
+/// # fn futures_lite_block_on(f: impl std::future::Future<Output = ()>) {
+/// #     let waker = std::task::Waker::noop();
+/// #     let mut cx = std::task::Context::from_waker(&waker);
+/// #     let mut f = std::pin::pin!(f);
+/// #     assert!(f.as_mut().poll(&mut cx).is_ready());
+/// # }
+/// ```
+pub async fn post_json(url: &str, body: String) -> Answer {
+    #[cfg(target_arch = "wasm32")]
+    {
+        browser_post(url, body).await
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = (url, body);
+        Answer::failed("not in a browser")
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+async fn browser_post(url: &str, body: String) -> Answer {
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen_futures::JsFuture;
+
+    let Some(window) = web_sys::window() else {
+        return Answer::failed("no window");
+    };
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_body(&body.into());
+    if let Ok(headers) = web_sys::Headers::new() {
+        let _ = headers.set("Content-Type", "application/json");
+        init.set_headers(&headers);
+    }
+    let Ok(resp) = JsFuture::from(window.fetch_with_str_and_init(url, &init)).await else {
+        return Answer::failed("the server could not be reached");
+    };
+    let Ok(resp) = resp.dyn_into::<web_sys::Response>() else {
+        return Answer::failed("not a response");
+    };
+    let text = match resp.text() {
+        Ok(p) => JsFuture::from(p)
+            .await
+            .ok()
+            .and_then(|t| t.as_string())
+            .unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    Answer {
+        status: resp.status(),
+        body: text,
+    }
+}
