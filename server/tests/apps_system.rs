@@ -47,3 +47,22 @@ async fn the_status_stream_carries_status_events_and_no_broadcasts() {
         assert!(!e.last_event_id.is_empty(), "status events are resumable");
     }
 }
+
+#[tokio::test]
+async fn status_reports_the_publishers_cpu_reading() {
+    let server = TestServer::start(quiet_config()).await;
+    system::spawn_publisher(&server.broker, Duration::from_millis(30));
+    // Two ticks make the first interval reading.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let (_, body) = common::read_json(
+        reqwest::get(server.url("/system/status"))
+            .await
+            .expect("get"),
+    )
+    .await;
+    let cpu = body["cpu"].as_str().expect("cpu");
+    assert!(
+        cpu.ends_with('%') && cpu.trim_end_matches('%').parse::<f64>().is_ok(),
+        "{body}"
+    );
+}

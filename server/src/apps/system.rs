@@ -7,6 +7,7 @@
 //! (without the `all` broadcast topic), so history, resume and heartbeats
 //! work as for every other stream.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
@@ -21,6 +22,11 @@ use crate::routes::{error::ApiError, sse_response, AppState};
 /// The topic status events are published to.
 pub const TOPIC: &str = "system:status";
 
+/// The publisher's latest CPU reading (`f64` bits): CPU use is measured over
+/// an interval, so one reading, taken on the publisher's ticks, serves the
+/// stream and `GET /system/status` alike. NaN until the second tick.
+static LATEST_CPU: AtomicU64 = AtomicU64::new(u64::MAX);
+
 /// `/system/status` and `/system/status/stream`.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -30,7 +36,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn status(State(state): State<AppState>) -> Json<SystemStatus> {
-    Json(snapshot(&state.broker, &mut CpuMeter::default(), false))
+    Json(snapshot(&state.broker, false))
 }
 
 async fn stream(State(state): State<AppState>) -> Result<Response, ApiError> {
@@ -54,7 +60,10 @@ pub fn spawn_publisher(broker: &SSEBroker, every: Duration) -> tokio::task::Join
         let mut last: Option<(Instant, u64)> = None;
         loop {
             tick.tick().await;
-            let mut status = snapshot(&broker, &mut cpu, true);
+            if let Some(p) = cpu.percent() {
+                LATEST_CPU.store(p.to_bits(), Ordering::Relaxed);
+            }
+            let mut status = snapshot(&broker, true);
             let published = broker.stats().events_published;
             let now = Instant::now();
             if let Some((then, before)) = last.replace((now, published)) {
@@ -69,16 +78,19 @@ pub fn spawn_publisher(broker: &SSEBroker, every: Duration) -> tokio::task::Join
     })
 }
 
-fn snapshot(broker: &SSEBroker, cpu: &mut CpuMeter, stamped: bool) -> SystemStatus {
+fn snapshot(broker: &SSEBroker, stamped: bool) -> SystemStatus {
+    let cpu = f64::from_bits(LATEST_CPU.load(Ordering::Relaxed));
     SystemStatus {
         status: "healthy".to_owned(),
         uptime: broker.uptime().as_secs(),
         connections: broker.client_count() as u64,
         memory: resident_memory()
             .map_or_else(|| "n/a".to_owned(), |b| format!("{}MB", b / (1024 * 1024))),
-        cpu: cpu
-            .percent()
-            .map_or_else(|| "n/a".to_owned(), |p| format!("{p:.0}%")),
+        cpu: if cpu.is_finite() {
+            format!("{cpu:.0}%")
+        } else {
+            "n/a".to_owned()
+        },
         timestamp: stamped.then(crate::clock::now_rfc3339),
         events_per_second: None,
     }
