@@ -129,6 +129,20 @@ pub struct Config {
     #[arg(long, env = "HERALD_IDLE_TIMEOUT_SECS", default_value_t = 60)]
     pub idle_timeout_secs: u64,
 
+    /// Publishes per second per caller (per user, or per IP when
+    /// anonymous) over HTTP; 0 disables the limit.
+    #[arg(long, env = "HERALD_PUBLISH_RATE", default_value_t = crate::routes::DEFAULT_PUBLISH_RATE)]
+    pub publish_rate: f64,
+
+    /// Publishes a caller may make in a burst before the rate applies.
+    #[arg(long, env = "HERALD_PUBLISH_BURST", default_value_t = crate::routes::DEFAULT_PUBLISH_BURST)]
+    pub publish_burst: u32,
+
+    /// Seconds a client may take to send a request's headers (slowloris
+    /// defence); 0 disables the limit.
+    #[arg(long, env = "HERALD_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+
     /// Seconds between `status` events on `/system/status/stream`.
     #[arg(long, env = "HERALD_STATUS_SECS", default_value_t = 5.0)]
     pub status_secs: f64,
@@ -163,6 +177,15 @@ impl Config {
     /// The write idle timeout, if enabled.
     pub fn idle_timeout(&self) -> Option<Duration> {
         (self.idle_timeout_secs > 0).then(|| Duration::from_secs(self.idle_timeout_secs))
+    }
+
+    /// How connections are served.
+    pub fn serve_options(&self) -> crate::net::ServeOptions {
+        crate::net::ServeOptions {
+            header_read_timeout: (self.header_timeout_secs > 0)
+                .then(|| Duration::from_secs(self.header_timeout_secs)),
+            grace: Duration::from_secs(self.shutdown_grace_secs),
+        }
     }
 
     /// The broker part of the configuration.

@@ -9,4 +9,5 @@ pub mod broker;
 pub mod clock;
 pub mod config;
 pub mod net;
+pub mod ratelimit;
 pub mod routes;

@@ -3,8 +3,6 @@
 // The demo's deeply nested view types need more than the default 128 levels.
 #![recursion_limit = "256"]
 
-use std::time::Duration;
-
 use anyhow::Context;
 use axum::Router;
 use clap::Parser;
@@ -77,6 +75,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let mut state = AppState::with_auth(broker.clone(), config.verifier()?);
     state.max_body_bytes = config.max_body_bytes;
     state.anonymous_publish = config.anonymous_publish || config.dev;
+    state.publish_limit = std::sync::Arc::new(herald_server::ratelimit::RateLimiter::new(
+        config.publish_rate,
+        config.publish_burst,
+    ));
     if config.dev {
         tracing::warn!(
             "dev mode: demo tokens accepted and anyone may publish; never use it in production"
@@ -96,35 +98,24 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         })
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(leptos_options)
-        .merge(routes::router(state));
+        .merge(routes::router(state))
+        .layer(axum::middleware::from_fn(routes::access_log::access_log));
 
     let listener = GuardedListener::bind(config.addr, config.idle_timeout())
         .await
         .with_context(|| format!("binding {}", config.addr))?;
     tracing::info!(addr = %config.addr, epoch = ?broker.epoch(), "herald listening; demo at http://{}/sse-demo", config.addr);
 
-    let grace = Duration::from_secs(config.shutdown_grace_secs);
-    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    // Streams that never drain (a stalled peer) get the grace period of
+    // `serve_options`, then the process exits anyway.
     let shutdown_broker = broker.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    herald_server::net::serve(listener, app, config.serve_options(), async move {
         shutdown_signal().await;
         tracing::info!("shutting down: closing streams with a retry hint");
         shutdown_broker.close_all();
-        let _ = stopping_tx.send(());
-    });
-    tokio::select! {
-        result = server => result.context("serving")?,
-        () = async {
-            // Streams that never drain (a stalled peer) must not hold the
-            // process hostage: give them `grace`, then exit.
-            if stopping_rx.await.is_ok() {
-                tokio::time::sleep(grace).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        } => tracing::warn!("shutdown grace period over; exiting with streams still open"),
-    }
-    Ok(())
+    })
+    .await
+    .context("serving")
 }
 
 async fn shutdown_signal() {

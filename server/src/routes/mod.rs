@@ -1,5 +1,7 @@
 //! The HTTP edge: thin axum handlers over the broker.
 
+pub mod access_log;
+pub mod caller;
 mod connect;
 pub mod error;
 mod publish;
@@ -18,6 +20,11 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::broker::{SSEBroker, Subscription};
 
+/// Publishes per second per caller, sustained (`--publish-rate`).
+pub const DEFAULT_PUBLISH_RATE: f64 = 100.0;
+/// Publishes a caller may make at once (`--publish-burst`).
+pub const DEFAULT_PUBLISH_BURST: u32 = 200;
+
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -31,6 +38,8 @@ pub struct AppState {
     /// Whether `/_sse/publish` accepts requests without a token (off unless
     /// configured, or in dev mode).
     pub anonymous_publish: bool,
+    /// Publish rate limit per user (or per IP when anonymous).
+    pub publish_limit: std::sync::Arc<crate::ratelimit::RateLimiter>,
 }
 
 impl AppState {
@@ -48,6 +57,10 @@ impl AppState {
             cors_origin: Some("*".to_owned()),
             max_body_bytes: 64 * 1024,
             anonymous_publish: false,
+            publish_limit: std::sync::Arc::new(crate::ratelimit::RateLimiter::new(
+                DEFAULT_PUBLISH_RATE,
+                DEFAULT_PUBLISH_BURST,
+            )),
         }
     }
 }
@@ -85,11 +98,34 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(stats::healthz))
         .with_state(state.clone())
         .merge(crate::apps::system::router(state))
-        .layer(body_limit);
+        .layer(body_limit)
+        .layer(axum::middleware::from_fn(limit_uri));
     match cors {
         Some(layer) => routes.layer(layer),
         None => routes,
     }
+}
+
+/// The longest request target (path and query) the routes accept. hyper
+/// itself refuses targets over 64 KiB with a bare 414 before any route runs.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// 414 with a JSON error for request targets over [`MAX_URI_BYTES`].
+async fn limit_uri(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Result<Response, error::ApiError> {
+    let len = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |pq| pq.as_str().len());
+    if len > MAX_URI_BYTES {
+        return Err(error::ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            format!("request target is {len} bytes; the limit is {MAX_URI_BYTES}"),
+        ));
+    }
+    Ok(next.run(request).await)
 }
 
 /// How many queued frames one write may carry.

@@ -13,14 +13,13 @@
 //! delivered twice.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
 use axum::Json;
 use herald_shared::wire::Event;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{error::ApiError, AppState};
+use super::{caller::Caller, error::ApiError, AppState};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -72,28 +71,15 @@ fn destination(body: &PublishBody) -> Result<String, ApiError> {
 
 pub async fn publish(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
+    caller: Caller,
     body: Result<Json<PublishBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     // Who is asking comes first: an unauthenticated caller learns nothing
     // about the body it sent.
-    let claims = state.auth.authenticate(&headers, raw.as_deref())?;
-    if claims.is_none() && !state.anonymous_publish {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "publishing needs a token (Authorization: Bearer) with a publish claim",
-        ));
-    }
+    caller.admit_publish(&state)?;
     let Json(body) = body?;
     let topic = destination(&body)?;
-    if let Some(c) = &claims {
-        if !c.may_publish(&topic) {
-            return Err(ApiError::forbidden(format!(
-                "this token does not allow publishing to {topic:?}"
-            )));
-        }
-    }
+    caller.check_publish_claim(&topic)?;
     let data = match &body.data {
         Value::String(s) => s.clone(),
         Value::Null => return Err(ApiError::bad_request("data is required")),

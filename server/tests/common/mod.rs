@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use herald_server::broker::{BrokerConfig, SSEBroker};
+use herald_server::net::ServeOptions;
 use herald_server::routes::{router, AppState};
 use herald_shared::wire::{Frame, MessageEvent, Parser};
 use serde_json::Value;
@@ -33,6 +34,7 @@ impl TestServer {
     pub async fn start_with_idle_timeout(config: BrokerConfig, idle: Option<Duration>) -> Self {
         Self::start_with_state(config, idle, |b| AppState {
             anonymous_publish: true,
+            publish_limit: std::sync::Arc::new(herald_server::ratelimit::RateLimiter::unlimited()),
             ..AppState::new(b)
         })
         .await
@@ -51,6 +53,16 @@ impl TestServer {
         idle: Option<Duration>,
         make_state: impl FnOnce(SSEBroker) -> AppState,
     ) -> Self {
+        Self::start_with_options(config, idle, ServeOptions::default(), make_state).await
+    }
+
+    /// The general form: write idle timeout, connection options, state.
+    pub async fn start_with_options(
+        config: BrokerConfig,
+        idle: Option<Duration>,
+        options: ServeOptions,
+        make_state: impl FnOnce(SSEBroker) -> AppState,
+    ) -> Self {
         let broker = SSEBroker::new(config);
         broker.spawn_maintenance();
         let app = router(make_state(broker.clone()));
@@ -60,7 +72,9 @@ impl TestServer {
                 .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("serve");
+            herald_server::net::serve(listener, app, options, std::future::pending())
+                .await
+                .expect("serve");
         });
         TestServer { addr, broker, task }
     }
