@@ -166,7 +166,8 @@ impl std::fmt::Debug for BrokerConfig {
 #[derive(Debug, Clone, Default)]
 pub struct ConnectOptions {
     /// Reuse an id (a reconnecting client); a new one is drawn otherwise.
-    /// A live connection with the same id is replaced.
+    /// A live connection with the same id and the same user is replaced;
+    /// another user's is not (`ClientIdInUse`).
     pub client_id: Option<String>,
     pub user_id: Option<String>,
     pub session_id: Option<String>,
@@ -208,6 +209,8 @@ pub enum BrokerError {
     ReservedTopic(String),
     #[error("this connection's token does not allow topic {0:?}")]
     TopicNotAllowed(String),
+    #[error("client id {0:?} is in use by another user's connection")]
+    ClientIdInUse(String),
     #[error("too many connections for this {scope} (limit {limit})")]
     TooManyConnections { scope: &'static str, limit: usize },
     #[error(transparent)]
@@ -586,6 +589,13 @@ impl SSEBroker {
         let config = &self.inner.config;
         let mut clients = write(&self.inner.clients);
         let mut users = self.inner.users.lock().unwrap_or_else(|e| e.into_inner());
+        // A reconnecting client may replace its own older connection, never
+        // someone else's: the same user (or anonymous for anonymous).
+        if let Some(old) = clients.get(&client.id) {
+            if old.user_id != client.user_id {
+                return Err(BrokerError::ClientIdInUse(client.id.to_string()));
+            }
+        }
         let old = clients.remove(&client.id);
         if let Some(old) = &old {
             forget_user(&mut users, old);

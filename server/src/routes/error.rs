@@ -57,6 +57,7 @@ impl From<BrokerError> for ApiError {
             BrokerError::ReservedTopic(_) | BrokerError::TopicNotAllowed(_) => {
                 ApiError::forbidden(e.to_string())
             }
+            BrokerError::ClientIdInUse(_) => ApiError::new(StatusCode::CONFLICT, e.to_string()),
             BrokerError::TooManyConnections { .. } => ApiError {
                 retry_after: Some(5),
                 ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string())

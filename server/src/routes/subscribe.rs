@@ -2,7 +2,9 @@
 //!
 //! Only the connection's owner may change its subscriptions: it proves it
 //! with the per-connection secret from its `connected` event (in the body,
-//! or the `X-Herald-Secret` header). Unknown client → 404, wrong secret → 403.
+//! or the `X-Herald-Secret` header), or with a token for the connection's
+//! user. Unknown client → 404, neither proof → 403. Topics the connection's
+//! own token does not allow are 403 too.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
@@ -11,7 +13,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{error::ApiError, AppState};
+use super::{caller::Caller, error::ApiError, AppState};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -22,7 +24,12 @@ pub struct SubscribeBody {
     secret: Option<String>,
 }
 
-fn authorise(state: &AppState, headers: &HeaderMap, body: &SubscribeBody) -> Result<(), ApiError> {
+fn authorise(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    body: &SubscribeBody,
+) -> Result<(), ApiError> {
     let client = state
         .broker
         .client(&body.client_id)
@@ -32,7 +39,11 @@ fn authorise(state: &AppState, headers: &HeaderMap, body: &SubscribeBody) -> Res
         .as_deref()
         .or_else(|| headers.get("x-herald-secret").and_then(|v| v.to_str().ok()))
         .unwrap_or_default();
-    if constant_time_eq(given.as_bytes(), client.secret.as_bytes()) {
+    let same_user = match (&caller.claims, &client.user_id) {
+        (Some(claims), Some(owner)) => claims.sub == *owner,
+        _ => false,
+    };
+    if same_user || constant_time_eq(given.as_bytes(), client.secret.as_bytes()) {
         Ok(())
     } else {
         Err(ApiError::forbidden("not the owner of this connection"))
@@ -55,31 +66,41 @@ type Change = fn(
 /// (`{success, topics}`, GoSPA's shape).
 fn apply(
     state: &AppState,
+    caller: &Caller,
     headers: &HeaderMap,
     body: Result<Json<SubscribeBody>, JsonRejection>,
     change: Change,
 ) -> Result<Json<Value>, ApiError> {
     let Json(body) = body?;
-    authorise(state, headers, &body)?;
+    authorise(state, caller, headers, &body)?;
     let topics = change(&state.broker, &body.client_id, &body.topics)?;
     Ok(Json(json!({ "success": true, "topics": topics })))
 }
 
 pub async fn subscribe(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Json<SubscribeBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
-    apply(&state, &headers, body, crate::broker::SSEBroker::subscribe)
-}
-
-pub async fn unsubscribe(
-    State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     body: Result<Json<SubscribeBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     apply(
         &state,
+        &caller,
+        &headers,
+        body,
+        crate::broker::SSEBroker::subscribe,
+    )
+}
+
+pub async fn unsubscribe(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Result<Json<SubscribeBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    apply(
+        &state,
+        &caller,
         &headers,
         body,
         crate::broker::SSEBroker::unsubscribe,
