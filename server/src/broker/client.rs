@@ -136,7 +136,7 @@ impl ClientState {
 pub struct Subscription {
     pub(crate) broker: SSEBroker,
     pub(crate) client: Arc<ClientState>,
-    pub(crate) pending: VecDeque<Bytes>,
+    pub(crate) pending: VecDeque<Delivery>,
     pub(crate) rx: mpsc::Receiver<Delivery>,
     /// Per topic key: the last seq the replay gave. Live frames at or below
     /// it were queued while the replay was read and are duplicates.
@@ -158,13 +158,21 @@ impl Subscription {
     /// connection (eviction, replacement by a newer connection with the same
     /// id, shutdown, or `disconnect`).
     pub async fn recv(&mut self) -> Option<Bytes> {
-        if let Some(frame) = self.pending.pop_front() {
-            return Some(frame);
+        self.recv_with_seq().await.map(|(_, frame)| frame)
+    }
+
+    /// Like [`recv`](Self::recv), with the event's sequence number (the
+    /// number in its id, `<epoch>-<seq>`), or 0 for frames that are not
+    /// published events (greetings, heartbeats). Lets a stream end once a
+    /// known event has gone out (a job stream after the job's last update).
+    pub async fn recv_with_seq(&mut self) -> Option<(u64, Bytes)> {
+        if let Some(d) = self.pending.pop_front() {
+            return Some((d.seq, d.frame));
         }
         loop {
             let delivery = self.rx.recv().await?;
             if !self.already_replayed(&delivery) {
-                return Some(delivery.frame);
+                return Some((delivery.seq, delivery.frame));
             }
         }
     }
@@ -181,8 +189,8 @@ impl Subscription {
     /// lets the HTTP layer coalesce a burst into one write.
     pub fn drain_ready(&mut self, out: &mut Vec<Bytes>, max: usize) {
         while out.len() < max {
-            if let Some(frame) = self.pending.pop_front() {
-                out.push(frame);
+            if let Some(d) = self.pending.pop_front() {
+                out.push(d.frame);
             } else if let Ok(delivery) = self.rx.try_recv() {
                 if !self.already_replayed(&delivery) {
                     out.push(delivery.frame);

@@ -182,6 +182,11 @@ pub struct ConnectOptions {
     /// Topic patterns this connection may ask for (a token's `subscribe`
     /// claim); `None` puts no limit beyond the reserved prefixes.
     pub allowed_topics: Option<Vec<String>>,
+    /// The first events of the stream. `None` sends the broker's
+    /// `connected` event; APIs whose documented streams begin differently
+    /// (the job streams' `connected` message, the plain broadcast's nothing
+    /// at all) give their own. The `retry:` hint is sent either way.
+    pub greeting: Option<Vec<Event>>,
 }
 
 /// Why the broker refused a request.
@@ -531,7 +536,7 @@ impl SSEBroker {
                 .insert(name.clone());
         }
         // 2. Then what was missed, merged across topics in id order.
-        let mut replay = BTreeMap::new();
+        let mut replay: BTreeMap<u64, Delivery> = BTreeMap::new();
         if let Some(after) = after {
             for (name, key) in topics.iter().zip(keys) {
                 let r = self.inner.backplane.replay(name, after).await?;
@@ -540,27 +545,44 @@ impl SSEBroker {
                 }
                 let through = r.entries.last().map_or(after, |(seq, _)| *seq);
                 sub.replayed_through.push((key, through));
-                replay.extend(r.entries);
+                replay.extend(
+                    r.entries
+                        .into_iter()
+                        .map(|(seq, frame)| (seq, Delivery { key, seq, frame })),
+                );
             }
         }
 
-        let connected = Connected {
-            client_id: id.to_string(),
-            secret: Some(client.secret.clone()),
-            user_id: opts.user_id,
-            session_id: opts.session_id,
-            topics,
-            retry: Some(self.inner.config.retry_hint_ms),
+        let retry = self.inner.config.retry_hint_ms;
+        let greeting = match opts.greeting {
+            Some(events) => events,
+            None => vec![typed_event(&Connected {
+                client_id: id.to_string(),
+                secret: Some(client.secret.clone()),
+                user_id: opts.user_id,
+                session_id: opts.session_id,
+                topics,
+                retry: Some(retry),
+            })?],
         };
-        let mut first = typed_event(&connected)?;
-        first.retry = Some(self.inner.config.retry_hint_ms);
-        sub.pending.push_back(first.encode()?);
+        if greeting.is_empty() {
+            sub.pending.push_back(Delivery::control(Bytes::from(format!(
+                "retry: {retry}\n\n"
+            ))));
+        }
+        for (i, mut event) in greeting.into_iter().enumerate() {
+            if i == 0 {
+                event.retry = Some(retry);
+            }
+            sub.pending.push_back(Delivery::control(event.encode()?));
+        }
         if let Some(reason) = reset {
             let reset = Reset {
                 reason,
                 last_event_id: opts.last_event_id.unwrap_or_default(),
             };
-            sub.pending.push_back(typed_event(&reset)?.encode()?);
+            sub.pending
+                .push_back(Delivery::control(typed_event(&reset)?.encode()?));
         }
         sub.pending.extend(replay.into_values());
 
@@ -900,7 +922,7 @@ fn typed_event<T: SseEvent>(value: &T) -> Result<Event, BrokerError> {
 }
 
 /// A random lowercase hex token of `bytes` random bytes.
-fn random_token(bytes: usize) -> String {
+pub(crate) fn random_token(bytes: usize) -> String {
     use std::fmt::Write;
     (0..bytes).fold(String::with_capacity(bytes * 2), |mut s, _| {
         let _ = write!(s, "{:02x}", rand::random::<u8>());
