@@ -143,6 +143,10 @@ pub struct Config {
     #[arg(long, env = "HERALD_HEADER_TIMEOUT_SECS", default_value_t = 10)]
     pub header_timeout_secs: u64,
 
+    /// Milliseconds per progress step of the demo job workers.
+    #[arg(long, env = "HERALD_JOB_STEP_MS", default_value_t = 500)]
+    pub job_step_ms: u64,
+
     /// Seconds between `status` events on `/system/status/stream`.
     #[arg(long, env = "HERALD_STATUS_SECS", default_value_t = 5.0)]
     pub status_secs: f64,
@@ -177,6 +181,14 @@ impl Config {
     /// The write idle timeout, if enabled.
     pub fn idle_timeout(&self) -> Option<Duration> {
         (self.idle_timeout_secs > 0).then(|| Duration::from_secs(self.idle_timeout_secs))
+    }
+
+    /// The job queue's settings.
+    pub fn jobs(&self) -> crate::apps::jobs::JobSettings {
+        crate::apps::jobs::JobSettings {
+            step: Duration::from_millis(self.job_step_ms),
+            ..Default::default()
+        }
     }
 
     /// How connections are served.

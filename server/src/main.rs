@@ -75,6 +75,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let mut state = AppState::with_auth(broker.clone(), config.verifier()?);
     state.max_body_bytes = config.max_body_bytes;
     state.anonymous_publish = config.anonymous_publish || config.dev;
+    state.jobs = herald_server::apps::jobs::JobQueue::new(broker.clone(), config.jobs());
     state.publish_limit = std::sync::Arc::new(herald_server::ratelimit::RateLimiter::new(
         config.publish_rate,
         config.publish_burst,

@@ -40,6 +40,8 @@ pub struct AppState {
     pub anonymous_publish: bool,
     /// Publish rate limit per user (or per IP when anonymous).
     pub publish_limit: std::sync::Arc<crate::ratelimit::RateLimiter>,
+    /// The job-progress app's queue.
+    pub jobs: crate::apps::jobs::JobQueue,
 }
 
 impl AppState {
@@ -52,6 +54,7 @@ impl AppState {
 
     pub fn with_auth(broker: SSEBroker, auth: crate::auth::Verifier) -> Self {
         AppState {
+            jobs: crate::apps::jobs::JobQueue::new(broker.clone(), Default::default()),
             broker,
             auth: std::sync::Arc::new(auth),
             cors_origin: Some("*".to_owned()),
@@ -85,7 +88,8 @@ fn cors(origin: Option<&str>) -> Option<CorsLayer> {
     )
 }
 
-/// The broker's routes (GoSPA's `/_sse` set) plus `/healthz`.
+/// The broker's routes (GoSPA's `/_sse` set), `/healthz`, and the routes of
+/// the systems Herald replaces ([`crate::apps`]).
 pub fn router(state: AppState) -> Router {
     let cors = cors(state.cors_origin.as_deref());
     let body_limit = axum::extract::DefaultBodyLimit::max(state.max_body_bytes);
@@ -97,7 +101,7 @@ pub fn router(state: AppState) -> Router {
         .route("/_sse/stats", get(stats::stats))
         .route("/healthz", get(stats::healthz))
         .with_state(state.clone())
-        .merge(crate::apps::system::router(state))
+        .merge(crate::apps::router(state))
         .layer(body_limit)
         .layer(axum::middleware::from_fn(limit_uri));
     match cors {
@@ -134,7 +138,12 @@ const MAX_COALESCE: usize = 64;
 /// A `text/event-stream` response that writes a subscription's frames.
 /// Frames that are already queued are coalesced into one write.
 pub fn sse_response(sub: Subscription) -> Response {
-    let stream = futures::stream::unfold(sub, |mut sub| async move {
+    sse_stream_response(coalesced(sub))
+}
+
+/// A subscription's frames, queued ones merged into one chunk per write.
+pub(crate) fn coalesced(sub: Subscription) -> impl futures::Stream<Item = Bytes> + Send + 'static {
+    futures::stream::unfold(sub, |mut sub| async move {
         let first = sub.recv().await?;
         let mut more = Vec::new();
         sub.drain_ready(&mut more, MAX_COALESCE);
@@ -149,9 +158,18 @@ pub fn sse_response(sub: Subscription) -> Response {
             }
             buf.freeze()
         };
-        Some((Ok::<_, Infallible>(chunk), sub))
-    });
-    let mut response = Response::new(Body::from_stream(stream));
+        Some((chunk, sub))
+    })
+}
+
+/// A `text/event-stream` response writing `frames` as they come, with the
+/// headers every Herald stream has (and the avatar system documents).
+pub fn sse_stream_response(
+    frames: impl futures::Stream<Item = Bytes> + Send + 'static,
+) -> Response {
+    use futures::StreamExt;
+    let body = Body::from_stream(frames.map(Ok::<_, Infallible>));
+    let mut response = Response::new(body);
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(

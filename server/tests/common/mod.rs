@@ -175,6 +175,11 @@ impl SseStream {
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id);
         }
+        Self::request(req).await
+    }
+
+    /// Opens the stream `req` asks for (any headers); asserts a 200.
+    pub async fn request(req: reqwest::RequestBuilder) -> Self {
         let resp = req.send().await.expect("connect");
         assert_eq!(
             resp.status(),

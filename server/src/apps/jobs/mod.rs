@@ -1,0 +1,273 @@
+//! Job progress over SSE (the system that replaced polling):
+//!
+//! - `POST /api/v1/characters` `{name, fail?}` and `POST /api/v1/media`
+//!   `{prompt, fail?}` queue a job for the caller → 202 `{success, jobId, ...}`.
+//! - `GET /api/v1/sse/jobs/character/:jobId`, `.../media/:jobId`: the job's
+//!   stream, for its owner only (403 for anyone else, 404 for no such job):
+//!   `connected`, `initial_status` (the job's state now), then a
+//!   `job_update` per step; the stream ends after `completed` / `failed`.
+//! - `GET /api/v1/sse/jobs/my`: every job of the caller, never ending.
+//! - `GET /api/v1/characters/jobs/:jobId` (and `/api/v1/media/jobs/:jobId`):
+//!   the state, for clients that still poll.
+//!
+//! Messages are unnamed `data:` events tagged by `type`, as documented;
+//! keepalives are the broker's heartbeats. All routes need a token.
+
+mod queue;
+
+pub use queue::{job_topic, owner_topic, JobKind, JobQueue, JobSettings, Snapshot};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use herald_shared::events::{JobConnected, JobMessage, SseEvent};
+use herald_shared::wire::Event;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use crate::broker::{ConnectOptions, Subscription};
+use crate::routes::caller::Caller;
+use crate::routes::{error::ApiError, sse_stream_response, AppState};
+
+/// The job routes, over the state's job queue.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/characters", post(create_character))
+        .route("/api/v1/media", post(create_media))
+        .route("/api/v1/sse/jobs/my", get(my_jobs))
+        .route("/api/v1/sse/jobs/{kind}/{job_id}", get(job_stream))
+        .route("/api/v1/characters/jobs/{job_id}", get(poll_character))
+        .route("/api/v1/media/jobs/{job_id}", get(poll_media))
+        .with_state(state)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CharacterBody {
+    name: String,
+    #[serde(default)]
+    fail: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MediaBody {
+    prompt: String,
+    #[serde(default)]
+    fail: bool,
+}
+
+async fn create_character(
+    State(s): State<AppState>,
+    caller: Caller,
+    body: Result<Json<CharacterBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let user = caller.user()?;
+    caller.admit_publish(&s)?;
+    let Json(body) = body?;
+    if body.name.trim().is_empty() {
+        return Err(ApiError::bad_request("name must not be empty"));
+    }
+    let input = json!({ "name": body.name });
+    create(&s, &user.sub, JobKind::Character, input, body.fail).await
+}
+
+async fn create_media(
+    State(s): State<AppState>,
+    caller: Caller,
+    body: Result<Json<MediaBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let user = caller.user()?;
+    caller.admit_publish(&s)?;
+    let Json(body) = body?;
+    if body.prompt.trim().is_empty() {
+        return Err(ApiError::bad_request("prompt must not be empty"));
+    }
+    let input = json!({ "prompt": body.prompt });
+    create(&s, &user.sub, JobKind::Media, input, body.fail).await
+}
+
+async fn create(
+    s: &AppState,
+    owner: &str,
+    kind: JobKind,
+    input: Value,
+    fail: bool,
+) -> Result<Response, ApiError> {
+    let id = s.jobs.create(kind, owner, input, fail).await?;
+    let kind = kind.as_str();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "success": true,
+            "jobId": id,
+            "type": kind,
+            "status": "waiting",
+            "streamUrl": format!("/api/v1/sse/jobs/{kind}/{id}"),
+        })),
+    )
+        .into_response())
+}
+
+/// The caller's job, or 404 (no such job of this kind) / 403 (not theirs).
+fn owned(s: &AppState, caller: &Caller, kind: JobKind, id: &str) -> Result<Snapshot, ApiError> {
+    let user = caller.user()?;
+    let snapshot = s
+        .jobs
+        .snapshot(id)
+        .filter(|j| j.kind == kind)
+        .ok_or_else(|| ApiError::not_found(format!("no {} job {id:?}", kind.as_str())))?;
+    if snapshot.owner != user.sub {
+        return Err(ApiError::forbidden("only the job's owner may follow it"));
+    }
+    Ok(snapshot)
+}
+
+fn kind_from(segment: &str) -> Result<JobKind, ApiError> {
+    match segment {
+        "character" => Ok(JobKind::Character),
+        "media" => Ok(JobKind::Media),
+        other => Err(ApiError::not_found(format!(
+            "no job type {other:?}: use character or media"
+        ))),
+    }
+}
+
+fn message(m: &JobMessage) -> Result<Event, ApiError> {
+    m.to_event()
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+fn connected(job_id: &str, what: &str) -> Result<Event, ApiError> {
+    message(&JobMessage::Connected(JobConnected {
+        job_id: job_id.to_owned(),
+        message: format!("Connected to {what}"),
+    }))
+}
+
+async fn job_stream(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((kind, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let snapshot = owned(&s, &caller, kind_from(&kind)?, &id)?;
+    let greeting = vec![
+        connected(&id, "job status stream")?,
+        message(&JobMessage::InitialStatus(snapshot.state.clone()))?,
+    ];
+    if snapshot.state.status.is_final() {
+        // Nothing more will happen: say where it ended, and end.
+        let mut frames = Vec::new();
+        for event in greeting {
+            frames.push(event.encode().map_err(crate::broker::BrokerError::from)?);
+        }
+        return Ok(sse_stream_response(futures::stream::iter(frames)));
+    }
+    let user = caller.user()?;
+    let sub = s
+        .broker
+        .connect(ConnectOptions {
+            user_id: Some(user.sub.clone()),
+            topics: vec![job_topic(&id)],
+            no_broadcasts: true,
+            greeting: Some(greeting),
+            last_event_id: Some(snapshot.after.to_string()),
+            ..ConnectOptions::default()
+        })
+        .await?;
+    Ok(sse_stream_response(until_finished(sub, snapshot.finished)))
+}
+
+/// The subscription's frames, ending right after the job's final update.
+///
+/// The final update's sequence number is recorded just after it is
+/// published, so it may reach the stream first: every sequence number
+/// seen is remembered and checked again when the record arrives.
+fn until_finished(
+    sub: Subscription,
+    finished: watch::Receiver<Option<u64>>,
+) -> impl futures::Stream<Item = Bytes> + Send + 'static {
+    struct Follow {
+        sub: Subscription,
+        finished: watch::Receiver<Option<u64>>,
+        seen: Vec<u64>,
+    }
+    futures::stream::unfold(
+        Follow {
+            sub,
+            finished,
+            seen: Vec::new(),
+        },
+        |mut f| async move {
+            loop {
+                let last = *f.finished.borrow_and_update();
+                if last.is_some_and(|seq| f.seen.contains(&seq)) {
+                    return None;
+                }
+                tokio::select! {
+                    got = f.sub.recv_with_seq() => {
+                        let (seq, frame) = got?;
+                        if seq != 0 {
+                            f.seen.push(seq);
+                        }
+                        return Some((frame, f));
+                    }
+                    changed = f.finished.changed(), if last.is_none() => {
+                        if changed.is_err() {
+                            // The job was forgotten: no final update is coming.
+                            return None;
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+async fn my_jobs(State(s): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    let user = caller.user()?;
+    let (running, after) = s.jobs.running_for(&user.sub);
+    let mut greeting = vec![connected("my", "your jobs' status stream")?];
+    for state in running {
+        greeting.push(message(&JobMessage::InitialStatus(state))?);
+    }
+    let sub = s
+        .broker
+        .connect(ConnectOptions {
+            user_id: Some(user.sub.clone()),
+            topics: vec![owner_topic(&user.sub)],
+            no_broadcasts: true,
+            greeting: Some(greeting),
+            last_event_id: Some(after.to_string()),
+            ..ConnectOptions::default()
+        })
+        .await?;
+    Ok(crate::routes::sse_response(sub))
+}
+
+async fn poll_character(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    poll(&s, &caller, JobKind::Character, &id)
+}
+
+async fn poll_media(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    poll(&s, &caller, JobKind::Media, &id)
+}
+
+/// `{success: true, data: {jobId, status, progress, ...}}`.
+fn poll(s: &AppState, caller: &Caller, kind: JobKind, id: &str) -> Result<Json<Value>, ApiError> {
+    let snapshot = owned(s, caller, kind, id)?;
+    Ok(Json(json!({ "success": true, "data": snapshot.state })))
+}

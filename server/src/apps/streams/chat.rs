@@ -1,0 +1,195 @@
+//! `GET /chat/stream?room=`, `POST /chat/send` and `POST /chat/typing`.
+//!
+//! A room is the topic `chat:<room>`; `room` may list several rooms
+//! (`room=general,random`) and defaults to `general`. Opening a stream
+//! announces `user-joined` to its rooms and closing it (for any reason:
+//! the tab went away, the broker evicted it) announces `user-left`.
+//! `message` and `typing` carry the sender's id and name from its token.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::StreamExt;
+use herald_shared::events::{ChatMessage, Presence, SseEvent, Typing, UserJoined, UserLeft};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::auth::Claims;
+use crate::broker::SSEBroker;
+use crate::routes::caller::Caller;
+use crate::routes::{coalesced, error::ApiError, sse_stream_response, AppState};
+
+/// The room a stream joins when it names none.
+pub const DEFAULT_ROOM: &str = "general";
+
+/// The topic of a room.
+///
+/// ```
+/// assert_eq!(herald_server::apps::streams::chat::room_topic("general"), "chat:general");
+/// ```
+pub fn room_topic(room: &str) -> String {
+    format!("chat:{room}")
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/chat/stream", get(stream))
+        .route("/chat/send", post(send))
+        .route("/chat/typing", post(typing))
+        .with_state(state)
+}
+
+#[derive(Debug, Deserialize)]
+struct StreamQuery {
+    room: Option<String>,
+}
+
+async fn stream(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    query: Result<Query<StreamQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let user = caller.user()?;
+    let Query(q) = query?;
+    let rooms: Vec<String> = q
+        .room
+        .as_deref()
+        .unwrap_or(DEFAULT_ROOM)
+        .split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if rooms.is_empty() {
+        return Err(ApiError::bad_request("room must name at least one room"));
+    }
+    let topics = rooms.iter().map(|r| room_topic(r)).collect();
+    let sub = super::open(&state, user, &headers, topics).await?;
+    // Joined once the stream exists, so the joiner sees its own entry too.
+    for room in &rooms {
+        let joined = UserJoined(presence(user, room));
+        state
+            .broker
+            .publish_typed(&room_topic(room), &joined)
+            .await?;
+    }
+    let leaving = Leaving {
+        broker: state.broker.clone(),
+        user: user.clone(),
+        rooms,
+    };
+    Ok(sse_stream_response(coalesced(sub).map(move |frame| {
+        let _announces_on_drop = &leaving;
+        frame
+    })))
+}
+
+fn presence(user: &Claims, room: &str) -> Presence {
+    Presence {
+        room_id: room.to_owned(),
+        user_id: user.sub.clone(),
+        username: user.display_name().to_owned(),
+        timestamp: crate::clock::now_rfc3339(),
+    }
+}
+
+/// Announces `user-left` to its rooms when the stream it rides on is dropped.
+struct Leaving {
+    broker: SSEBroker,
+    user: Claims,
+    rooms: Vec<String>,
+}
+
+impl Drop for Leaving {
+    fn drop(&mut self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let broker = self.broker.clone();
+        let left: Vec<(String, UserLeft)> = self
+            .rooms
+            .iter()
+            .map(|room| (room_topic(room), UserLeft(presence(&self.user, room))))
+            .collect();
+        runtime.spawn(async move {
+            for (topic, event) in left {
+                if let Err(e) = broker.publish_typed(&topic, &event).await {
+                    tracing::warn!(%topic, error = %e, "could not announce user-left");
+                }
+            }
+        });
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SendBody {
+    room_id: String,
+    message: String,
+}
+
+async fn send(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<SendBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let user = super::publisher(&state, &caller)?;
+    let Json(body) = body?;
+    if body.message.trim().is_empty() {
+        return Err(ApiError::bad_request("message must not be empty"));
+    }
+    let message = ChatMessage {
+        id: crate::broker::random_token(8),
+        room_id: body.room_id,
+        user_id: user.sub.clone(),
+        username: user.display_name().to_owned(),
+        message: body.message,
+        timestamp: crate::clock::now_rfc3339(),
+    };
+    let event = message
+        .to_event()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let topic = room_topic(&message.room_id);
+    Ok(Json(
+        super::publish(&state, &caller, &topic, &message.id, event).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TypingBody {
+    room_id: String,
+    #[serde(default = "yes")]
+    is_typing: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn typing(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<TypingBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let user = super::publisher(&state, &caller)?;
+    let Json(body) = body?;
+    let typing = Typing {
+        room_id: body.room_id,
+        user_id: user.sub.clone(),
+        username: user.display_name().to_owned(),
+        is_typing: body.is_typing,
+    };
+    let event = typing
+        .to_event()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let topic = room_topic(&typing.room_id);
+    let id = crate::broker::random_token(8);
+    Ok(Json(
+        super::publish(&state, &caller, &topic, &id, event).await?,
+    ))
+}

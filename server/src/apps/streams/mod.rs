@@ -1,0 +1,78 @@
+//! The multi-stream API: authenticated streams for notifications
+//! (`/notifications/*`), entity updates (`/realtime/*`) and chat rooms
+//! (`/chat/*`); the public system status is [`super::system`].
+//!
+//! Every route needs a token (query `token=` or `Authorization: Bearer`):
+//! a JWT, or in dev mode the documented base64 `id:username:email:roles`
+//! demo token. Missing or bad → 401; a topic the token's `subscribe` /
+//! `publish` claim does not allow → 403; the per-user (5) and global
+//! connection limits → 429. Each stream is one broker connection to its
+//! API's topics, without the `all` broadcast topic (so a chat stream's
+//! `message` events are chat messages and nothing else).
+
+pub mod chat;
+pub mod notifications;
+pub mod realtime;
+
+use axum::http::HeaderMap;
+use axum::Router;
+use herald_shared::wire::Event;
+use serde_json::{json, Value};
+
+use crate::auth::Claims;
+use crate::broker::{ConnectOptions, Subscription};
+use crate::routes::caller::Caller;
+use crate::routes::{error::ApiError, AppState};
+
+/// The three authenticated APIs' routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(notifications::router(state.clone()))
+        .merge(realtime::router(state.clone()))
+        .merge(chat::router(state))
+}
+
+/// Connects an authenticated caller to `topics` (plus its own user and
+/// session topics), resuming after `Last-Event-ID`.
+async fn open(
+    state: &AppState,
+    user: &Claims,
+    headers: &HeaderMap,
+    topics: Vec<String>,
+) -> Result<Subscription, ApiError> {
+    Ok(state
+        .broker
+        .connect(ConnectOptions {
+            user_id: Some(user.sub.clone()),
+            session_id: user.session_id.clone(),
+            allowed_topics: user.subscribe.clone(),
+            topics,
+            no_broadcasts: true,
+            last_event_id: super::last_event_id(headers),
+            ..ConnectOptions::default()
+        })
+        .await?)
+}
+
+/// Publishes for an authenticated caller: needs a token, counts against its
+/// rate limit, and its `publish` claim must allow `topic`. Answers the
+/// documented `{success: true, id}` with the payload's id, plus the
+/// event's id.
+async fn publish(
+    state: &AppState,
+    caller: &Caller,
+    topic: &str,
+    id: &str,
+    event: Event,
+) -> Result<Value, ApiError> {
+    caller.check_publish_claim(topic)?;
+    let event_id = state.broker.publish(topic, event).await?;
+    Ok(json!({ "success": true, "id": id, "eventId": event_id.to_string() }))
+}
+
+/// The caller's claims, after the publish admission (token + rate).
+fn publisher<'a>(state: &AppState, caller: &'a Caller) -> Result<&'a Claims, ApiError> {
+    let user = caller.user()?;
+    caller.admit_publish(state)?;
+    Ok(user)
+}
