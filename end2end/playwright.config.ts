@@ -50,9 +50,12 @@ export default defineConfig({
       LEPTOS_ENV: "PROD",
       HERALD_HEARTBEAT_SECS: "2",
       HERALD_STATUS_SECS: "1",
-      // The demo publishes from the page without a token: dev mode.
+      HERALD_JOB_STEP_MS: "300",
+      // The demo publishes from the page without a token, and its user's
+      // token is the documented base64 demo token: dev mode.
       HERALD_DEV: "1",
-      RUST_LOG: "info",
+      // One access-log line per request would drown the test output.
+      RUST_LOG: "info,herald_server::routes::access_log=warn",
     },
   },
 });

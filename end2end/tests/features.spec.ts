@@ -20,6 +20,28 @@ test("a broadcast reaches another browser; a targeted send reaches only its targ
   await a.screenshot({ path: "test-results/artifacts/demo-sent.png", fullPage: true });
 });
 
+test("a send to my user reaches every tab of this browser and no other browser", async ({ browser }) => {
+  const mine = await browser.newContext();
+  const a = await mine.newPage();
+  const b = await mine.newPage();
+  const other = await (await browser.newContext()).newPage();
+  await openDemo(a);
+  await openDemo(b);
+  await openDemo(other);
+  // Tabs of one browser share the demo user; another browser is another user.
+  const user = await a.getByTestId("user-id").innerText();
+  expect(user).toMatch(/^visitor-/);
+  await expect(b.getByTestId("user-id")).toHaveText(user);
+  await expect(other.getByTestId("user-id")).not.toHaveText(user);
+
+  await sendNotification(a, "user", "to all my tabs");
+  await expect(feedItems(a, "notification").first()).toContainText("to all my tabs");
+  await expect(feedItems(b, "notification").first()).toContainText("to all my tabs");
+  await sendNotification(a, "everyone", "marker");
+  await expect(feedItems(other, "notification").first()).toContainText("marker");
+  await expect(other.locator(".feed-item", { hasText: "to all my tabs" })).toHaveCount(0);
+});
+
 test("subscribing to a topic delivers its events; unsubscribing stops them", async ({ page }) => {
   await openDemo(page);
   const publish = (message: string) =>

@@ -65,6 +65,12 @@ pub fn ConnectionPanel() -> impl IntoView {
                         {move || demo.identity.get().map(|i| i.client_id).unwrap_or_else(|| "(not connected)".into())}
                     </code>
                 </dd>
+                <dt>"User"</dt>
+                <dd>
+                    <code data-testid="user-id">
+                        {move || demo.user_shown.get().unwrap_or_default()}
+                    </code>
+                </dd>
                 <dt>"Last event id"</dt>
                 <dd><code data-testid="last-event-id">{move || demo.last_event_id.get()}</code></dd>
                 <dt>"Retry"</dt>

@@ -7,6 +7,7 @@ mod api;
 mod chat;
 mod connection;
 mod feed;
+mod jobs;
 mod send;
 mod status;
 mod topics;
@@ -56,6 +57,10 @@ pub struct Demo {
     pub sse: SseHandle,
     pub state: Signal<SseState>,
     pub session_id: StoredValue<String>,
+    /// This browser's demo user (`""` while server rendering).
+    pub user: StoredValue<String>,
+    /// Shown once the page runs in the browser (the user is the browser's).
+    pub user_shown: RwSignal<Option<String>>,
     pub identity: RwSignal<Option<Identity>>,
     pub feed: RwSignal<Vec<FeedItem>>,
     pub timeline: RwSignal<Vec<Transition>>,
@@ -69,6 +74,11 @@ pub struct Demo {
 }
 
 impl Demo {
+    /// The dev-mode token of this page's user, for `?token=`.
+    pub fn token(&self) -> String {
+        demo_token(&self.user.get_value())
+    }
+
     /// This page's client id, or `""` before the first `connected` event.
     pub fn client_id(&self) -> String {
         self.identity
@@ -132,16 +142,63 @@ fn random_session() -> String {
     }
 }
 
+/// Where the demo user is remembered, so every tab of a browser is the
+/// same user ("to my user" reaches them all).
+#[cfg(feature = "hydrate")]
+const USER_KEY: &str = "herald-demo-user";
+
+/// This browser's demo user: `visitor-xxxxxx`, kept in `localStorage`.
+fn demo_user() -> String {
+    #[cfg(feature = "hydrate")]
+    {
+        let storage = web_sys::window().and_then(|w| w.local_storage().ok().flatten());
+        let kept = storage
+            .as_ref()
+            .and_then(|s| s.get_item(USER_KEY).ok().flatten())
+            .filter(|u| u.starts_with("visitor-") && u.len() <= 32);
+        if let Some(user) = kept {
+            return user;
+        }
+        let user = format!(
+            "visitor-{:06x}",
+            (js_sys::Math::random() * 16_777_216.0) as u32
+        );
+        if let Some(s) = storage {
+            let _ = s.set_item(USER_KEY, &user);
+        }
+        user
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        String::new()
+    }
+}
+
+/// The multi-stream API's documented demo token for `user`: base64 of
+/// `id:username:email:roles`. A server accepts it only in dev mode
+/// (`HERALD_DEV=1`), which is how `./scripts/run.sh` serves the demo.
+pub fn demo_token(user: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .encode(format!("{user}:{user}:{user}@demo.invalid:user"))
+}
+
 /// The live demo page.
 #[component]
 pub fn SseDemo() -> impl IntoView {
     // A session id per page load: "to my session" reaches every tab that shares it.
     let session = random_session();
-    let (state, sse) = use_sse(SseConfig::new(format!("/_sse/connect?sessionId={session}")));
+    let user = demo_user();
+    let token = demo_token(&user);
+    let (state, sse) = use_sse(SseConfig::new(format!(
+        "/_sse/connect?sessionId={session}&token={token}"
+    )));
     let demo = Demo {
         sse,
         state,
         session_id: StoredValue::new(session),
+        user: StoredValue::new(user),
+        user_shown: RwSignal::new(None),
         identity: RwSignal::new(None),
         feed: RwSignal::new(Vec::new()),
         timeline: RwSignal::new(Vec::new()),
@@ -155,6 +212,7 @@ pub fn SseDemo() -> impl IntoView {
 
     // Browser only: effects do not run during server rendering.
     Effect::new(move |_| {
+        demo.user_shown.set(Some(demo.user.get_value()));
         for name in FEED_NAMES {
             demo.listen(name);
         }
@@ -217,9 +275,22 @@ pub fn SseDemo() -> impl IntoView {
             </div>
             <div class="column">
                 <send::SendPanel/>
+                <jobs::JobsPanel/>
                 <chat::ChatPanel/>
                 <feed::FeedPanel/>
             </div>
         </main>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn demo_token_is_the_documented_base64_format() {
+        // base64("ann:ann:ann@demo.invalid:user")
+        assert_eq!(
+            super::demo_token("ann"),
+            "YW5uOmFubjphbm5AZGVtby5pbnZhbGlkOnVzZXI="
+        );
     }
 }

@@ -12,6 +12,7 @@ use super::{api, Demo};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Target {
     Me,
+    User,
     Session,
     Everyone,
     Topic,
@@ -20,6 +21,7 @@ enum Target {
 impl Target {
     fn parse(s: &str) -> Self {
         match s {
+            "user" => Target::User,
             "session" => Target::Session,
             "everyone" => Target::Everyone,
             "topic" => Target::Topic,
@@ -39,6 +41,7 @@ fn destination(demo: &Demo, target: Target, topic: &str) -> Result<Value, String
                 .ok_or("not connected yet")?;
             json!({ "target": { "clientId": id } })
         }
+        Target::User => json!({ "target": { "userId": demo.user.get_value() } }),
         Target::Session => json!({ "target": { "sessionId": demo.session_id.get_value() } }),
         Target::Everyone => json!({}),
         Target::Topic => json!({ "topic": topic.trim() }),
@@ -146,6 +149,7 @@ pub fn SendPanel() -> impl IntoView {
                 <label>"To"
                     <select data-testid="send-target" prop:value=target on:change=move |ev| target.set(event_target_value(&ev))>
                         <option value="me">"me (this page)"</option>
+                        <option value="user">"my user (every tab of this browser)"</option>
                         <option value="session">"my session"</option>
                         <option value="everyone">"everyone"</option>
                         <option value="topic">"a topic"</option>
