@@ -312,7 +312,7 @@ async fn reset_when_history_is_gone_or_the_id_is_foreign() {
     assert_eq!(back.next_event().await.data, "4");
     assert_eq!(back.next_event().await.data, "5");
 
-    let (mut foreign, _) = server.connect_with("?topics=t", Some("deadbeef-3")).await;
+    let (mut foreign, _) = server.connect_with("?topics=t", Some("12345-3")).await;
     let reset = foreign.next_named("reset").await;
     assert!(reset.data.contains("unknown-epoch"), "{}", reset.data);
     let (mut garbage, _) = server.connect_with("?topics=t", Some("not-an-id")).await;

@@ -1,4 +1,5 @@
-//! Event ids: `<epoch>-<seq>`.
+//! Event ids: `<epoch>-<seq>`, both decimal — the same form as a Redis
+//! stream entry id, which is exactly what the Redis backplane stores them as.
 //!
 //! `seq` grows by one for every event the broker publishes, on any topic, so
 //! "everything after id N" is well defined across all of a client's topics.
@@ -28,9 +29,9 @@ impl Epoch {
 /// ```
 /// use herald_server::broker::{Epoch, EventId};
 ///
-/// let id = EventId { epoch: Epoch(0xab), seq: 42 };
-/// assert_eq!(id.to_string(), "000000ab-42");
-/// assert_eq!("000000ab-42".parse::<EventId>().unwrap(), id);
+/// let id = EventId { epoch: Epoch(171), seq: 42 };
+/// assert_eq!(id.to_string(), "171-42");
+/// assert_eq!("171-42".parse::<EventId>().unwrap(), id);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct EventId {
@@ -45,7 +46,7 @@ pub struct InvalidEventId(pub String);
 
 impl fmt::Display for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:08x}-{}", self.epoch.0, self.seq)
+        write!(f, "{}-{}", self.epoch.0, self.seq)
     }
 }
 
@@ -55,11 +56,12 @@ impl FromStr for EventId {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let invalid = || InvalidEventId(s.chars().take(64).collect());
         let (epoch, seq) = s.split_once('-').ok_or_else(invalid)?;
-        if epoch.len() != 8 {
+        let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+        if !digits(epoch) || !digits(seq) {
             return Err(invalid());
         }
         Ok(EventId {
-            epoch: Epoch(u32::from_str_radix(epoch, 16).map_err(|_| invalid())?),
+            epoch: Epoch(epoch.parse().map_err(|_| invalid())?),
             seq: seq.parse().map_err(|_| invalid())?,
         })
     }
@@ -75,10 +77,13 @@ mod tests {
             "",
             "42",
             "abc-1",
-            "0000000g-1",
-            "000000ab-",
-            "000000ab-x",
-            "000000ab--1",
+            "ab-1",
+            "-1",
+            "171-",
+            "171-x",
+            "171--1",
+            "+171-1",
+            "4294967296-1",
         ] {
             assert!(bad.parse::<EventId>().is_err(), "{bad:?} accepted");
         }
