@@ -44,6 +44,7 @@ mod client;
 mod helper;
 mod id;
 mod memory;
+mod redis_streams;
 mod stats;
 mod topic;
 
@@ -58,12 +59,15 @@ use herald_shared::SseEvent;
 use thiserror::Error;
 use tokio::sync::mpsc;
 
-pub use backplane::{frame_with_id, Backplane, BackplaneError, BoxFuture, Replay, Sink};
+pub use backplane::{
+    frame_with_id, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Replay, Sink,
+};
 use client::Delivery;
 pub use client::{ClientState, Subscription};
 pub use helper::SSEHelper;
 pub use id::{Epoch, EventId, InvalidEventId};
 pub use memory::{HistoryLimits, MemoryBackplane};
+pub use redis_streams::{redis_shard, RedisBackplane, RedisOptions};
 pub use stats::{Stats, StatsSnapshot};
 use topic::Topic;
 
@@ -386,6 +390,14 @@ impl Sink for Hub {
             t.deliver(seq, frame, &self.stats);
         }
     }
+
+    fn lost(&self) {
+        let topics: Vec<_> = read(&self.topics).values().cloned().collect();
+        tracing::warn!("the backplane lost events for this node: closing its streams so clients resume from history");
+        for t in topics {
+            t.close_all();
+        }
+    }
 }
 
 pub(crate) fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -496,6 +508,25 @@ impl SSEBroker {
             rx,
             replayed_through: Vec::new(),
         };
+        // The per-user limit holds across nodes: the backplane counts too.
+        if let Some(uid) = &opts.user_id {
+            let limit = self.inner.config.max_connections_per_user;
+            match self.inner.backplane.admit(uid, &client.secret, limit).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.inner.hub.stats.refused();
+                    return Err(BrokerError::TooManyConnections {
+                        scope: "user",
+                        limit,
+                    });
+                }
+                // Counting is down with the backplane: the local limit
+                // still holds, and the stream itself may still work.
+                Err(e) => {
+                    tracing::warn!(user = %uid, error = %e, "cluster-wide connection count unavailable")
+                }
+            }
+        }
 
         let mut topics = vec![format!("client:{id}")];
         if !opts.no_broadcasts {
@@ -512,9 +543,12 @@ impl SSEBroker {
             None => None,
             Some(raw) => match raw.parse::<EventId>() {
                 Ok(id) if id.epoch == self.epoch() => Some(id.seq),
+                // An id from another epoch: the log restarted since (or it
+                // is not ours). Its tail may be lost, so `reset`; everything
+                // in the current log came after it, so replay all of it.
                 Ok(_) => {
                     reset = Some(ResetReason::UnknownEpoch);
-                    None
+                    Some(0)
                 }
                 Err(_) => {
                     reset = Some(ResetReason::InvalidId);
@@ -540,7 +574,7 @@ impl SSEBroker {
         if let Some(after) = after {
             for (name, key) in topics.iter().zip(keys) {
                 let r = self.inner.backplane.replay(name, after).await?;
-                if r.gap {
+                if r.gap && reset.is_none() {
                     reset = Some(ResetReason::HistoryGap);
                 }
                 let through = r.entries.last().map_or(after, |(seq, _)| *seq);
@@ -651,6 +685,9 @@ impl SSEBroker {
 
     /// Called when a [`Subscription`] is dropped.
     pub(crate) fn remove_connection(&self, client: &Arc<ClientState>) {
+        if let Some(uid) = &client.user_id {
+            self.inner.backplane.release(uid, &client.secret);
+        }
         let removed = {
             let mut clients = write(&self.inner.clients);
             let current = clients
