@@ -129,6 +129,15 @@ pub struct Config {
     #[arg(long, env = "HERALD_IDLE_TIMEOUT_SECS", default_value_t = 60)]
     pub idle_timeout_secs: u64,
 
+    /// The shared log of several nodes: `redis://host:port[/db]`, or
+    /// `memory` (the default) for one node on its own.
+    #[arg(long = "backplane", env = "HERALD_REDIS_URL", default_value = "memory")]
+    pub backplane: String,
+
+    /// Prefix of every Redis key (several clusters can share one Redis).
+    #[arg(long, env = "HERALD_REDIS_PREFIX", default_value = "herald:")]
+    pub redis_prefix: String,
+
     /// Publishes per second per caller (per user, or per IP when
     /// anonymous) over HTTP; 0 disables the limit.
     #[arg(long, env = "HERALD_PUBLISH_RATE", default_value_t = crate::routes::DEFAULT_PUBLISH_RATE)]
@@ -181,6 +190,22 @@ impl Config {
     /// The write idle timeout, if enabled.
     pub fn idle_timeout(&self) -> Option<Duration> {
         (self.idle_timeout_secs > 0).then(|| Duration::from_secs(self.idle_timeout_secs))
+    }
+
+    /// The Redis options, when `--backplane` names a Redis.
+    pub fn redis(&self) -> Option<crate::broker::RedisOptions> {
+        let url = self.backplane.trim();
+        if url.is_empty() || url == "memory" {
+            return None;
+        }
+        let mut options = crate::broker::RedisOptions::new(url);
+        options.prefix = self.redis_prefix.clone();
+        let broker = self.broker();
+        options.history = crate::broker::HistoryLimits {
+            max_events: broker.history_size,
+            max_age: broker.history_max_age,
+        };
+        Some(options)
     }
 
     /// The job queue's settings.

@@ -66,7 +66,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         )
         .init();
 
-    let broker = SSEBroker::new(config.broker());
+    let broker = match config.redis() {
+        None => SSEBroker::new(config.broker()),
+        Some(options) => {
+            let url = options.url.clone();
+            let backplane = herald_server::broker::RedisBackplane::connect(options)
+                .await
+                .with_context(|| format!("connecting to the Redis backplane at {url}"))?;
+            tracing::info!(%url, "using the Redis backplane");
+            SSEBroker::with_backplane(config.broker(), std::sync::Arc::new(backplane))
+        }
+    };
     broker.spawn_maintenance();
     herald_server::apps::system::spawn_publisher(
         &broker,

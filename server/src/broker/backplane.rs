@@ -24,6 +24,23 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait Sink: Send + Sync + 'static {
     /// `frame` is the complete encoded event, `id:` line included.
     fn deliver(&self, topic: &str, seq: u64, frame: Bytes);
+
+    /// The backplane cannot vouch that every event reached this node (its
+    /// shared log was trimmed past what this node had read, or restarted).
+    /// The node closes its streams: clients reconnect with `Last-Event-ID`
+    /// and get what they missed from history, or a `reset`.
+    fn lost(&self) {}
+}
+
+/// What `/healthz` says about the backplane.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BackplaneHealth {
+    pub name: &'static str,
+    /// Publishing and resuming work right now.
+    pub ok: bool,
+    /// Why not, when not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The events a resuming client missed on one topic.
@@ -97,6 +114,30 @@ pub trait Backplane: Send + Sync + 'static {
 
     /// Drops expired history; called periodically by the broker.
     fn sweep(&self) {}
+
+    /// Whether the backplane works right now (for `/healthz`).
+    fn health(&self) -> BackplaneHealth {
+        BackplaneHealth {
+            name: self.name(),
+            ok: true,
+            error: None,
+        }
+    }
+
+    /// Admits connection `member` of `user` if the user has fewer than
+    /// `limit` connections cluster-wide. A single node counts locally, so
+    /// the default admits everything; a shared backplane counts across nodes.
+    fn admit<'a>(
+        &'a self,
+        _user: &'a str,
+        _member: &'a str,
+        _limit: usize,
+    ) -> BoxFuture<'a, Result<bool, BackplaneError>> {
+        Box::pin(std::future::ready(Ok(true)))
+    }
+
+    /// The connection admitted as `member` of `user` has gone.
+    fn release(&self, _user: &str, _member: &str) {}
 
     /// Topics with history held (for stats).
     fn topic_count(&self) -> usize {

@@ -70,6 +70,13 @@ impl Topic {
         }
     }
 
+    /// Closes every subscriber's stream (see `Sink::lost`).
+    pub fn close_all(&self) {
+        for client in self.lock().values() {
+            client.close();
+        }
+    }
+
     pub fn subscriber_count(&self) -> usize {
         self.lock().len()
     }

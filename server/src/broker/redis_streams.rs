@@ -1,0 +1,911 @@
+//! The Redis backplane: Redis Streams as the shared, ordered event log of
+//! several Herald nodes.
+//!
+//! # Key layout (prefix `herald:` by default)
+//!
+//! | key | type | what |
+//! |---|---|---|
+//! | `epoch` | string | the log's identity, drawn by the first node (see below) |
+//! | `seq` | counter | the last sequence number handed out |
+//! | `t:<topic>` | stream | the topic's history, for resume (`XRANGE`) |
+//! | `feed:<n>` | stream | fan-out: every event of the topics hashed to shard `n` |
+//! | `idem:<topic>` | hash | publisher idempotency key → event id |
+//! | `floor` | string | history below this sequence may be gone from expired topics |
+//! | `conns:<user>` | sorted set | the user's connections on every node, scored by expiry |
+//!
+//! A publish is one Lua script, so one round trip and atomic: it takes the
+//! next number from `seq` and appends the event under the entry id
+//! `<epoch>-<seq>` to the topic's stream and to its feed shard. That entry
+//! id **is** the SSE `id:`. Because every id comes from one counter, ids
+//! order events across topics, and a client on several topics resumes from
+//! one `Last-Event-ID` on any node.
+//!
+//! Why two streams per event: history is per topic, so a hot topic trims
+//! only its own history (`MAXLEN ~ history_size`, expiry after
+//! `history_max_age` without publishes) and a resume reads one topic's
+//! entries, never a shared firehose. Fan-out is sharded: every node reads
+//! the `feed:<n>` streams (`XREAD BLOCK`) from its last entry id and hands
+//! each entry to its local subscribers, so a hot topic occupies one shard
+//! and nodes never need one key per subscribed topic (there is a
+//! `client:<id>` topic per connection).
+//!
+//! # Failures
+//!
+//! Redis down: publishes fail with `BackplaneError` (503), streams stay open
+//! and keep heartbeating, and the feed reader reconnects with backoff and
+//! resumes from its last entry ids. If the feed was trimmed past what the
+//! node had read, or Redis came back empty (a restart without persistence:
+//! a new epoch), the node closes its streams ([`Sink::lost`]): clients
+//! reconnect with `Last-Event-ID`, get a `reset` where history is gone, and
+//! replay what the log still holds — never a silent gap.
+//!
+//! Why the `redis` crate: it is the maintained, widely used client, its
+//! `ConnectionManager` reconnects by itself, and `Script` runs Lua by
+//! `EVALSHA` with a fallback after a Redis restart flushed the script cache.
+//! A single Redis (or a primary with replicas) is assumed; the scripts touch
+//! several keys, which Redis Cluster would need in one hash slot.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncConnectionConfig, Client, Script, Value};
+
+use super::backplane::{
+    frame_with_id, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Replay, Sink,
+};
+use super::id::{Epoch, EventId};
+use super::memory::HistoryLimits;
+
+/// How to reach Redis and lay out the keys.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// `redis://host:port[/db]`.
+    pub url: String,
+    /// Prepended to every key; lets several clusters (or tests) share a Redis.
+    pub prefix: String,
+    /// Feed shards (streams every node reads).
+    pub shards: usize,
+    /// Entries kept per feed shard: how far behind a node may fall (e.g.
+    /// while reconnecting) before it must close its streams.
+    pub feed_len: usize,
+    /// Per-topic history.
+    pub history: HistoryLimits,
+}
+
+impl RedisOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        RedisOptions {
+            url: url.into(),
+            prefix: "herald:".to_owned(),
+            shards: 8,
+            feed_len: 100_000,
+            history: HistoryLimits::default(),
+        }
+    }
+}
+
+/// Connections of a user count for this long unless their node refreshes
+/// them: a node that dies stops counting within this time.
+const CONNECTION_TTL: Duration = Duration::from_secs(30);
+const REFRESH_EVERY: Duration = Duration::from_secs(10);
+/// How long one `XREAD` blocks; also bounds how late a dead connection is noticed.
+const READ_BLOCK_MS: u64 = 2000;
+const READ_BATCH: usize = 1000;
+
+/// See the module docs.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use herald_server::broker::{BrokerConfig, RedisBackplane, RedisOptions, SSEBroker};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let backplane = RedisBackplane::connect(RedisOptions::new("redis://127.0.0.1:6379")).await?;
+/// let broker = SSEBroker::with_backplane(BrokerConfig::default(), Arc::new(backplane));
+/// assert_eq!(broker.backplane().name(), "redis");
+/// # Ok::<(), herald_server::broker::BackplaneError>(())
+/// # });
+/// ```
+pub struct RedisBackplane {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    client: Client,
+    commands: ConnectionManager,
+    options: RedisOptions,
+    /// The epoch this node last saw; 0 while unknown (Redis came back empty).
+    epoch: AtomicU32,
+    healthy: AtomicBool,
+    last_error: Mutex<Option<String>>,
+    sink: OnceLock<Arc<dyn Sink>>,
+    /// This node's admitted `(user, member)` connections, refreshed in Redis.
+    admitted: Mutex<HashSet<(String, String)>>,
+    /// `(when, seq)` samples that become the floor once older than the history age.
+    samples: Mutex<VecDeque<(Instant, u64)>>,
+    /// Where the feed reader starts: the shards' ends when `connect` ran, so
+    /// every event published after `connect` returned reaches this node.
+    start: Mutex<Option<Vec<String>>>,
+    scripts: Scripts,
+}
+
+struct Scripts {
+    init: Script,
+    publish: Script,
+    replay: Script,
+    admit: Script,
+    raise_floor: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Scripts {
+            init: Script::new(
+                r"
+                redis.call('SET', KEYS[1], ARGV[1], 'NX')
+                return redis.call('GET', KEYS[1])",
+            ),
+            // KEYS: epoch, seq, topic stream, feed shard, idempotency hash.
+            // ARGV: candidate epoch, topic, body, topic maxlen, feed maxlen,
+            //       history ttl (ms), idempotency key ('' for none).
+            publish: Script::new(
+                r"
+                local epoch = redis.call('GET', KEYS[1])
+                if not epoch then
+                  epoch = ARGV[1]
+                  redis.call('SET', KEYS[1], epoch)
+                end
+                if ARGV[7] ~= '' then
+                  local seen = redis.call('HGET', KEYS[5], ARGV[7])
+                  if seen then return seen end
+                end
+                local id = epoch .. '-' .. redis.call('INCR', KEYS[2])
+                redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], id, 'b', ARGV[3])
+                redis.call('PEXPIRE', KEYS[3], ARGV[6])
+                redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], id, 't', ARGV[2], 'b', ARGV[3])
+                if ARGV[7] ~= '' then
+                  redis.call('HSET', KEYS[5], ARGV[7], id)
+                  redis.call('PEXPIRE', KEYS[5], ARGV[6])
+                end
+                return id",
+            ),
+            // KEYS: topic stream, floor. ARGV: start of the range.
+            // Returns {trimmed-through, entries}: the stream's last deleted
+            // id, or for a topic with no stream (never used, or expired)
+            // the floor.
+            replay: Script::new(
+                r"
+                if redis.call('EXISTS', KEYS[1]) == 0 then
+                  return {redis.call('GET', KEYS[2]) or '0', {}}
+                end
+                local info = redis.call('XINFO', 'STREAM', KEYS[1])
+                local trimmed = '0-0'
+                for i = 1, #info, 2 do
+                  if info[i] == 'max-deleted-entry-id' then trimmed = info[i + 1] end
+                end
+                return {trimmed, redis.call('XRANGE', KEYS[1], ARGV[1], '+')}",
+            ),
+            // KEYS: the user's connection set. ARGV: now (ms), expiry (ms),
+            // member, limit, ttl (ms).
+            admit: Script::new(
+                r"
+                redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+                if not redis.call('ZSCORE', KEYS[1], ARGV[3]) then
+                  if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
+                end
+                redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+                redis.call('PEXPIRE', KEYS[1], ARGV[5])
+                return 1",
+            ),
+            raise_floor: Script::new(
+                r"
+                local floor = tonumber(redis.call('GET', KEYS[1]) or '0')
+                if tonumber(ARGV[1]) > floor then redis.call('SET', KEYS[1], ARGV[1]) end
+                return 1",
+            ),
+        }
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> BackplaneError {
+    BackplaneError(format!("redis: {e}"))
+}
+
+/// A random epoch other than 0 (unknown) and `not`.
+fn fresh_epoch(not: u32) -> u32 {
+    loop {
+        let e: u32 = rand::random();
+        if e != 0 && e != not {
+            return e;
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Which feed shard carries `topic` (FNV-1a: stable across nodes and builds).
+///
+/// ```
+/// use herald_server::broker::redis_shard;
+/// assert_eq!(redis_shard("room:general", 8), redis_shard("room:general", 8));
+/// assert!(redis_shard("anything", 8) < 8);
+/// ```
+pub fn redis_shard(topic: &str, shards: usize) -> usize {
+    let hash = topic.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (hash % shards.max(1) as u64) as usize
+}
+
+impl Shared {
+    fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.options.prefix)
+    }
+
+    fn feed_key(&self, shard: usize) -> String {
+        self.key(&format!("feed:{shard}"))
+    }
+
+    fn history_ttl_ms(&self) -> u64 {
+        (self.options.history.max_age.as_millis() as u64).max(1000)
+    }
+
+    fn ok(&self) {
+        self.healthy.store(true, Ordering::Relaxed);
+    }
+
+    fn failed(&self, e: &BackplaneError) {
+        if self.healthy.swap(false, Ordering::Relaxed) {
+            tracing::warn!(error = %e, "redis backplane unavailable");
+        }
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.0.clone());
+    }
+
+    /// Records the epoch an id or Redis reported.
+    fn saw_epoch(&self, epoch: u32) {
+        self.epoch.store(epoch, Ordering::Relaxed);
+    }
+
+    fn deliver(&self, topic: &str, id: EventId, body: &[u8]) {
+        if let Some(sink) = self.sink.get() {
+            sink.deliver(topic, id.seq, frame_with_id(id, body));
+        }
+    }
+
+    fn lost(&self) {
+        if let Some(sink) = self.sink.get() {
+            sink.lost();
+        }
+    }
+}
+
+impl RedisBackplane {
+    /// Connects (failing if Redis cannot be reached now) and reads or
+    /// creates the log's epoch. The feed reader starts when the broker
+    /// attaches.
+    pub async fn connect(options: RedisOptions) -> Result<Self, BackplaneError> {
+        let client = Client::open(options.url.as_str()).map_err(unavailable)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let mut commands = ConnectionManager::new_with_config(client.clone(), config)
+            .await
+            .map_err(unavailable)?;
+        let scripts = Scripts::new();
+        let epoch: String = scripts
+            .init
+            .key(format!("{}epoch", options.prefix))
+            .arg(fresh_epoch(0))
+            .invoke_async(&mut commands)
+            .await
+            .map_err(unavailable)?;
+        let mut start = Vec::with_capacity(options.shards);
+        for shard in 0..options.shards {
+            let last: Value = redis::cmd("XREVRANGE")
+                .arg(format!("{}feed:{shard}", options.prefix))
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .query_async(&mut commands)
+                .await
+                .map_err(unavailable)?;
+            start.push(
+                stream_entries(&last)
+                    .into_iter()
+                    .next()
+                    .map_or_else(|| "0-0".to_owned(), |(id, _)| id),
+            );
+        }
+        let shared = Arc::new(Shared {
+            start: Mutex::new(Some(start)),
+            client,
+            commands,
+            epoch: AtomicU32::new(epoch.parse().unwrap_or(0)),
+            healthy: AtomicBool::new(true),
+            last_error: Mutex::new(None),
+            sink: OnceLock::new(),
+            admitted: Mutex::new(HashSet::new()),
+            samples: Mutex::new(VecDeque::new()),
+            scripts,
+            options,
+        });
+        Ok(RedisBackplane { shared })
+    }
+}
+
+impl Backplane for RedisBackplane {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    fn epoch(&self) -> Epoch {
+        Epoch(self.shared.epoch.load(Ordering::Relaxed))
+    }
+
+    fn attach(&self, sink: Arc<dyn Sink>) {
+        if self.shared.sink.set(sink).is_ok() {
+            tokio::spawn(read_feed(self.shared.clone()));
+            tokio::spawn(refresh_connections(Arc::downgrade(&self.shared)));
+        }
+    }
+
+    fn append<'a>(
+        &'a self,
+        topic: &'a str,
+        key: Option<&'a str>,
+        body: Bytes,
+    ) -> BoxFuture<'a, Result<EventId, BackplaneError>> {
+        Box::pin(async move {
+            let s = &self.shared;
+            let shard = redis_shard(topic, s.options.shards);
+            let mut con = s.commands.clone();
+            let id: Result<String, _> = s
+                .scripts
+                .publish
+                .key(s.key("epoch"))
+                .key(s.key("seq"))
+                .key(s.key(&format!("t:{topic}")))
+                .key(s.feed_key(shard))
+                .key(s.key(&format!("idem:{topic}")))
+                // Used only if Redis lost the epoch (a restart): a new one,
+                // never the old one, or old ids would pass for new positions.
+                .arg(fresh_epoch(s.epoch.load(Ordering::Relaxed)))
+                .arg(topic)
+                .arg(body.as_ref())
+                .arg(s.options.history.max_events.max(1))
+                .arg(s.options.feed_len.max(1))
+                .arg(s.history_ttl_ms())
+                .arg(key.unwrap_or(""))
+                .invoke_async(&mut con)
+                .await;
+            let id = id.map_err(unavailable).and_then(|id| {
+                id.parse::<EventId>()
+                    .map_err(|e| BackplaneError(format!("redis returned {e}")))
+            });
+            match id {
+                Ok(id) => {
+                    s.ok();
+                    s.saw_epoch(id.epoch.0);
+                    Ok(id)
+                }
+                Err(e) => {
+                    s.failed(&e);
+                    Err(e)
+                }
+            }
+        })
+    }
+
+    fn replay<'a>(
+        &'a self,
+        topic: &'a str,
+        after: u64,
+    ) -> BoxFuture<'a, Result<Replay, BackplaneError>> {
+        Box::pin(async move {
+            let s = &self.shared;
+            let epoch = s.epoch.load(Ordering::Relaxed);
+            let start = if after == 0 {
+                "-".to_owned()
+            } else {
+                format!("({epoch}-{after}")
+            };
+            let mut con = s.commands.clone();
+            let reply: Result<Value, _> = s
+                .scripts
+                .replay
+                .key(s.key(&format!("t:{topic}")))
+                .key(s.key("floor"))
+                .arg(start)
+                .invoke_async(&mut con)
+                .await;
+            let reply = reply.map_err(unavailable);
+            let (trimmed, entries) = match reply.and_then(|v| parse_replay(&v)) {
+                Ok(r) => r,
+                Err(e) => {
+                    s.failed(&e);
+                    return Err(e);
+                }
+            };
+            s.ok();
+            let mut out = Vec::with_capacity(entries.len());
+            for (id, fields) in entries {
+                if let (Ok(id), Some(body)) = (id.parse::<EventId>(), field(&fields, b"b")) {
+                    // While the epoch is unknown (Redis came back empty and
+                    // this node has not read the new log yet) all of it is new.
+                    if (epoch == 0 || id.epoch.0 == epoch) && id.seq > after {
+                        out.push((id.seq, frame_with_id(id, body)));
+                    }
+                }
+            }
+            Ok(Replay {
+                entries: out,
+                gap: after < trimmed,
+            })
+        })
+    }
+
+    fn sweep(&self) {
+        let s = self.shared.clone();
+        tokio::spawn(async move {
+            let mut con = s.commands.clone();
+            let seq: Result<Option<u64>, _> = redis::cmd("GET")
+                .arg(s.key("seq"))
+                .query_async(&mut con)
+                .await;
+            let Ok(seq) = seq else { return };
+            // A topic's stream expires `max_age` after its last publish, so
+            // whatever it held is numbered below the counter's value from
+            // `max_age` ago: that value becomes the floor for absent topics.
+            let floor = {
+                let mut samples = s.samples.lock().unwrap_or_else(|p| p.into_inner());
+                samples.push_back((Instant::now(), seq.unwrap_or(0)));
+                let mut floor = None;
+                while samples
+                    .front()
+                    .is_some_and(|(at, _)| at.elapsed() > s.options.history.max_age)
+                {
+                    floor = samples.pop_front().map(|(_, seq)| seq);
+                }
+                floor
+            };
+            if let Some(floor) = floor {
+                let raised: Result<i64, _> = s
+                    .scripts
+                    .raise_floor
+                    .key(s.key("floor"))
+                    .arg(floor)
+                    .invoke_async(&mut con)
+                    .await;
+                if let Err(e) = raised {
+                    tracing::debug!(error = %e, "could not raise the history floor");
+                }
+            }
+        });
+    }
+
+    fn health(&self) -> BackplaneHealth {
+        let ok = self.shared.healthy.load(Ordering::Relaxed);
+        BackplaneHealth {
+            name: "redis",
+            ok,
+            error: if ok {
+                None
+            } else {
+                self.shared
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone()
+            },
+        }
+    }
+
+    fn admit<'a>(
+        &'a self,
+        user: &'a str,
+        member: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<bool, BackplaneError>> {
+        Box::pin(async move {
+            let s = &self.shared;
+            let now = now_ms();
+            let ttl = CONNECTION_TTL.as_millis() as u64;
+            let mut con = s.commands.clone();
+            let admitted: i64 = s
+                .scripts
+                .admit
+                .key(s.key(&format!("conns:{user}")))
+                .arg(now)
+                .arg(now + ttl)
+                .arg(member)
+                .arg(limit)
+                .arg(ttl)
+                .invoke_async(&mut con)
+                .await
+                .map_err(unavailable)?;
+            if admitted == 1 {
+                s.admitted
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert((user.to_owned(), member.to_owned()));
+            }
+            Ok(admitted == 1)
+        })
+    }
+
+    fn release(&self, user: &str, member: &str) {
+        let s = self.shared.clone();
+        let was_admitted = s
+            .admitted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(user.to_owned(), member.to_owned()));
+        if !was_admitted {
+            return;
+        }
+        let (key, member) = (s.key(&format!("conns:{user}")), member.to_owned());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let mut con = s.commands.clone();
+                let removed: Result<i64, _> = redis::cmd("ZREM")
+                    .arg(key)
+                    .arg(member)
+                    .query_async(&mut con)
+                    .await;
+                if let Err(e) = removed {
+                    // It expires by itself within the connection TTL.
+                    tracing::debug!(error = %e, "could not release a connection count");
+                }
+            });
+        }
+    }
+}
+
+/// Keeps this node's connections counted: re-scores them before they expire.
+async fn refresh_connections(shared: std::sync::Weak<Shared>) {
+    let mut tick = tokio::time::interval(REFRESH_EVERY);
+    loop {
+        tick.tick().await;
+        let Some(s) = shared.upgrade() else { return };
+        let admitted: Vec<(String, String)> = s
+            .admitted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        if admitted.is_empty() {
+            continue;
+        }
+        let expiry = now_ms() + CONNECTION_TTL.as_millis() as u64;
+        let mut pipe = redis::pipe();
+        for (user, member) in &admitted {
+            pipe.cmd("ZADD")
+                .arg(s.key(&format!("conns:{user}")))
+                .arg("XX")
+                .arg(expiry)
+                .arg(member)
+                .ignore();
+        }
+        let mut con = s.commands.clone();
+        let refreshed: Result<(), _> = pipe.query_async(&mut con).await;
+        if let Err(e) = refreshed {
+            tracing::debug!(error = %e, "could not refresh connection counts");
+        }
+    }
+}
+
+/// The feed reader: one per node, for as long as the process runs.
+async fn read_feed(s: Arc<Shared>) {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(Some(Duration::from_millis(READ_BLOCK_MS + 3000)));
+    let mut positions: Option<Vec<String>> =
+        s.start.lock().unwrap_or_else(|p| p.into_inner()).take();
+    // The epoch the positions belong to (publishes may learn of a new
+    // epoch first: the reader must still notice its positions are stale).
+    let mut reader_epoch = s.epoch.load(Ordering::Relaxed);
+    let mut first = true;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let connected = s
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await;
+        let result = match connected {
+            Ok(mut con) => {
+                match resync(&s, &mut con, &mut positions, &mut reader_epoch, first).await {
+                    Ok(()) => {
+                        first = false;
+                        backoff = Duration::from_millis(100);
+                        s.ok();
+                        read_until_error(&s, &mut con, positions.as_mut(), &mut reader_epoch).await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(unavailable(e)),
+        };
+        if let Err(e) = result {
+            s.failed(&e);
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+}
+
+/// After (re)connecting: where to read from, and whether anything was lost.
+async fn resync(
+    s: &Shared,
+    con: &mut redis::aio::MultiplexedConnection,
+    positions: &mut Option<Vec<String>>,
+    reader_epoch: &mut u32,
+    first: bool,
+) -> Result<(), BackplaneError> {
+    let epoch: Option<u32> = redis::cmd("GET")
+        .arg(s.key("epoch"))
+        .query_async(con)
+        .await
+        .map_err(unavailable)?;
+    let Some(current) = positions.as_mut() else {
+        return Ok(());
+    };
+    if first && epoch == Some(*reader_epoch) {
+        // Starting from where `connect` left off: nothing to check yet.
+        return Ok(());
+    }
+    if epoch != Some(*reader_epoch) || *reader_epoch == 0 {
+        // Redis lost its data (a restart without persistence): the log
+        // starts over under a new epoch (or will, with the next publish).
+        // Read it from its beginning, and have clients resume so they
+        // learn what was lost.
+        tracing::warn!("redis came back without this log's data: starting over");
+        *reader_epoch = epoch.unwrap_or(0);
+        s.saw_epoch(*reader_epoch);
+        current.iter_mut().for_each(|p| *p = "0-0".to_owned());
+        s.lost();
+        return Ok(());
+    }
+    // Same log: was anything trimmed from the feed before this node read it?
+    for (shard, position) in current.iter().enumerate() {
+        let info: Value = redis::cmd("XINFO")
+            .arg("STREAM")
+            .arg(s.feed_key(shard))
+            .query_async(con)
+            .await
+            .unwrap_or(Value::Nil);
+        let trimmed =
+            info_field(&info, "max-deleted-entry-id").and_then(|v| v.parse::<EventId>().ok());
+        let read = position.parse::<EventId>().ok();
+        if let (Some(trimmed), Some(read)) = (trimmed, read) {
+            if trimmed.seq > read.seq {
+                tracing::warn!(shard, "the feed was trimmed past this node's position");
+                s.lost();
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the feed shards and delivers entries until the connection fails.
+async fn read_until_error(
+    s: &Shared,
+    con: &mut redis::aio::MultiplexedConnection,
+    positions: Option<&mut Vec<String>>,
+    reader_epoch: &mut u32,
+) -> Result<(), BackplaneError> {
+    let Some(positions) = positions else {
+        return Err(BackplaneError(
+            "redis: the feed reader has no position".to_owned(),
+        ));
+    };
+    let keys: Vec<String> = (0..s.options.shards).map(|n| s.feed_key(n)).collect();
+    loop {
+        let mut cmd = redis::cmd("XREAD");
+        cmd.arg("COUNT")
+            .arg(READ_BATCH)
+            .arg("BLOCK")
+            .arg(READ_BLOCK_MS)
+            .arg("STREAMS");
+        for key in &keys {
+            cmd.arg(key);
+        }
+        for position in positions.iter() {
+            cmd.arg(position);
+        }
+        let reply: Value = cmd.query_async(con).await.map_err(unavailable)?;
+        for (key, entries) in xread_streams(&reply) {
+            let Some(shard) = keys.iter().position(|k| k.as_bytes() == key.as_slice()) else {
+                continue;
+            };
+            for (raw_id, fields) in entries {
+                if let (Ok(id), Some(topic), Some(body)) = (
+                    raw_id.parse::<EventId>(),
+                    field(&fields, b"t").and_then(|t| std::str::from_utf8(t).ok()),
+                    field(&fields, b"b"),
+                ) {
+                    if id.epoch.0 != *reader_epoch {
+                        *reader_epoch = id.epoch.0;
+                        s.saw_epoch(id.epoch.0);
+                    }
+                    s.deliver(topic, id, body);
+                }
+                positions[shard] = raw_id;
+            }
+        }
+    }
+}
+
+// ---- Parsing Redis replies -------------------------------------------------
+
+type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+/// A stream's entries: `(entry id, fields)`.
+type Entries = Vec<(String, Fields)>;
+
+fn bytes_of(v: &Value) -> Option<&[u8]> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.as_bytes()),
+        _ => None,
+    }
+}
+
+fn string_of(v: &Value) -> Option<String> {
+    match v {
+        Value::Int(i) => Some(i.to_string()),
+        other => bytes_of(other).and_then(|b| String::from_utf8(b.to_vec()).ok()),
+    }
+}
+
+fn field<'a>(fields: &'a Fields, name: &[u8]) -> Option<&'a [u8]> {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_slice())
+}
+
+/// `[[id, [field, value, ...]], ...]` → entries.
+fn stream_entries(v: &Value) -> Entries {
+    let Value::Array(items) = v else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|item| {
+            let Value::Array(pair) = item else {
+                return None;
+            };
+            let id = string_of(pair.first()?)?;
+            let Value::Array(flat) = pair.get(1)? else {
+                return None;
+            };
+            let fields = flat
+                .chunks(2)
+                .filter_map(|kv| Some((bytes_of(&kv[0])?.to_vec(), bytes_of(kv.get(1)?)?.to_vec())))
+                .collect();
+            Some((id, fields))
+        })
+        .collect()
+}
+
+/// `XREAD`'s reply (RESP2 array or RESP3 map) → `(key, entries)` per stream.
+fn xread_streams(v: &Value) -> Vec<(Vec<u8>, Entries)> {
+    match v {
+        Value::Array(streams) => streams
+            .iter()
+            .filter_map(|s| {
+                let Value::Array(pair) = s else { return None };
+                Some((
+                    bytes_of(pair.first()?)?.to_vec(),
+                    stream_entries(pair.get(1)?),
+                ))
+            })
+            .collect(),
+        Value::Map(streams) => streams
+            .iter()
+            .filter_map(|(k, v)| Some((bytes_of(k)?.to_vec(), stream_entries(v))))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A field of `XINFO STREAM`'s flat reply.
+fn info_field(v: &Value, name: &str) -> Option<String> {
+    match v {
+        Value::Array(flat) => flat
+            .chunks(2)
+            .find(|kv| bytes_of(&kv[0]) == Some(name.as_bytes()))
+            .and_then(|kv| string_of(kv.get(1)?)),
+        Value::Map(map) => map
+            .iter()
+            .find(|(k, _)| bytes_of(k) == Some(name.as_bytes()))
+            .and_then(|(_, v)| string_of(v)),
+        _ => None,
+    }
+}
+
+/// The replay script's `{trimmed-through, entries}`.
+fn parse_replay(v: &Value) -> Result<(u64, Entries), BackplaneError> {
+    let malformed = || BackplaneError("redis: malformed replay reply".to_owned());
+    let Value::Array(parts) = v else {
+        return Err(malformed());
+    };
+    let trimmed = string_of(parts.first().ok_or_else(malformed)?).ok_or_else(malformed)?;
+    // An id `<epoch>-<seq>` (a stream's last deleted entry) or a plain
+    // sequence number (the floor).
+    let trimmed = match trimmed.split_once('-') {
+        Some((_, seq)) => seq.parse().map_err(|_| malformed())?,
+        None => trimmed.parse().map_err(|_| malformed())?,
+    };
+    Ok((trimmed, stream_entries(parts.get(1).ok_or_else(malformed)?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn shards_spread_topics() {
+        let mut seen = HashSet::new();
+        for i in 0..100 {
+            seen.insert(redis_shard(&format!("topic-{i}"), 8));
+        }
+        assert_eq!(seen.len(), 8);
+    }
+
+    #[test]
+    fn parses_stream_replies() {
+        let entries = Value::Array(vec![Value::Array(vec![
+            bulk("7-3"),
+            Value::Array(vec![
+                bulk("t"),
+                bulk("news"),
+                bulk("b"),
+                bulk("data: x\n\n"),
+            ]),
+        ])]);
+        let reply = Value::Array(vec![Value::Array(vec![
+            bulk("herald:feed:0"),
+            entries.clone(),
+        ])]);
+        let streams = xread_streams(&reply);
+        assert_eq!(streams.len(), 1);
+        let (id, fields) = &streams[0].1[0];
+        assert_eq!(id, "7-3");
+        assert_eq!(field(fields, b"t"), Some(&b"news"[..]));
+
+        let replay = Value::Array(vec![bulk("7-2"), entries]);
+        let (trimmed, got) = parse_replay(&replay).expect("parses");
+        assert_eq!((trimmed, got.len()), (2, 1));
+        let floor = Value::Array(vec![bulk("40"), Value::Array(vec![])]);
+        assert_eq!(parse_replay(&floor).expect("parses").0, 40);
+        assert!(parse_replay(&Value::Nil).is_err());
+
+        let info = Value::Array(vec![
+            bulk("length"),
+            Value::Int(3),
+            bulk("max-deleted-entry-id"),
+            bulk("7-9"),
+        ]);
+        assert_eq!(
+            info_field(&info, "max-deleted-entry-id").as_deref(),
+            Some("7-9")
+        );
+        assert_eq!(info_field(&info, "length").as_deref(), Some("3"));
+    }
+}
