@@ -63,7 +63,23 @@ impl TestServer {
         options: ServeOptions,
         make_state: impl FnOnce(SSEBroker) -> AppState,
     ) -> Self {
-        let broker = SSEBroker::new(config);
+        Self::start_serving(SSEBroker::new(config), idle, options, make_state).await
+    }
+
+    /// A server over `broker` (e.g. one on a Redis backplane).
+    pub async fn start_broker(
+        broker: SSEBroker,
+        make_state: impl FnOnce(SSEBroker) -> AppState,
+    ) -> Self {
+        Self::start_serving(broker, None, ServeOptions::default(), make_state).await
+    }
+
+    async fn start_serving(
+        broker: SSEBroker,
+        idle: Option<Duration>,
+        options: ServeOptions,
+        make_state: impl FnOnce(SSEBroker) -> AppState,
+    ) -> Self {
         broker.spawn_maintenance();
         let app = router(make_state(broker.clone()));
         let listener =
@@ -264,5 +280,132 @@ pub fn quiet_config() -> BrokerConfig {
     BrokerConfig {
         heartbeat_interval: Duration::ZERO,
         ..BrokerConfig::default()
+    }
+}
+
+/// A child process killed (and reaped) when dropped.
+pub struct Process(pub std::process::Child);
+
+impl Process {
+    /// Kills it now, without a chance to clean up (a crashed node).
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// A real `redis-server` on a free loopback port, without persistence.
+pub struct RedisServer {
+    pub port: u16,
+    process: Option<Process>,
+}
+
+impl RedisServer {
+    pub async fn start() -> Self {
+        let mut server = RedisServer {
+            port: free_port(),
+            process: None,
+        };
+        server.restart().await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server: everything it held is gone.
+    pub fn stop(&mut self) {
+        self.process.take();
+    }
+
+    /// Starts it (again) on the same port, empty.
+    pub async fn restart(&mut self) {
+        self.stop();
+        let port = self.port.to_string();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port,
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (the setup script installs it) did not start");
+        self.process = Some(Process(child));
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Ok(mut tcp) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = [0u8; 7];
+                if tcp.write_all(b"PING\r\n").await.is_ok()
+                    && tcp.read_exact(&mut buf).await.is_ok()
+                    && &buf == b"+PONG\r\n"
+                {
+                    return;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "redis-server did not answer"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The real `herald-server` binary on a free port, killed when dropped.
+pub struct Node {
+    pub addr: String,
+    pub process: Process,
+}
+
+impl Node {
+    /// Starts the binary with `args` and waits until `/healthz` answers.
+    pub async fn start(args: &[&str]) -> Self {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_herald-server"))
+            .arg("--addr")
+            .arg(&addr)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start herald-server");
+        let node = Node {
+            addr,
+            process: Process(child),
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while reqwest::get(node.url("/healthz")).await.is_err() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "server never came up"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        node
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
     }
 }

@@ -1,0 +1,282 @@
+//! The Redis backplane against a real `redis-server` (started per test on a
+//! free port, no persistence): two nodes share one ordered log, a client
+//! fails over from a killed node to another without a gap or a duplicate, a
+//! Redis restart loses nothing published once it is back (publishers get
+//! 503 while it is down), and a user's connection limit holds across nodes.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{post_json, quiet_config, read_json, Node, RedisServer, SseStream, TestServer};
+use herald_server::auth::Verifier;
+use herald_server::broker::{BrokerConfig, RedisBackplane, RedisOptions, SSEBroker};
+use herald_server::routes::AppState;
+use herald_shared::wire::Frame;
+use serde_json::{json, Value};
+
+const SECRET: &str = "redis test secret, comfortably longer than 32 bytes";
+
+/// An in-process node on the Redis at `url`.
+async fn node(url: &str, config: BrokerConfig) -> TestServer {
+    let backplane = RedisBackplane::connect(RedisOptions::new(url))
+        .await
+        .expect("redis reachable");
+    let broker = SSEBroker::with_backplane(config, Arc::new(backplane));
+    TestServer::start_broker(broker, |b| AppState {
+        anonymous_publish: true,
+        publish_limit: Arc::new(herald_server::ratelimit::RateLimiter::unlimited()),
+        ..AppState::with_auth(b, Verifier::hs256(SECRET.as_bytes()))
+    })
+    .await
+}
+
+/// Reads data events (skipping heartbeats and control events) until `n` arrived.
+async fn read_data(stream: &mut SseStream, n: usize) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let e = stream.next_event().await;
+        if e.event == "message" {
+            out.push((e.last_event_id.clone(), e.data.clone()));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_subscriber_on_one_node_gets_what_another_node_publishes_in_order() {
+    let redis = RedisServer::start().await;
+    let a = node(&redis.url(), quiet_config()).await;
+    let b = node(&redis.url(), quiet_config()).await;
+    let (mut on_b, _) = b.connect("?topics=news").await;
+
+    for i in 1..=50 {
+        let (status, body) = a
+            .publish(json!({"topic": "news", "data": i.to_string()}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let got = read_data(&mut on_b, 50).await;
+    let data: Vec<String> = got.iter().map(|(_, d)| d.clone()).collect();
+    assert_eq!(data, (1..=50).map(|i| i.to_string()).collect::<Vec<_>>());
+
+    // Ids are the Redis stream entry ids, global: a client resumes on
+    // either node from an id the other one gave it.
+    let (tenth_id, _) = &got[9];
+    let (mut resumed_on_a, _) = a.connect_with("?topics=news", Some(tenth_id)).await;
+    let again = read_data(&mut resumed_on_a, 40).await;
+    assert_eq!(again, got[10..].to_vec());
+
+    // A retried publish (same idempotency key) is one event, on any node.
+    let (_, first) = a
+        .publish(json!({"topic": "news", "data": "once", "id": "k-1"}))
+        .await;
+    let (_, retry) = b
+        .publish(json!({"topic": "news", "data": "once", "id": "k-1"}))
+        .await;
+    assert_eq!(first["id"], retry["id"]);
+    assert_eq!(read_data(&mut on_b, 1).await[0].1, "once");
+    on_b.expect_silence(Duration::from_millis(300)).await;
+
+    let health: Value = reqwest::get(b.url("/healthz"))
+        .await
+        .expect("healthz")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        health,
+        json!({"status": "ok", "backplane": {"name": "redis", "ok": true}})
+    );
+}
+
+#[tokio::test]
+async fn a_client_fails_over_to_another_node_without_gap_or_duplicate() {
+    let redis = RedisServer::start().await;
+    let args = [
+        "--backplane",
+        &redis.url(),
+        "--anonymous-publish",
+        "--heartbeat-secs",
+        "0.2",
+    ];
+    let mut a = Node::start(&args).await;
+    let b = Node::start(&args).await;
+    const N: usize = 200;
+
+    let mut on_a = SseStream::open(&a.url("/_sse/connect?topics=feed"), None).await;
+    on_a.next_named("connected").await;
+    // Publish 1..N through node B while the client is on A, then on B.
+    let publish_url = b.url("/_sse/publish");
+    let publisher = tokio::spawn(async move {
+        for i in 1..=N {
+            let (status, body) = post_json(
+                &publish_url,
+                &json!({"topic": "feed", "data": i.to_string()}),
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+
+    let mut got = read_data(&mut on_a, 30).await;
+    a.process.kill(); // node A dies mid-stream
+    while on_a.next_frame().await.is_some() {}
+    let last_id = got.last().expect("events").0.clone();
+
+    let mut on_b = SseStream::open(&b.url("/_sse/connect?topics=feed"), Some(&last_id)).await;
+    loop {
+        match on_b.next_frame().await.expect("stream open") {
+            Frame::Event(e) if e.event == "reset" => panic!("unexpected reset: {}", e.data),
+            Frame::Event(e) if e.event == "message" => {
+                got.push((e.last_event_id.clone(), e.data.clone()));
+                if got.len() == N {
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    publisher.await.expect("publisher");
+    let data: Vec<String> = got.into_iter().map(|(_, d)| d).collect();
+    assert_eq!(data, (1..=N).map(|i| i.to_string()).collect::<Vec<_>>());
+    on_b.expect_silence(Duration::from_millis(300)).await;
+}
+
+/// Publishes until accepted; returns how many attempts were refused (503).
+async fn publish_until_accepted(server: &TestServer, data: &str) -> usize {
+    let mut refused = 0;
+    loop {
+        let (status, body) = server.publish(json!({"topic": "t", "data": data})).await;
+        match status {
+            200 => return refused,
+            503 => {
+                assert!(
+                    body["error"].as_str().expect("error").contains("redis"),
+                    "{body}"
+                );
+                refused += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_redis_restart_loses_nothing_published_once_it_is_back() {
+    let mut redis = RedisServer::start().await;
+    let config = BrokerConfig {
+        heartbeat_interval: Duration::from_millis(100),
+        ..BrokerConfig::default()
+    };
+    let server = node(&redis.url(), config).await;
+    let (mut stream, _) = server.connect("?topics=t").await;
+    for i in 1..=10 {
+        publish_until_accepted(&server, &i.to_string()).await;
+    }
+    let first = read_data(&mut stream, 10).await;
+    let mut last_id = first.last().expect("events").0.clone();
+    let mut got: Vec<String> = first.into_iter().map(|(_, d)| d).collect();
+
+    redis.stop();
+    // While Redis is down: publishes are 503 with a clear error, /healthz
+    // says degraded, and the open stream keeps heartbeating.
+    let (status, body) = server.publish(json!({"topic": "t", "data": "lost"})).await;
+    assert_eq!(status, 503, "{body}");
+    let health: Value = reqwest::get(server.url("/healthz"))
+        .await
+        .expect("healthz")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert!(health["backplane"]["error"].is_string());
+    let mut beats = 0;
+    while beats < 3 {
+        match stream.next_frame().await.expect("the stream stays open") {
+            Frame::Event(e) if e.event == "heartbeat" => beats += 1,
+            _ => {}
+        }
+    }
+
+    redis.restart().await;
+    // Once it is back every accepted event arrives, once, in order. The
+    // node notices that Redis lost its log and closes its streams; the
+    // client resumes with its last id (a `reset`, then the new log).
+    for i in 11..=30 {
+        publish_until_accepted(&server, &i.to_string()).await;
+    }
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    while got.len() < 30 {
+        assert!(tokio::time::Instant::now() < deadline, "only got {got:?}");
+        match stream.next_frame().await {
+            Some(Frame::Event(e)) if e.event == "message" => {
+                last_id = e.last_event_id.clone();
+                got.push(e.data.clone());
+            }
+            Some(_) => {}
+            None => {
+                // Closed by the node: come back like EventSource does.
+                stream =
+                    SseStream::open(&server.url("/_sse/connect?topics=t"), Some(&last_id)).await;
+            }
+        }
+    }
+    assert_eq!(got, (1..=30).map(|i| i.to_string()).collect::<Vec<_>>());
+    stream.expect_silence(Duration::from_millis(300)).await;
+    let health: Value = reqwest::get(server.url("/healthz"))
+        .await
+        .expect("healthz")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(health["status"], "ok", "{health}");
+}
+
+#[tokio::test]
+async fn a_users_connection_limit_holds_across_nodes() {
+    let redis = RedisServer::start().await;
+    let a = node(&redis.url(), quiet_config()).await;
+    let b = node(&redis.url(), quiet_config()).await;
+    let token = Verifier::hs256(SECRET.as_bytes())
+        .mint("alice", 600, None, None)
+        .expect("mint");
+    let open = |server: &TestServer| {
+        let req = reqwest::Client::new()
+            .get(server.url("/_sse/connect"))
+            .bearer_auth(&token);
+        async move { req.send().await.expect("connect") }
+    };
+    let mut held = Vec::new();
+    for server in [&a, &a, &a, &b, &b] {
+        let resp = open(server).await;
+        assert_eq!(resp.status(), 200);
+        held.push(resp);
+    }
+    for server in [&a, &b] {
+        let (status, body) = read_json(open(server).await).await;
+        assert_eq!(status, 429, "{body}");
+    }
+    // One closes on A: B admits one more.
+    drop(held.remove(0));
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    loop {
+        // A write is what discovers the closed connection.
+        let _ = a
+            .broker
+            .broadcast(herald_shared::wire::Event::data("nudge"))
+            .await;
+        let resp = open(&b).await;
+        if resp.status() == 200 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the released slot never freed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
