@@ -70,7 +70,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         None => SSEBroker::new(config.broker()),
         Some(options) => {
             let url = options.url.clone();
-            let backplane = herald_server::broker::RedisBackplane::connect(options)
+            let backplane = connect_redis(options)
                 .await
                 .with_context(|| format!("connecting to the Redis backplane at {url}"))?;
             tracing::info!(%url, "using the Redis backplane");
@@ -127,6 +127,26 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     })
     .await
     .context("serving")
+}
+
+/// Connects to Redis, retrying for a while: nodes and Redis often start
+/// together (a compose file, a test), and a node should not lose that race.
+async fn connect_redis(
+    options: herald_server::broker::RedisOptions,
+) -> Result<herald_server::broker::RedisBackplane, herald_server::broker::BackplaneError> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut delay = std::time::Duration::from_millis(100);
+    loop {
+        match herald_server::broker::RedisBackplane::connect(options.clone()).await {
+            Ok(backplane) => return Ok(backplane),
+            Err(e) if tokio::time::Instant::now() + delay < deadline => {
+                tracing::warn!(error = %e, "redis not reachable yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(2));
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 async fn shutdown_signal() {
