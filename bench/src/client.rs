@@ -1,0 +1,106 @@
+//! HTTP/1.1 over plain TCP sockets, one connection per subscriber (as
+//! browsers do), bound to a chosen loopback source address so tens of
+//! thousands of connections fit in the ephemeral port range.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{handshake, SendRequest};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpSocket;
+
+/// The run's clock: publish times in payloads are microseconds since this.
+pub fn clock() -> Instant {
+    static START: OnceLock<Instant> = OnceLock::new();
+    *START.get_or_init(Instant::now)
+}
+
+pub fn micros_now() -> u64 {
+    clock().elapsed().as_micros() as u64
+}
+
+/// The `n`-th loopback source address (127.0.0.1, .2, ... up to `spread`).
+pub fn source(n: usize, spread: usize) -> IpAddr {
+    IpAddr::from([127, 0, 0, 1 + (n % spread.max(1)) as u8])
+}
+
+async fn connect(addr: SocketAddr, from: IpAddr) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(from, 0))?;
+    let stream = socket.connect(addr).await.context("connect")?;
+    stream.set_nodelay(true)?;
+    let (sender, conn) = handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
+/// An open event stream: the response body, after a 200.
+pub async fn open_stream(addr: SocketAddr, from: IpAddr, path: &str) -> anyhow::Result<Incoming> {
+    let mut sender = connect(addr, from).await?;
+    let req = Request::get(path)
+        .header("host", addr.to_string())
+        .header("accept", "text/event-stream")
+        .body(Full::new(Bytes::new()))?;
+    let resp = sender.send_request(req).await?;
+    if resp.status() != 200 {
+        bail!("stream refused: {}", resp.status());
+    }
+    // The connection task lives while the body is read.
+    Ok(resp.into_body())
+}
+
+/// The next chunk of a body, or `None` at its end (or after `idle`).
+pub async fn next_chunk(body: &mut Incoming, idle: Duration) -> Option<Bytes> {
+    loop {
+        match tokio::time::timeout(idle, body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    return Some(data);
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// A keep-alive connection that publishes.
+pub struct Publisher {
+    sender: SendRequest<Full<Bytes>>,
+    addr: SocketAddr,
+    path: String,
+}
+
+impl Publisher {
+    pub async fn connect(addr: SocketAddr, path: String) -> anyhow::Result<Self> {
+        Ok(Publisher {
+            sender: connect(addr, IpAddr::from([127, 0, 0, 1])).await?,
+            addr,
+            path,
+        })
+    }
+
+    /// POSTs `body`; fails unless the answer is 2xx.
+    pub async fn post(&mut self, body: String, content_type: &str) -> anyhow::Result<()> {
+        self.sender.ready().await?;
+        let req = Request::post(&self.path)
+            .header("host", self.addr.to_string())
+            .header("content-type", content_type)
+            .body(Full::new(Bytes::from(body)))?;
+        let resp = self.sender.send_request(req).await?;
+        let status = resp.status();
+        let text = resp.into_body().collect().await?.to_bytes();
+        if !status.is_success() {
+            bail!(
+                "publish answered {status}: {}",
+                String::from_utf8_lossy(&text)
+            );
+        }
+        Ok(())
+    }
+}

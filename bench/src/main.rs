@@ -1,0 +1,442 @@
+//! `herald-bench`: fanout / idle / churn against one running server, or
+//! `compare`, which starts Herald and the baselines on loopback and runs the
+//! same workloads against each, printing ratios.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use herald_bench::target::{Kind, Target};
+use herald_bench::workload::{self, FanoutOpts, FanoutReport, IdleReport};
+use herald_bench::{client, proc};
+
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// N subscribers, M events: throughput, latency, integrity.
+    Fanout {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[arg(long, default_value_t = 1000)]
+        subscribers: usize,
+        #[arg(long, default_value_t = 200)]
+        events: u64,
+        /// Events per second (flat out when absent).
+        #[arg(long)]
+        rate: Option<f64>,
+    },
+    /// N idle connections held T seconds: memory per connection.
+    Idle {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[arg(long, default_value_t = 1000)]
+        connections: usize,
+        #[arg(long, default_value_t = 3)]
+        hold_secs: u64,
+    },
+    /// Connect, read a few events, leave; at a rate, for a duration.
+    Churn {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 30)]
+        secs: u64,
+        #[arg(long, default_value_t = 3)]
+        reads: usize,
+    },
+    /// Start Herald, the naive axum server and nginx + Nchan; run the same
+    /// workloads against each; print a table of ratios.
+    Compare(CompareArgs),
+}
+
+#[derive(Args)]
+struct TargetArgs {
+    /// herald, naive-axum or nchan.
+    #[arg(long, default_value = "herald")]
+    kind: String,
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    addr: SocketAddr,
+    /// The server's pid, for memory and CPU readings.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Loopback source addresses to spread connections over (127.0.0.1..).
+    #[arg(long, default_value_t = 4)]
+    sources: usize,
+}
+
+impl TargetArgs {
+    fn target(&self) -> anyhow::Result<Target> {
+        let kind = Kind::parse(&self.kind).context("kind: herald, naive-axum or nchan")?;
+        Ok(Target {
+            kind,
+            addr: self.addr,
+            pid: self.pid,
+        })
+    }
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    /// Subscribers of the fan-out runs.
+    #[arg(long, default_value_t = 2000)]
+    subscribers: usize,
+    /// Events of the flat-out run.
+    #[arg(long, default_value_t = 200)]
+    events: u64,
+    /// Events per second of the paced run (which lasts 5 s).
+    #[arg(long, default_value_t = 20.0)]
+    rate: f64,
+    /// Idle connections held.
+    #[arg(long, default_value_t = 5000)]
+    idle: usize,
+    /// The Herald server binary (default: next to this one).
+    #[arg(long)]
+    herald_bin: Option<PathBuf>,
+    /// Leave out nginx + Nchan.
+    #[arg(long)]
+    no_nchan: bool,
+    #[arg(long, default_value_t = 4)]
+    sources: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let limit = proc::raise_fd_limit();
+    client::clock();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Cmd::Fanout {
+                target,
+                subscribers,
+                events,
+                rate,
+            } => {
+                let opts = FanoutOpts {
+                    subscribers,
+                    events,
+                    rate,
+                    sources: target.sources,
+                };
+                let report = workload::fanout(target.target()?, &opts).await?;
+                print_fanout(&report);
+            }
+            Cmd::Idle {
+                target,
+                connections,
+                hold_secs,
+            } => {
+                let r = workload::idle(
+                    target.target()?,
+                    connections,
+                    Duration::from_secs(hold_secs),
+                    target.sources,
+                )
+                .await?;
+                print_idle(&r);
+            }
+            Cmd::Churn {
+                target,
+                rate,
+                secs,
+                reads,
+            } => {
+                let r = workload::churn(
+                    target.target()?,
+                    rate,
+                    Duration::from_secs(secs),
+                    reads,
+                    target.sources,
+                )
+                .await?;
+                println!("connections {}  errors {}", r.connections, r.errors);
+                for (s, rss) in &r.rss {
+                    println!("  t={s:>4}s  rss {:.1} MiB", *rss as f64 / 1048576.0);
+                }
+            }
+            Cmd::Compare(args) => compare(args, limit).await?,
+        }
+        anyhow::Ok(())
+    })
+}
+
+fn print_fanout(r: &FanoutReport) {
+    let lat = r
+        .latency
+        .map(|l| format!("p50 {} µs  p99 {} µs  max {} µs", l.p50, l.p99, l.max))
+        .unwrap_or_default();
+    println!(
+        "{} subscribers: {} delivered in {:.2} s = {:.0} events/s; {lat}; lost {} dup {} reordered {}; generator CPU {:.2} s, server CPU {}",
+        r.subscribers,
+        r.delivered,
+        r.elapsed.as_secs_f64(),
+        r.delivered_per_sec,
+        r.integrity.lost,
+        r.integrity.duplicated,
+        r.integrity.out_of_order,
+        r.generator_cpu.as_secs_f64(),
+        r.server_cpu.map_or("n/a".into(), |c| format!("{:.2} s", c.as_secs_f64())),
+    );
+}
+
+fn print_idle(r: &IdleReport) {
+    println!(
+        "{} idle connections: {} per connection (RSS {} → {})",
+        r.connections,
+        r.bytes_per_connection
+            .map_or("n/a".into(), |b| format!("{:.1} KiB", b / 1024.0)),
+        r.rss_before.map_or("n/a".into(), mib),
+        r.rss_held.map_or("n/a".into(), mib),
+    );
+}
+
+fn mib(b: u64) -> String {
+    format!("{:.1} MiB", b as f64 / 1048576.0)
+}
+
+/// A server started for `compare`, killed when dropped.
+struct Server {
+    target: Target,
+    child: Child,
+    _dir: Option<PathBuf>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_addr() -> anyhow::Result<SocketAddr> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+async fn wait_listening(addr: SocketAddr) -> anyhow::Result<()> {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("nothing listens on {addr}")
+}
+
+fn sibling(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    Ok(exe.with_file_name(name))
+}
+
+async fn start(kind: Kind, args: &CompareArgs) -> anyhow::Result<Server> {
+    let addr = free_addr()?;
+    let (child, dir) = match kind {
+        Kind::Herald => {
+            let bin = match &args.herald_bin {
+                Some(b) => b.clone(),
+                None => sibling("herald-server")?,
+            };
+            let child = Command::new(&bin)
+                .args(["--addr", &addr.to_string()])
+                .args(["--anonymous-publish", "--publish-rate", "0"])
+                .args(["--max-connections", "100000", "--status-secs", "3600"])
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .with_context(|| format!("starting {}", bin.display()))?;
+            (child, None)
+        }
+        Kind::NaiveAxum => {
+            let child = Command::new(sibling("naive-axum")?)
+                .arg(addr.to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("starting naive-axum")?;
+            (child, None)
+        }
+        Kind::Nchan => {
+            let dir =
+                std::env::temp_dir().join(format!("herald-bench-nchan-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            let template = include_str!("../baselines/nchan.conf");
+            let conf = template
+                .replace("{PORT}", &addr.port().to_string())
+                .replace("{PREFIX}", &dir.display().to_string())
+                .replace("{MODULE}", "/usr/lib/nginx/modules/ngx_nchan_module.so");
+            let path = dir.join("nginx.conf");
+            std::fs::write(&path, conf)?;
+            let child = Command::new("nginx")
+                .arg("-c")
+                .arg(&path)
+                .arg("-p")
+                .arg(&dir)
+                .args(["-g", "daemon off; master_process off;"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context(
+                    "starting nginx (the bench setup installs nginx and libnginx-mod-nchan)",
+                )?;
+            (child, Some(dir))
+        }
+    };
+    let pid = child.id();
+    let server = Server {
+        target: Target {
+            kind,
+            addr,
+            pid: Some(pid),
+        },
+        child,
+        _dir: dir,
+    };
+    wait_listening(addr).await?;
+    Ok(server)
+}
+
+struct Row {
+    flat: FanoutReport,
+    paced: FanoutReport,
+    idle: IdleReport,
+}
+
+async fn measure(kind: Kind, args: &CompareArgs) -> anyhow::Result<Row> {
+    let server = start(kind, args).await?;
+    let t = server.target;
+    eprintln!("== {} on {}", kind.name(), t.addr);
+    let flat = workload::fanout(
+        t,
+        &FanoutOpts {
+            subscribers: args.subscribers,
+            events: args.events,
+            rate: None,
+            sources: args.sources,
+        },
+    )
+    .await?;
+    print_fanout(&flat);
+    let paced = workload::fanout(
+        t,
+        &FanoutOpts {
+            subscribers: args.subscribers,
+            events: (args.rate * 5.0) as u64,
+            rate: Some(args.rate),
+            sources: args.sources,
+        },
+    )
+    .await?;
+    print_fanout(&paced);
+    let idle = workload::idle(t, args.idle, Duration::from_secs(3), args.sources).await?;
+    print_idle(&idle);
+    Ok(Row { flat, paced, idle })
+}
+
+async fn compare(args: CompareArgs, fd_limit: u64) -> anyhow::Result<()> {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "herald-bench compare: {} subscribers, {} events flat out, {} events/s paced, {} idle; {} cores; fd limit {fd_limit}; load {}",
+        args.subscribers,
+        args.events,
+        args.rate,
+        args.idle,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load.trim()
+    );
+    let mut kinds = vec![Kind::Herald, Kind::NaiveAxum];
+    if !args.no_nchan {
+        kinds.push(Kind::Nchan);
+    }
+    let mut rows = Vec::new();
+    for kind in &kinds {
+        rows.push((*kind, measure(*kind, &args).await?));
+    }
+
+    let cell = |v: f64, unit: &str| format!("{v:.1}{unit}");
+    type Metric<'a> = (&'a str, Box<dyn Fn(&Row) -> Option<f64>>, &'a str);
+    let metrics: Vec<Metric> = vec![
+        (
+            "delivered events/s (flat out)",
+            Box::new(|r: &Row| Some(r.flat.delivered_per_sec / 1000.0)),
+            "k",
+        ),
+        (
+            "p99 latency, flat out",
+            Box::new(|r: &Row| r.flat.latency.map(|l| l.p99 as f64 / 1000.0)),
+            " ms",
+        ),
+        (
+            "p50 latency, paced",
+            Box::new(|r: &Row| r.paced.latency.map(|l| l.p50 as f64 / 1000.0)),
+            " ms",
+        ),
+        (
+            "p99 latency, paced",
+            Box::new(|r: &Row| r.paced.latency.map(|l| l.p99 as f64 / 1000.0)),
+            " ms",
+        ),
+        (
+            "memory per idle connection",
+            Box::new(|r: &Row| r.idle.bytes_per_connection.map(|b| b / 1024.0)),
+            " KiB",
+        ),
+        (
+            "server CPU, flat out",
+            Box::new(|r: &Row| r.flat.server_cpu.map(|c| c.as_secs_f64())),
+            " s",
+        ),
+        (
+            "lost + dup + reordered",
+            Box::new(|r: &Row| {
+                let i = |f: &FanoutReport| {
+                    (f.integrity.lost + f.integrity.duplicated + f.integrity.out_of_order) as f64
+                };
+                Some(i(&r.flat) + i(&r.paced))
+            }),
+            "",
+        ),
+    ];
+    print!("\n{:<32}", "");
+    for (kind, _) in &rows {
+        print!("{:>14}", kind.name());
+    }
+    for (kind, _) in rows.iter().skip(1) {
+        print!("{:>18}", format!("herald/{}", kind.name()));
+    }
+    println!();
+    for (name, get, unit) in &metrics {
+        print!("{name:<32}");
+        let values: Vec<Option<f64>> = rows.iter().map(|(_, r)| get(r)).collect();
+        for v in &values {
+            print!("{:>14}", v.map_or("n/a".into(), |v| cell(v, unit)));
+        }
+        for v in values.iter().skip(1) {
+            let ratio = match (values[0], v) {
+                (Some(h), Some(b)) if *b > 0.0 => format!("{:.2}×", h / b),
+                _ => "n/a".into(),
+            };
+            print!("{ratio:>18}");
+        }
+        println!();
+    }
+    println!(
+        "\ngenerator CPU (flat out): {}",
+        rows.iter()
+            .map(|(k, r)| format!("{} {:.2} s", k.name(), r.flat.generator_cpu.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}

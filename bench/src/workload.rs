@@ -1,0 +1,304 @@
+//! The workloads: `fanout`, `idle` and `churn`.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use herald_shared::wire::{Frame, Parser};
+use tokio::sync::Semaphore;
+
+use crate::client::{self, micros_now, next_chunk, open_stream, Publisher};
+use crate::proc;
+use crate::stats::{summarize, Integrity, SeqCheck, Summary};
+use crate::target::{parse_payload, payload, Target};
+
+/// Connections opened at once while setting up.
+const CONNECT_CONCURRENCY: usize = 256;
+
+/// `fanout` settings.
+#[derive(Debug, Clone)]
+pub struct FanoutOpts {
+    pub subscribers: usize,
+    pub events: u64,
+    /// Events per second; `None` publishes flat out.
+    pub rate: Option<f64>,
+    /// Loopback source addresses to spread connections over.
+    pub sources: usize,
+}
+
+/// What `fanout` measured.
+#[derive(Debug, Clone)]
+pub struct FanoutReport {
+    pub subscribers: usize,
+    pub delivered: u64,
+    /// Delivered events per second, first publish to last delivery.
+    pub delivered_per_sec: f64,
+    pub latency: Option<Summary>,
+    pub integrity: Integrity,
+    pub generator_cpu: Duration,
+    pub server_cpu: Option<Duration>,
+    pub elapsed: Duration,
+}
+
+struct SubResult {
+    check: SeqCheck,
+    latencies: Vec<u64>,
+    last_at: Option<Instant>,
+}
+
+/// N subscribers on one channel, M numbered events published over HTTP;
+/// every subscriber checks it got 1..=M once and in order.
+pub async fn fanout(target: Target, opts: &FanoutOpts) -> anyhow::Result<FanoutReport> {
+    let ready = Arc::new(AtomicUsize::new(0));
+    let limit = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
+    let mut tasks = Vec::with_capacity(opts.subscribers);
+    for n in 0..opts.subscribers {
+        let (ready, limit) = (ready.clone(), limit.clone());
+        let from = client::source(n, opts.sources);
+        let path = target.subscribe_path();
+        let events = opts.events;
+        tasks.push(tokio::spawn(async move {
+            let permit = limit.acquire_owned().await;
+            let mut body = open_stream(target.addr, from, &path).await?;
+            drop(permit);
+            ready.fetch_add(1, Ordering::SeqCst);
+            let mut result = SubResult {
+                check: SeqCheck::new(events),
+                latencies: Vec::with_capacity(events as usize),
+                last_at: None,
+            };
+            let mut parser = Parser::new();
+            let mut got = 0;
+            // Ends when every event came, or 5 s after the last one.
+            while got < events {
+                let Some(chunk) = next_chunk(&mut body, Duration::from_secs(5)).await else {
+                    break;
+                };
+                let now = micros_now();
+                parser.feed(&chunk, |frame| {
+                    if let Frame::Event(e) = frame {
+                        if let Some((seq, sent)) = parse_payload(&e.data) {
+                            result.check.record(seq);
+                            result.latencies.push(now.saturating_sub(sent));
+                            got += 1;
+                        }
+                    }
+                });
+                result.last_at = Some(Instant::now());
+            }
+            anyhow::Ok(result)
+        }));
+    }
+    while ready.load(Ordering::SeqCst) < opts.subscribers {
+        if tasks.iter().any(|t| t.is_finished()) && ready.load(Ordering::SeqCst) < opts.subscribers
+        {
+            // A subscriber failed to connect: surface its error.
+            for t in tasks {
+                if t.is_finished() {
+                    t.await??;
+                }
+            }
+            anyhow::bail!("a subscriber ended before the run started");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Let the last subscriptions settle on the server.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let cpu0 = proc::own_cpu();
+    let server_cpu0 = target.pid.and_then(proc::cpu_of);
+    let mut publisher = Publisher::connect(target.addr, target.publish_path()).await?;
+    let started = Instant::now();
+    for seq in 1..=opts.events {
+        if let Some(rate) = opts.rate {
+            let due = started + Duration::from_secs_f64((seq - 1) as f64 / rate);
+            tokio::time::sleep_until(due.into()).await;
+        }
+        let (body, content_type) = target.publish_body(&payload(seq, micros_now()));
+        publisher.post(body, content_type).await?;
+    }
+
+    let mut integrity = Integrity::default();
+    let mut latencies = Vec::new();
+    let mut delivered = 0;
+    let mut last = started;
+    for t in tasks {
+        let r = t.await??;
+        delivered += r.check.received;
+        integrity.add(&r.check);
+        latencies.extend(r.latencies);
+        if let Some(at) = r.last_at {
+            last = last.max(at);
+        }
+    }
+    let elapsed = last.duration_since(started);
+    Ok(FanoutReport {
+        subscribers: opts.subscribers,
+        delivered,
+        delivered_per_sec: delivered as f64 / elapsed.as_secs_f64().max(1e-9),
+        latency: summarize(&mut latencies),
+        integrity,
+        generator_cpu: proc::own_cpu().saturating_sub(cpu0),
+        server_cpu: target
+            .pid
+            .and_then(proc::cpu_of)
+            .zip(server_cpu0)
+            .map(|(b, a)| b.saturating_sub(a)),
+        elapsed,
+    })
+}
+
+/// What `idle` measured.
+#[derive(Debug, Clone)]
+pub struct IdleReport {
+    pub connections: usize,
+    pub rss_before: Option<u64>,
+    pub rss_held: Option<u64>,
+    pub bytes_per_connection: Option<f64>,
+}
+
+/// Holds N idle streams for `hold`, reading the server's RSS before and
+/// while they are held.
+pub async fn idle(
+    target: Target,
+    connections: usize,
+    hold: Duration,
+    sources: usize,
+) -> anyhow::Result<IdleReport> {
+    let rss_before = target.pid.and_then(proc::rss_bytes);
+    let limit = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
+    let mut tasks = Vec::with_capacity(connections);
+    for n in 0..connections {
+        let limit = limit.clone();
+        let from = client::source(n, sources);
+        let path = target.subscribe_path();
+        tasks.push(tokio::spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            open_stream(target.addr, from, &path).await
+        }));
+    }
+    let mut held = Vec::with_capacity(connections);
+    for t in tasks {
+        held.push(t.await??);
+    }
+    // Drain what is already there (greetings), so buffers settle.
+    for body in held.iter_mut() {
+        while tokio::time::timeout(
+            Duration::from_millis(1),
+            http_body_util::BodyExt::frame(body),
+        )
+        .await
+        .is_ok()
+        {}
+    }
+    tokio::time::sleep(hold).await;
+    let rss_held = target.pid.and_then(proc::rss_bytes);
+    drop(held);
+    Ok(IdleReport {
+        connections,
+        rss_before,
+        rss_held,
+        bytes_per_connection: rss_held
+            .zip(rss_before)
+            .map(|(h, b)| h.saturating_sub(b) as f64 / connections.max(1) as f64),
+    })
+}
+
+/// What `churn` measured.
+#[derive(Debug, Clone)]
+pub struct ChurnReport {
+    pub connections: u64,
+    pub errors: u64,
+    /// `(seconds since start, RSS bytes)`, one sample a second.
+    pub rss: Vec<(u64, u64)>,
+}
+
+/// Connections that connect, read `reads` events and leave, `rate` per
+/// second for `duration`, while events are published 20 times a second.
+pub async fn churn(
+    target: Target,
+    rate: f64,
+    duration: Duration,
+    reads: usize,
+    sources: usize,
+) -> anyhow::Result<ChurnReport> {
+    let errors = Arc::new(AtomicU64::new(0));
+    let opened = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let publisher_task = {
+        let stop = stop.clone();
+        let errors = errors.clone();
+        tokio::spawn(async move {
+            let mut publisher = match Publisher::connect(target.addr, target.publish_path()).await {
+                Ok(p) => p,
+                Err(_) => {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            };
+            let mut tick = tokio::time::interval(Duration::from_millis(50));
+            let mut seq = 0;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = stop.notified() => return,
+                }
+                seq += 1;
+                let (body, ct) = target.publish_body(&payload(seq, micros_now()));
+                if publisher.post(body, ct).await.is_err() {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let started = Instant::now();
+    let mut rss = Vec::new();
+    let mut next_sample = started;
+    let mut n = 0usize;
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.1)));
+    while started.elapsed() < duration {
+        tick.tick().await;
+        if Instant::now() >= next_sample {
+            if let Some(r) = target.pid.and_then(proc::rss_bytes) {
+                rss.push((started.elapsed().as_secs(), r));
+            }
+            next_sample += Duration::from_secs(1);
+        }
+        n += 1;
+        let from = client::source(n, sources);
+        let path = target.subscribe_path();
+        let (errors, opened) = (errors.clone(), opened.clone());
+        tokio::spawn(async move {
+            opened.fetch_add(1, Ordering::Relaxed);
+            let Ok(mut body) = open_stream(target.addr, from, &path).await else {
+                errors.fetch_add(1, Ordering::Relaxed);
+                return;
+            };
+            let mut parser = Parser::new();
+            let mut got = 0;
+            while got < reads {
+                let Some(chunk) = next_chunk(&mut body, Duration::from_secs(5)).await else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    return;
+                };
+                parser.feed(&chunk, |f| {
+                    if matches!(&f, Frame::Event(e) if parse_payload(&e.data).is_some()) {
+                        got += 1;
+                    }
+                });
+            }
+        });
+    }
+    // Let the last ones finish and the server release them.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    stop.notify_one();
+    let _ = publisher_task.await;
+    if let Some(r) = target.pid.and_then(proc::rss_bytes) {
+        rss.push((started.elapsed().as_secs(), r));
+    }
+    Ok(ChurnReport {
+        connections: opened.load(Ordering::Relaxed),
+        errors: errors.load(Ordering::Relaxed),
+        rss,
+    })
+}

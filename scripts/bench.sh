@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: ./scripts/bench.sh [herald-bench compare flags]
+# Installs nginx + Nchan if missing, builds Herald and the bench in release,
+# and runs `herald-bench compare` (Herald, the naive axum baseline, Nchan on
+# loopback, the same workloads, a table of ratios). Not part of test.sh.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$HERALD_ROOT"
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+if ! command -v nginx >/dev/null || [ ! -e /usr/lib/nginx/modules/ngx_nchan_module.so ]; then
+  log "apt: installing nginx and libnginx-mod-nchan (the Nchan baseline)"
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light libnginx-mod-nchan
+fi
+
+log "building herald-server and herald-bench (release)"
+cargo build --release -p herald-server -p herald-bench
+exec "$CARGO_TARGET_DIR/release/herald-bench" compare "$@"
