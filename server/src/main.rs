@@ -86,6 +86,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     state.max_body_bytes = config.max_body_bytes;
     state.anonymous_publish = config.anonymous_publish || config.dev;
     state.jobs = herald_server::apps::jobs::JobQueue::new(broker.clone(), config.jobs());
+    state.metrics = Some(
+        herald_server::routes::install_prometheus().map_err(|e| anyhow::anyhow!("metrics: {e}"))?,
+    );
     state.publish_limit = std::sync::Arc::new(herald_server::ratelimit::RateLimiter::new(
         config.publish_rate,
         config.publish_burst,

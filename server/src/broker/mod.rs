@@ -618,6 +618,7 @@ impl SSEBroker {
             sub.pending
                 .push_back(Delivery::control(typed_event(&reset)?.encode()?));
         }
+        metrics::counter!("herald_events_replayed_total").increment(replay.len() as u64);
         sub.pending.extend(replay.into_values());
 
         if let Some(hook) = &self.inner.config.on_connect {
@@ -787,11 +788,14 @@ impl SSEBroker {
         event.validate()?;
         let key = event.id.take();
         let body = event.encode()?;
+        let started = Instant::now();
         let id = self
             .inner
             .backplane
             .append(topic, key.as_deref(), body)
             .await?;
+        metrics::histogram!("herald_publish_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
         self.inner.hub.stats.published();
         Ok(id)
     }
@@ -848,6 +852,14 @@ impl SSEBroker {
         read(&self.inner.hub.topics)
             .get(topic)
             .map_or(0, |t| t.subscriber_count())
+    }
+
+    /// Subscriptions of this node's clients, over all topics.
+    pub fn subscription_count(&self) -> usize {
+        read(&self.inner.hub.topics)
+            .values()
+            .map(|t| t.subscriber_count())
+            .sum()
     }
 
     /// Counters for `/_sse/stats`; `topicCount` counts topics with history.

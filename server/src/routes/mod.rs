@@ -6,6 +6,8 @@ mod connect;
 pub mod error;
 mod publish;
 mod stats;
+
+pub use stats::install_prometheus;
 mod subscribe;
 
 use std::convert::Infallible;
@@ -42,6 +44,8 @@ pub struct AppState {
     pub publish_limit: std::sync::Arc<crate::ratelimit::RateLimiter>,
     /// The job-progress app's queue.
     pub jobs: crate::apps::jobs::JobQueue,
+    /// Renders `/metrics` (`None`: no Prometheus recorder installed, 404).
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl AppState {
@@ -55,6 +59,7 @@ impl AppState {
     pub fn with_auth(broker: SSEBroker, auth: crate::auth::Verifier) -> Self {
         AppState {
             jobs: crate::apps::jobs::JobQueue::new(broker.clone(), Default::default()),
+            metrics: None,
             broker,
             auth: std::sync::Arc::new(auth),
             cors_origin: Some("*".to_owned()),
@@ -100,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         .route("/_sse/publish", post(publish::publish))
         .route("/_sse/stats", get(stats::stats))
         .route("/healthz", get(stats::healthz))
+        .route("/metrics", get(stats::metrics))
         .with_state(state.clone())
         .merge(crate::apps::router(state))
         .layer(body_limit)
@@ -158,9 +164,14 @@ pub(crate) fn coalesced(sub: Subscription) -> impl futures::Stream<Item = Bytes>
             }
             buf.freeze()
         };
+        BYTES_WRITTEN.increment(chunk.len() as u64);
         Some((chunk, sub))
     })
 }
+
+/// Bytes handed to connections (the Prometheus counter is looked up once).
+static BYTES_WRITTEN: std::sync::LazyLock<metrics::Counter> =
+    std::sync::LazyLock::new(|| metrics::counter!("herald_bytes_written_total"));
 
 /// A `text/event-stream` response writing `frames` as they come, with the
 /// headers every Herald stream has (and the avatar system documents).

@@ -1,4 +1,4 @@
-//! `GET /_sse/stats` and `GET /healthz`.
+//! `GET /_sse/stats`, `GET /healthz` and `GET /metrics` (Prometheus).
 
 use axum::extract::State;
 use axum::Json;
@@ -22,4 +22,49 @@ pub async fn healthz(State(state): State<AppState>) -> Json<Value> {
     let backplane = state.broker.backplane().health();
     let status = if backplane.ok { "ok" } else { "degraded" };
     Json(json!({ "status": status, "backplane": backplane }))
+}
+
+/// Installs the Prometheus recorder for this process (once, in `main`) and
+/// returns the handle `/metrics` renders. Publish latency is a histogram
+/// with buckets from 50 µs to 1 s.
+pub fn install_prometheus() -> Result<metrics_exporter_prometheus::PrometheusHandle, String> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("herald_publish_duration_seconds".to_owned()),
+            &[
+                0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0,
+            ],
+        )
+        .and_then(|b| b.install_recorder())
+        .map_err(|e| e.to_string())
+}
+
+/// Prometheus text: the broker's counters and gauges as of now, plus what
+/// is recorded as it happens (publish latency, bytes written, replays).
+pub async fn metrics(
+    State(state): State<AppState>,
+) -> Result<([(axum::http::HeaderName, &'static str); 1], String), super::error::ApiError> {
+    let Some(handle) = &state.metrics else {
+        return Err(super::error::ApiError::not_found(
+            "metrics are not enabled on this server",
+        ));
+    };
+    let s = state.broker.stats();
+    metrics::gauge!("herald_connections").set(s.client_count as f64);
+    metrics::gauge!("herald_subscriptions").set(state.broker.subscription_count() as f64);
+    metrics::counter!("herald_events_published_total").absolute(s.events_published);
+    metrics::counter!("herald_events_delivered_total").absolute(s.events_delivered);
+    metrics::counter!("herald_evictions_total").absolute(s.evictions);
+    metrics::counter!("herald_connections_total").absolute(s.connections_total);
+    metrics::counter!("herald_connections_refused_total").absolute(s.connections_refused);
+    let ok = state.broker.backplane().health().ok;
+    metrics::gauge!("herald_backplane_up").set(if ok { 1.0 } else { 0.0 });
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        handle.render(),
+    ))
 }
