@@ -339,7 +339,17 @@ async fn measure(kind: Kind, args: &CompareArgs) -> anyhow::Result<Row> {
     )
     .await?;
     print_fanout(&paced);
-    let idle = workload::idle(t, args.idle, Duration::from_secs(3), args.sources).await?;
+    // Memory per connection on a fresh process: what the fan-out runs
+    // allocated would otherwise blur the baseline reading.
+    drop(server);
+    let server = start(kind, args).await?;
+    let idle = workload::idle(
+        server.target,
+        args.idle,
+        Duration::from_secs(3),
+        args.sources,
+    )
+    .await?;
     print_idle(&idle);
     Ok(Row { flat, paced, idle })
 }
