@@ -14,6 +14,11 @@ if ! command -v nginx >/dev/null || [ ! -e /usr/lib/nginx/modules/ngx_nchan_modu
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light libnginx-mod-nchan
 fi
 
-log "building herald-server and herald-bench (release)"
+# A build directory of its own: building the bench with the server unifies
+# dependency features differently from cargo-leptos's server build, and
+# sharing one directory would make the two rebuild each other's release
+# artifacts (test.sh would pay ~9 minutes after every benchmark).
+export CARGO_TARGET_DIR="$CARGO_TARGET_DIR/bench"
+log "building herald-server and herald-bench (release) in $CARGO_TARGET_DIR"
 cargo build --release -p herald-server -p herald-bench
 exec "$CARGO_TARGET_DIR/release/herald-bench" compare "$@"

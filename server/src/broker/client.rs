@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::Notify;
 
 use super::SSEBroker;
 
@@ -26,6 +26,88 @@ impl Delivery {
             seq: 0,
             frame,
         }
+    }
+}
+
+/// A client's bounded queue of frames.
+///
+/// One lock per push or batch pop and a `Notify` to wake the connection:
+/// cheaper than a channel on the fan-out path, and an idle connection's
+/// empty queue holds no allocation at all (a channel allocates its first
+/// block of slots up front, ~1.5 KiB per connection).
+#[derive(Debug)]
+struct Queue {
+    state: Mutex<QueueState>,
+    ready: Notify,
+    capacity: usize,
+}
+
+#[derive(Debug, Default)]
+struct QueueState {
+    items: VecDeque<Delivery>,
+    /// No more pushes; what is queued is still read.
+    closed: bool,
+}
+
+impl Queue {
+    fn new(capacity: usize) -> Self {
+        Queue {
+            state: Mutex::new(QueueState::default()),
+            ready: Notify::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        // Each update is a push, a pop or a flag: never half done.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `d`; a full queue is closed instead (see `ClientState::offer`).
+    fn push(&self, d: Delivery) -> bool {
+        let mut state = self.lock();
+        if state.closed {
+            return false;
+        }
+        let queued = state.items.len() < self.capacity;
+        if queued {
+            state.items.push_back(d);
+        } else {
+            state.closed = true;
+        }
+        drop(state);
+        self.ready.notify_one();
+        queued
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_one();
+    }
+
+    /// The next frame; `None` once closed and drained.
+    async fn pop(&self) -> Option<Delivery> {
+        loop {
+            // Registered before looking: a push in between leaves a permit.
+            let pushed = self.ready.notified();
+            {
+                let mut state = self.lock();
+                if let Some(d) = state.items.pop_front() {
+                    return Some(d);
+                }
+                if state.closed {
+                    return None;
+                }
+            }
+            pushed.await;
+        }
+    }
+
+    /// Up to `max` queued frames, without waiting, under one lock.
+    fn take_ready(&self, max: usize) -> Vec<Delivery> {
+        let mut state = self.lock();
+        let n = state.items.len().min(max);
+        state.items.drain(..n).collect()
     }
 }
 
@@ -53,9 +135,9 @@ pub struct ClientState {
     /// Topic patterns this connection may ask for (its token's `subscribe` claim).
     pub allowed_topics: Option<Vec<String>>,
     pub(crate) topics: Mutex<BTreeSet<String>>,
-    /// The queue's sending side. Taken (dropped) on eviction, which ends the
+    /// Frames waiting to be written. Closed on eviction, which ends the
     /// client's stream once it has drained what is already queued.
-    tx: Mutex<Option<mpsc::Sender<Delivery>>>,
+    queue: Queue,
 }
 
 impl ClientState {
@@ -66,7 +148,7 @@ impl ClientState {
         session_id: Option<String>,
         metadata: HashMap<String, String>,
         allowed_topics: Option<Vec<String>>,
-        tx: mpsc::Sender<Delivery>,
+        queue_capacity: usize,
     ) -> Self {
         ClientState {
             id,
@@ -76,7 +158,7 @@ impl ClientState {
             metadata,
             allowed_topics,
             topics: Mutex::new(BTreeSet::new()),
-            tx: Mutex::new(Some(tx)),
+            queue: Queue::new(queue_capacity),
         }
     }
 
@@ -85,22 +167,12 @@ impl ClientState {
     /// EventSource reconnects with its last id and resumes from history
     /// instead of silently missing events. Returns false if not queued.
     pub(crate) fn offer(&self, frame: Delivery) -> bool {
-        let mut tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(sender) = tx.as_ref() else {
-            return false;
-        };
-        match sender.try_send(frame) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) | Err(TrySendError::Closed(_)) => {
-                *tx = None;
-                false
-            }
-        }
+        self.queue.push(frame)
     }
 
     /// Closes the queue: the stream ends after what is already queued.
     pub(crate) fn close(&self) {
-        self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.queue.close();
     }
 
     /// The topics this connection is on.
@@ -137,7 +209,6 @@ pub struct Subscription {
     pub(crate) broker: SSEBroker,
     pub(crate) client: Arc<ClientState>,
     pub(crate) pending: VecDeque<Delivery>,
-    pub(crate) rx: mpsc::Receiver<Delivery>,
     /// Per topic key: the last seq the replay gave. Live frames at or below
     /// it were queued while the replay was read and are duplicates.
     pub(crate) replayed_through: Vec<(usize, u64)>,
@@ -170,7 +241,7 @@ impl Subscription {
             return Some((d.seq, d.frame));
         }
         loop {
-            let delivery = self.rx.recv().await?;
+            let delivery = self.client.queue.pop().await?;
             if !self.already_replayed(&delivery) {
                 return Some((delivery.seq, delivery.frame));
             }
@@ -189,14 +260,17 @@ impl Subscription {
     /// lets the HTTP layer coalesce a burst into one write.
     pub fn drain_ready(&mut self, out: &mut Vec<Bytes>, max: usize) {
         while out.len() < max {
-            if let Some(d) = self.pending.pop_front() {
-                out.push(d.frame);
-            } else if let Ok(delivery) = self.rx.try_recv() {
-                if !self.already_replayed(&delivery) {
-                    out.push(delivery.frame);
-                }
-            } else {
+            let Some(d) = self.pending.pop_front() else {
                 break;
+            };
+            out.push(d.frame);
+        }
+        let room = max.saturating_sub(out.len());
+        if room > 0 {
+            for d in self.client.queue.take_ready(room) {
+                if !self.already_replayed(&d) {
+                    out.push(d.frame);
+                }
             }
         }
     }
@@ -204,6 +278,7 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
+        self.client.close();
         self.broker.remove_connection(&self.client);
     }
 }

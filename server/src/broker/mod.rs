@@ -57,7 +57,6 @@ use herald_shared::events::{Connected, Heartbeat, Reset, ResetReason};
 use herald_shared::wire::{EncodeError, Event};
 use herald_shared::SseEvent;
 use thiserror::Error;
-use tokio::sync::mpsc;
 
 pub use backplane::{
     frame_with_id, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Replay, Sink,
@@ -484,7 +483,6 @@ impl SSEBroker {
             validate_topic(&format!("session:{sid}"))?;
         }
 
-        let (tx, rx) = mpsc::channel(self.inner.config.event_buffer_size.max(1));
         let client = Arc::new(ClientState::new(
             id.clone(),
             random_token(16),
@@ -492,7 +490,7 @@ impl SSEBroker {
             opts.session_id.clone(),
             opts.metadata,
             opts.allowed_topics.clone(),
-            tx,
+            self.inner.config.event_buffer_size,
         ));
         if let Some(old) = self.register(&client)? {
             // Same id reconnecting before we noticed the old stream died.
@@ -505,7 +503,6 @@ impl SSEBroker {
             broker: self.clone(),
             client: client.clone(),
             pending: VecDeque::new(),
-            rx,
             replayed_through: Vec::new(),
         };
         // The per-user limit holds across nodes: the backplane counts too.
