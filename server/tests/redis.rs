@@ -32,6 +32,15 @@ async fn node(url: &str, config: BrokerConfig) -> TestServer {
     .await
 }
 
+async fn health_of(server: &TestServer) -> Value {
+    reqwest::get(server.url("/healthz"))
+        .await
+        .expect("healthz")
+        .json()
+        .await
+        .expect("JSON")
+}
+
 /// Reads data events (skipping heartbeats and control events) until `n` arrived.
 async fn read_data(stream: &mut SseStream, n: usize) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -79,12 +88,7 @@ async fn a_subscriber_on_one_node_gets_what_another_node_publishes_in_order() {
     assert_eq!(read_data(&mut on_b, 1).await[0].1, "once");
     on_b.expect_silence(Duration::from_millis(300)).await;
 
-    let health: Value = reqwest::get(b.url("/healthz"))
-        .await
-        .expect("healthz")
-        .json()
-        .await
-        .expect("JSON");
+    let health = health_of(&b).await;
     assert_eq!(
         health,
         json!({"status": "ok", "backplane": {"name": "redis", "ok": true}})
@@ -186,12 +190,7 @@ async fn a_redis_restart_loses_nothing_published_once_it_is_back() {
     // says degraded, and the open stream keeps heartbeating.
     let (status, body) = server.publish(json!({"topic": "t", "data": "lost"})).await;
     assert_eq!(status, 503, "{body}");
-    let health: Value = reqwest::get(server.url("/healthz"))
-        .await
-        .expect("healthz")
-        .json()
-        .await
-        .expect("JSON");
+    let health = health_of(&server).await;
     assert_eq!(health["status"], "degraded", "{health}");
     assert!(health["backplane"]["error"].is_string());
     let mut beats = 0;
@@ -227,12 +226,7 @@ async fn a_redis_restart_loses_nothing_published_once_it_is_back() {
     }
     assert_eq!(got, (1..=30).map(|i| i.to_string()).collect::<Vec<_>>());
     stream.expect_silence(Duration::from_millis(300)).await;
-    let health: Value = reqwest::get(server.url("/healthz"))
-        .await
-        .expect("healthz")
-        .json()
-        .await
-        .expect("JSON");
+    let health = health_of(&server).await;
     assert_eq!(health["status"], "ok", "{health}");
 }
 

@@ -791,8 +791,7 @@ impl SSEBroker {
             .backplane
             .append(topic, key.as_deref(), body)
             .await?;
-        metrics::histogram!("herald_publish_duration_seconds")
-            .record(started.elapsed().as_secs_f64());
+        PUBLISH_SECONDS.record(started.elapsed().as_secs_f64());
         self.inner.hub.stats.published();
         Ok(id)
     }
@@ -959,6 +958,10 @@ fn allowed(patterns: Option<&[String]>, topic: &str) -> Result<(), BrokerError> 
         _ => Ok(()),
     }
 }
+
+/// Publish latency (the backplane's append), looked up once.
+static PUBLISH_SECONDS: std::sync::LazyLock<metrics::Histogram> =
+    std::sync::LazyLock::new(|| metrics::histogram!("herald_publish_duration_seconds"));
 
 /// A typed value as an untyped event.
 fn typed_event<T: SseEvent>(value: &T) -> Result<Event, BrokerError> {

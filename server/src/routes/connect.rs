@@ -6,12 +6,12 @@
 //! `subscribe` claim (403 otherwise); a bad token is a 401.
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, RawQuery, State};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{error::ApiError, sse_response, AppState};
+use super::{caller::Caller, error::ApiError, sse_response, AppState};
 use crate::broker::ConnectOptions;
 
 #[derive(Debug, Deserialize)]
@@ -28,13 +28,12 @@ pub struct ConnectQuery {
 /// Opens a stream: `connected` first, then missed history, then live events.
 pub async fn connect(
     State(state): State<AppState>,
+    // Anonymous is allowed; a bad token is a 401, never silently anonymous.
+    Caller { claims, .. }: Caller,
     headers: HeaderMap,
-    RawQuery(raw): RawQuery,
     query: Result<Query<ConnectQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query?;
-    // Anonymous is allowed; a bad token is a 401, never silently anonymous.
-    let claims = state.auth.authenticate(&headers, raw.as_deref())?;
     let last_event_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())

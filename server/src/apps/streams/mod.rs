@@ -54,6 +54,20 @@ async fn open(
         .await?)
 }
 
+/// The `GET` route of a stream of `topic` (plus the caller's own user and
+/// session topics), for authenticated callers.
+fn topic_stream(topic: &'static str) -> axum::routing::MethodRouter<AppState> {
+    axum::routing::get(
+        move |axum::extract::State(state): axum::extract::State<AppState>,
+              caller: Caller,
+              headers: HeaderMap| async move {
+            let user = caller.user()?;
+            let sub = open(&state, user, &headers, vec![topic.to_owned()]).await?;
+            Ok::<_, ApiError>(crate::routes::sse_response(sub))
+        },
+    )
+}
+
 /// Publishes for an authenticated caller: needs a token, counts against its
 /// rate limit, and its `publish` claim must allow `topic`. Answers the
 /// documented `{success: true, id}` with the payload's id, plus the

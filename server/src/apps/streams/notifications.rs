@@ -8,9 +8,7 @@
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::{Json, Router};
 use herald_shared::events::Notification;
 use herald_shared::wire::Event;
@@ -18,7 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::routes::caller::Caller;
-use crate::routes::{error::ApiError, sse_response, AppState};
+use crate::routes::{error::ApiError, AppState};
 
 /// The topic of notifications for every notification stream.
 pub const TOPIC: &str = "notifications";
@@ -28,19 +26,9 @@ const NAMES: [&str; 3] = ["notification", "system-notification", "error-notifica
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/notifications/stream", get(stream))
+        .route("/notifications/stream", super::topic_stream(TOPIC))
         .route("/notifications/send", post(send))
         .with_state(state)
-}
-
-async fn stream(
-    State(state): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let user = caller.user()?;
-    let sub = super::open(&state, user, &headers, vec![TOPIC.to_owned()]).await?;
-    Ok(sse_response(sub))
 }
 
 #[derive(Debug, Deserialize)]

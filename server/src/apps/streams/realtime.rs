@@ -8,9 +8,7 @@
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::{Json, Router};
 use herald_shared::events::EntityEvent;
 use herald_shared::wire::Event;
@@ -18,26 +16,16 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::routes::caller::Caller;
-use crate::routes::{error::ApiError, sse_response, AppState};
+use crate::routes::{error::ApiError, AppState};
 
 /// The topic every realtime stream reads.
 pub const TOPIC: &str = "realtime";
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/realtime/stream", get(stream))
+        .route("/realtime/stream", super::topic_stream(TOPIC))
         .route("/realtime/update", post(update))
         .with_state(state)
-}
-
-async fn stream(
-    State(state): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let user = caller.user()?;
-    let sub = super::open(&state, user, &headers, vec![TOPIC.to_owned()]).await?;
-    Ok(sse_response(sub))
 }
 
 #[derive(Debug, Deserialize)]
