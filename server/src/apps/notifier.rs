@@ -25,6 +25,7 @@ use serde_json::{json, Value};
 
 use crate::broker::{BrokerError, ConnectOptions, EventId, SSEBroker};
 use crate::routes::caller::Caller;
+use crate::routes::publish::{one_destination, Target};
 use crate::routes::{error::ApiError, sse_response, AppState};
 
 /// `/api/sse` and `/api/sse/send`.
@@ -89,14 +90,6 @@ async fn stream(
     Ok(sse_response(sub))
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Target {
-    client_id: Option<String>,
-    user_id: Option<String>,
-    session_id: Option<String>,
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SendBody {
@@ -108,29 +101,6 @@ struct SendBody {
     target: Option<Target>,
 }
 
-/// The topic a target names; more than one is a 400 (a send has one
-/// destination, as every publish does).
-fn topic_for(target: Option<&Target>) -> Result<String, ApiError> {
-    let Some(t) = target else {
-        return Ok("all".to_owned());
-    };
-    let named: Vec<String> = [
-        t.client_id.as_ref().map(|c| format!("client:{c}")),
-        t.user_id.as_ref().map(|u| format!("user:{u}")),
-        t.session_id.as_ref().map(|s| format!("session:{s}")),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    match named.as_slice() {
-        [] => Ok("all".to_owned()),
-        [one] => Ok(one.clone()),
-        _ => Err(ApiError::bad_request(
-            "give at most one of target.clientId, target.userId, target.sessionId",
-        )),
-    }
-}
-
 /// `{type, data, target?}` → `{success: true, id}`.
 async fn send(
     State(state): State<AppState>,
@@ -139,7 +109,7 @@ async fn send(
 ) -> Result<Json<Value>, ApiError> {
     caller.admit_publish(&state)?;
     let Json(body) = body?;
-    let topic = topic_for(body.target.as_ref())?;
+    let topic = one_destination(body.target.as_ref().map(Target::topics).unwrap_or_default())?;
     caller.check_publish_claim(&topic)?;
     let event = named(&body.kind, &body.data)?;
     let id = state.broker.publish(&topic, event).await?;

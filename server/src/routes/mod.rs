@@ -4,7 +4,7 @@ pub mod access_log;
 pub mod caller;
 mod connect;
 pub mod error;
-mod publish;
+pub mod publish;
 mod stats;
 
 pub use stats::install_prometheus;

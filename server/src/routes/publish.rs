@@ -21,12 +21,40 @@ use serde_json::{json, Value};
 
 use super::{caller::Caller, error::ApiError, AppState};
 
+/// `{clientId?, userId?, sessionId?}`: who a send is for (here and in the
+/// notifier's `/api/sse/send`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Target {
     client_id: Option<String>,
     user_id: Option<String>,
     session_id: Option<String>,
+}
+
+impl Target {
+    /// The targeted topics this names (`client:`, `user:`, `session:`).
+    pub fn topics(&self) -> Vec<String> {
+        [
+            self.client_id.as_ref().map(|c| format!("client:{c}")),
+            self.user_id.as_ref().map(|u| format!("user:{u}")),
+            self.session_id.as_ref().map(|s| format!("session:{s}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
+/// The one topic a send goes to: `all` when nothing is named, a 400 when
+/// more than one is (every publish has exactly one destination).
+pub fn one_destination(mut named: Vec<String>) -> Result<String, ApiError> {
+    match named.len() {
+        0 => Ok("all".to_owned()),
+        1 => Ok(named.remove(0)),
+        _ => Err(ApiError::bad_request(
+            "give at most one destination: topic, target.clientId, target.userId or target.sessionId",
+        )),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,31 +70,9 @@ pub struct PublishBody {
 
 /// Resolves `topic` / `target` to the one topic the event goes to.
 fn destination(body: &PublishBody) -> Result<String, ApiError> {
-    let target = body.target.as_ref();
-    let mut named: Vec<String> = Vec::new();
-    named.extend(body.topic.clone());
-    named.extend(
-        target
-            .and_then(|t| t.client_id.as_ref())
-            .map(|c| format!("client:{c}")),
-    );
-    named.extend(
-        target
-            .and_then(|t| t.user_id.as_ref())
-            .map(|u| format!("user:{u}")),
-    );
-    named.extend(
-        target
-            .and_then(|t| t.session_id.as_ref())
-            .map(|s| format!("session:{s}")),
-    );
-    match named.len() {
-        0 => Ok("all".to_owned()),
-        1 => Ok(named.remove(0)),
-        _ => Err(ApiError::bad_request(
-            "give one destination: topic, target.clientId, target.userId or target.sessionId",
-        )),
-    }
+    let mut named: Vec<String> = body.topic.iter().cloned().collect();
+    named.extend(body.target.as_ref().map(Target::topics).unwrap_or_default());
+    one_destination(named)
 }
 
 pub async fn publish(
