@@ -16,8 +16,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+mod event_stream;
+mod rewind;
 mod serve;
 
+pub use rewind::Rewind;
 pub use serve::{serve, ServeOptions};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -59,6 +62,22 @@ impl GuardedListener {
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.inner.local_addr()
     }
+
+    /// The next connection, unwrapped (the accept loop guards it itself).
+    /// Accept errors (out of file descriptors, a connection reset before
+    /// it was taken) are logged and retried, as `axum::serve` does.
+    pub(crate) async fn accept_tcp(&mut self) -> (TcpStream, SocketAddr) {
+        let (stream, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(%addr, error = %e, "could not set TCP_NODELAY");
+        }
+        (stream, addr)
+    }
+
+    /// The write idle timeout this listener's connections get.
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        self.idle_timeout
+    }
 }
 
 impl axum::serve::Listener for GuardedListener {
@@ -66,10 +85,7 @@ impl axum::serve::Listener for GuardedListener {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (stream, addr) = axum::serve::Listener::accept(&mut self.inner).await;
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(%addr, error = %e, "could not set TCP_NODELAY");
-        }
+        let (stream, addr) = self.accept_tcp().await;
         (IdleGuard::new(stream, self.idle_timeout), addr)
     }
 

@@ -4,27 +4,36 @@
 //! `axum::serve` gives hyper no timer, so hyper's header-read timeout is off
 //! and a client may trickle a request's headers one byte a minute
 //! (slowloris), holding a connection and its buffers forever. This loop
-//! gives hyper a timer and a header-read timeout, tells every request the
-//! peer's address (`ConnectInfo<SocketAddr>`, for per-IP rate limits), and
-//! drains connections on shutdown for a bounded grace period.
+//! reads each connection's first request head itself, within the
+//! header-read timeout; an event-stream request is answered without hyper
+//! ([`super::event_stream`]: no per-connection buffers while the stream is
+//! open), anything else is served by hyper, which gets a timer and the same
+//! timeout for later requests. Every request learns the peer's address
+//! (`ConnectInfo<SocketAddr>`, for per-IP rate limits), and on shutdown
+//! connections are drained for a bounded grace period.
 //!
 //! It speaks HTTP/1.1 only: browsers use HTTP/2 only over TLS, which a
 //! proxy in front of Herald terminates.
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
 use axum::http::Request;
 use axum::Router;
 use hyper::body::Incoming;
+use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-use super::GuardedListener;
+use super::event_stream::{self, First};
+use super::{GuardedListener, IdleGuard, Rewind};
 
 /// Connection-level settings of [`serve`].
 #[derive(Debug, Clone)]
@@ -76,36 +85,105 @@ pub async fn serve(
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let mut http = hyper::server::conn::http1::Builder::new();
+    let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout);
-    let graceful = GracefulShutdown::new();
+    let connections = TaskTracker::new();
+    let stopping = CancellationToken::new();
     tokio::pin!(shutdown);
     loop {
-        let (io, peer) = tokio::select! {
-            accepted = axum::serve::Listener::accept(&mut listener) => accepted,
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept_tcp() => accepted,
             () = &mut shutdown => break,
         };
-        let service = app
-            .clone()
-            .map_request(move |mut request: Request<Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                request
-            });
-        let connection = http.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
+        let connection = Connection {
+            peer,
+            app: app.clone(),
+            http: http.clone(),
+            header_read_timeout: options.header_read_timeout,
+            idle_timeout: listener.idle_timeout(),
+            stopping: stopping.clone(),
+        };
+        connections.spawn(connection.run(stream));
     }
     drop(listener);
+    stopping.cancel();
+    connections.close();
     tokio::select! {
-        () = graceful.shutdown() => {}
+        () = connections.wait() => {}
         () = tokio::time::sleep(options.grace) => {
             tracing::warn!("shutdown grace period over; exiting with connections still open");
         }
     }
     Ok(())
+}
+
+/// One accepted connection and what serving it needs.
+struct Connection {
+    peer: SocketAddr,
+    app: Router,
+    http: http1::Builder,
+    header_read_timeout: Option<Duration>,
+    idle_timeout: Option<Duration>,
+    stopping: CancellationToken,
+}
+
+impl Connection {
+    async fn run(self, mut stream: TcpStream) {
+        let peer = self.peer;
+        let read = event_stream::read_first(&mut stream, peer, self.header_read_timeout).await;
+        let already_read = match read {
+            First::Gone => return,
+            First::Other(bytes) => bytes,
+            First::Stream(request, mut rest) => {
+                // Boxed, like the hyper half below: the task keeps only what
+                // the long-lived stream needs, not the largest future it
+                // ever awaited (for 15 000 streams that is megabytes).
+                let response = match Box::pin(self.app.clone().oneshot(*request)).await {
+                    Ok(r) => r,
+                    Err(never) => match never {},
+                };
+                let idle = self.idle_timeout;
+                match event_stream::respond(&stream, response, idle, &mut rest, &self.stopping)
+                    .await
+                {
+                    Ok(true) => rest,
+                    Ok(false) => return,
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "event stream ended with an error");
+                        return;
+                    }
+                }
+            }
+        };
+        if self.stopping.is_cancelled() {
+            return;
+        }
+        Box::pin(self.serve_with_hyper(stream, already_read)).await;
+    }
+
+    /// Serves the rest of the connection with hyper, `already_read` first.
+    async fn serve_with_hyper(self, stream: TcpStream, already_read: Vec<u8>) {
+        let peer = self.peer;
+        let service = self.app.map_request(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            request
+        });
+        let io = Rewind::new(IdleGuard::new(stream, self.idle_timeout), already_read);
+        let connection = self
+            .http
+            .serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
+        tokio::pin!(connection);
+        let result = tokio::select! {
+            r = connection.as_mut() => r,
+            () = self.stopping.cancelled() => {
+                // Finish the request in flight, then close.
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
+    }
 }

@@ -186,8 +186,13 @@ pub struct SseStream {
 }
 
 impl SseStream {
+    /// Opens `url` as an `EventSource` would (`Accept: text/event-stream`,
+    /// which the server answers without hyper; `request` without that
+    /// header goes through hyper).
     pub async fn open(url: &str, last_event_id: Option<&str>) -> Self {
-        let mut req = reqwest::Client::new().get(url);
+        let mut req = reqwest::Client::new()
+            .get(url)
+            .header("accept", "text/event-stream");
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id);
         }
