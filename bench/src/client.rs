@@ -1,15 +1,15 @@
-//! HTTP/1.1 over plain TCP sockets, one connection per subscriber (as
-//! browsers do), bound to a chosen loopback source address so tens of
+//! The run's clock, source addresses, and the publishing connection.
+//! Subscribers are [`crate::stream::EventStream`]s, one connection each
+//! (as browsers do), bound to a chosen loopback source address so tens of
 //! thousands of connections fit in the ephemeral port range.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
 use hyper::client::conn::http1::{handshake, SendRequest};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
@@ -32,41 +32,14 @@ pub fn source(n: usize, spread: usize) -> IpAddr {
 
 async fn connect(addr: SocketAddr, from: IpAddr) -> anyhow::Result<SendRequest<Full<Bytes>>> {
     let socket = TcpSocket::new_v4()?;
+    // Back-to-back runs leave thousands of ports in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
     socket.bind(SocketAddr::new(from, 0))?;
     let stream = socket.connect(addr).await.context("connect")?;
     stream.set_nodelay(true)?;
     let (sender, conn) = handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
     Ok(sender)
-}
-
-/// An open event stream: the response body, after a 200.
-pub async fn open_stream(addr: SocketAddr, from: IpAddr, path: &str) -> anyhow::Result<Incoming> {
-    let mut sender = connect(addr, from).await?;
-    let req = Request::get(path)
-        .header("host", addr.to_string())
-        .header("accept", "text/event-stream")
-        .body(Full::new(Bytes::new()))?;
-    let resp = sender.send_request(req).await?;
-    if resp.status() != 200 {
-        bail!("stream refused: {}", resp.status());
-    }
-    // The connection task lives while the body is read.
-    Ok(resp.into_body())
-}
-
-/// The next chunk of a body, or `None` at its end (or after `idle`).
-pub async fn next_chunk(body: &mut Incoming, idle: Duration) -> Option<Bytes> {
-    loop {
-        match tokio::time::timeout(idle, body.frame()).await {
-            Ok(Some(Ok(frame))) => {
-                if let Ok(data) = frame.into_data() {
-                    return Some(data);
-                }
-            }
-            _ => return None,
-        }
-    }
 }
 
 /// A keep-alive connection that publishes.

@@ -10,5 +10,6 @@
 pub mod client;
 pub mod proc;
 pub mod stats;
+pub mod stream;
 pub mod target;
 pub mod workload;

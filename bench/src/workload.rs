@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use herald_shared::wire::{Frame, Parser};
 use tokio::sync::Semaphore;
 
-use crate::client::{self, micros_now, next_chunk, open_stream, Publisher};
+use crate::client::{self, micros_now, Publisher};
 use crate::proc;
 use crate::stats::{summarize, Integrity, SeqCheck, Summary};
+use crate::stream::EventStream;
 use crate::target::{parse_payload, payload, Target};
 
 /// Connections opened at once while setting up.
@@ -59,7 +60,7 @@ pub async fn fanout(target: Target, opts: &FanoutOpts) -> anyhow::Result<FanoutR
         let events = opts.events;
         tasks.push(tokio::spawn(async move {
             let permit = limit.acquire_owned().await;
-            let mut body = open_stream(target.addr, from, &path).await?;
+            let mut stream = EventStream::open(target.addr, from, &path).await?;
             drop(permit);
             ready.fetch_add(1, Ordering::SeqCst);
             let mut result = SubResult {
@@ -71,11 +72,11 @@ pub async fn fanout(target: Target, opts: &FanoutOpts) -> anyhow::Result<FanoutR
             let mut got = 0;
             // Ends when every event came, or 5 s after the last one.
             while got < events {
-                let Some(chunk) = next_chunk(&mut body, Duration::from_secs(5)).await else {
+                let Some(data) = stream.next_data(Duration::from_secs(5)).await else {
                     break;
                 };
                 let now = micros_now();
-                parser.feed(&chunk, |frame| {
+                parser.feed(data, |frame| {
                     if let Frame::Event(e) = frame {
                         if let Some((seq, sent)) = parse_payload(&e.data) {
                             result.check.record(seq);
@@ -107,16 +108,8 @@ pub async fn fanout(target: Target, opts: &FanoutOpts) -> anyhow::Result<FanoutR
 
     let cpu0 = proc::own_cpu();
     let server_cpu0 = target.pid.and_then(proc::cpu_of);
-    let mut publisher = Publisher::connect(target.addr, target.publish_path()).await?;
     let started = Instant::now();
-    for seq in 1..=opts.events {
-        if let Some(rate) = opts.rate {
-            let due = started + Duration::from_secs_f64((seq - 1) as f64 / rate);
-            tokio::time::sleep_until(due.into()).await;
-        }
-        let (body, content_type) = target.publish_body(&payload(seq, micros_now()));
-        publisher.post(body, content_type).await?;
-    }
+    publish_from_own_thread(target, opts.events, opts.rate, started).await?;
 
     let mut integrity = Integrity::default();
     let mut latencies = Vec::new();
@@ -148,6 +141,42 @@ pub async fn fanout(target: Target, opts: &FanoutOpts) -> anyhow::Result<FanoutR
     })
 }
 
+/// Publishes events `1..=events` (at `rate`, or flat out) from a thread
+/// and runtime of its own: on the subscribers' runtime, each publish's
+/// response would wait behind thousands of subscriber tasks, and the
+/// generator, not the server, would set the publish rate.
+async fn publish_from_own_thread(
+    target: Target,
+    events: u64,
+    rate: Option<f64>,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("publisher".into())
+        .spawn(move || {
+            let run = async {
+                let mut publisher = Publisher::connect(target.addr, target.publish_path()).await?;
+                for seq in 1..=events {
+                    if let Some(rate) = rate {
+                        let due = started + Duration::from_secs_f64((seq - 1) as f64 / rate);
+                        tokio::time::sleep_until(due.into()).await;
+                    }
+                    let (body, content_type) = target.publish_body(&payload(seq, micros_now()));
+                    publisher.post(body, content_type).await?;
+                }
+                anyhow::Ok(())
+            };
+            let outcome = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(run));
+            let _ = done.send(outcome);
+        })?;
+    result.await?
+}
+
 /// What `idle` measured.
 #[derive(Debug, Clone)]
 pub struct IdleReport {
@@ -174,7 +203,7 @@ pub async fn idle(
         let path = target.subscribe_path();
         tasks.push(tokio::spawn(async move {
             let _permit = limit.acquire_owned().await;
-            open_stream(target.addr, from, &path).await
+            EventStream::open(target.addr, from, &path).await
         }));
     }
     let mut held = Vec::with_capacity(connections);
@@ -182,14 +211,8 @@ pub async fn idle(
         held.push(t.await??);
     }
     // Drain what is already there (greetings), so buffers settle.
-    for body in held.iter_mut() {
-        while tokio::time::timeout(
-            Duration::from_millis(1),
-            http_body_util::BodyExt::frame(body),
-        )
-        .await
-        .is_ok()
-        {}
+    for stream in held.iter_mut() {
+        while stream.next_data(Duration::from_millis(1)).await.is_some() {}
     }
     tokio::time::sleep(hold).await;
     let rss_held = target.pid.and_then(proc::rss_bytes);
@@ -270,18 +293,18 @@ pub async fn churn(
         let (errors, opened) = (errors.clone(), opened.clone());
         tokio::spawn(async move {
             opened.fetch_add(1, Ordering::Relaxed);
-            let Ok(mut body) = open_stream(target.addr, from, &path).await else {
+            let Ok(mut stream) = EventStream::open(target.addr, from, &path).await else {
                 errors.fetch_add(1, Ordering::Relaxed);
                 return;
             };
             let mut parser = Parser::new();
             let mut got = 0;
             while got < reads {
-                let Some(chunk) = next_chunk(&mut body, Duration::from_secs(5)).await else {
+                let Some(data) = stream.next_data(Duration::from_secs(5)).await else {
                     errors.fetch_add(1, Ordering::Relaxed);
                     return;
                 };
-                parser.feed(&chunk, |f| {
+                parser.feed(data, |f| {
                     if matches!(&f, Frame::Event(e) if parse_payload(&e.data).is_some()) {
                         got += 1;
                     }

@@ -80,19 +80,39 @@ async fn both_paths_answer_a_stream_with_the_same_head() {
 }
 
 #[tokio::test]
-async fn after_the_stream_ends_the_connection_serves_more_requests() {
+async fn a_stream_the_broker_ends_is_terminated_cleanly() {
     let server = TestServer::start(quiet_config()).await;
-    let (mut tcp, _) = open(&server, "reused", true).await;
+    let (mut tcp, _) = open(&server, "ended", true).await;
     server
         .broker
-        .send("reused", Event::data("last"))
+        .send("ended", Event::data("last"))
         .await
         .expect("send");
     let mut seen = Vec::new();
     read_until(&mut tcp, &mut seen, "data: last").await;
-    assert!(server.broker.disconnect("reused"));
-    // The chunked body's terminator, then a plain request on the same socket.
+    assert!(server.broker.disconnect("ended"));
+    // The chunked body's terminator, then the server closes (the client,
+    // an EventSource, reconnects on a new connection anyway).
     read_until(&mut tcp, &mut seen, "0\r\n\r\n").await;
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(WAIT, tcp.read(&mut buf))
+        .await
+        .expect("not closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "expected a close, got {:?}", &buf[..n]);
+}
+
+#[tokio::test]
+async fn after_an_error_response_the_connection_serves_more_requests() {
+    let server = TestServer::start(quiet_config()).await;
+    let mut tcp = TcpStream::connect(server.addr).await.expect("connect");
+    tcp.write_all(
+        b"GET /_sse/connect?clientId=bad%0Aid HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n",
+    )
+    .await
+    .expect("request");
+    let mut seen = Vec::new();
+    read_until(&mut tcp, &mut seen, "}").await;
     tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
         .await
         .expect("second request");

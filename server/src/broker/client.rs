@@ -2,7 +2,7 @@
 //! stream reads from.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
@@ -29,17 +29,38 @@ impl Delivery {
     }
 }
 
+/// Why a [`Subscription::on_ready`] hook is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ready {
+    /// Frames were queued, or the stream was closed.
+    Queued,
+    /// The queue is full: write what the socket takes now; the push
+    /// retries once right after, and evicts the client if still full.
+    Full,
+}
+
 /// A client's bounded queue of frames.
 ///
 /// One lock per push or batch pop and a `Notify` to wake the connection:
 /// cheaper than a channel on the fan-out path, and an idle connection's
 /// empty queue holds no allocation at all (a channel allocates its first
 /// block of slots up front, ~1.5 KiB per connection).
-#[derive(Debug)]
 struct Queue {
     state: Mutex<QueueState>,
     ready: Notify,
+    /// Set when a writer outside the broker drains this queue itself
+    /// ([`Subscription::on_ready`]): called instead of waking `ready`.
+    hook: OnceLock<Box<dyn Fn(Ready) + Send + Sync>>,
     capacity: usize,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("capacity", &self.capacity)
+            .field("hooked", &self.hook.get().is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -54,6 +75,7 @@ impl Queue {
         Queue {
             state: Mutex::new(QueueState::default()),
             ready: Notify::new(),
+            hook: OnceLock::new(),
             capacity: capacity.max(1),
         }
     }
@@ -69,6 +91,18 @@ impl Queue {
         if state.closed {
             return false;
         }
+        if state.items.len() >= self.capacity {
+            if let Some(hook) = self.hook.get() {
+                // Full may mean the writer lags, not the client: let it
+                // write what the socket takes now, then look again.
+                drop(state);
+                hook(Ready::Full);
+                state = self.lock();
+                if state.closed {
+                    return false;
+                }
+            }
+        }
         let queued = state.items.len() < self.capacity;
         if queued {
             state.items.push_back(d);
@@ -76,13 +110,26 @@ impl Queue {
             state.closed = true;
         }
         drop(state);
-        self.ready.notify_one();
+        self.wake();
         queued
     }
 
     fn close(&self) {
         self.lock().closed = true;
-        self.ready.notify_one();
+        self.wake();
+    }
+
+    fn wake(&self) {
+        match self.hook.get() {
+            Some(hook) => hook(Ready::Queued),
+            None => self.ready.notify_one(),
+        }
+    }
+
+    /// Closed, and nothing left to read.
+    fn is_drained(&self) -> bool {
+        let state = self.lock();
+        state.closed && state.items.is_empty()
     }
 
     /// The next frame; `None` once closed and drained.
@@ -254,6 +301,46 @@ impl Subscription {
                 .replayed_through
                 .iter()
                 .any(|&(key, through)| key == d.key && d.seq <= through)
+    }
+
+    /// Has the stream ended: the broker closed it and everything queued
+    /// was read?
+    pub fn is_finished(&self) -> bool {
+        self.pending.is_empty() && self.client.queue.is_drained()
+    }
+
+    /// Calls `ready` whenever frames are queued (or the stream is closed),
+    /// instead of waking [`recv`](Self::recv); for a writer that drains the
+    /// queue itself with [`drain_ready`](Self::drain_ready), from any
+    /// thread, without a task per connection waking up for each event (see
+    /// `net::flusher`). `ready` runs on the publishing thread: on
+    /// [`Ready::Queued`] it should only schedule work; on [`Ready::Full`]
+    /// it should write what it can at once, because the client is evicted
+    /// if the queue is still full right after. Set once; later calls are
+    /// ignored.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use herald_server::broker::{BrokerConfig, ConnectOptions, SSEBroker};
+    /// use herald_shared::wire::Event;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    ///
+    /// let broker = SSEBroker::new(BrokerConfig::default());
+    /// let mut sub = broker.connect(ConnectOptions { client_id: Some("c".into()), ..Default::default() }).await.unwrap();
+    /// let calls = Arc::new(AtomicUsize::new(0));
+    /// let counter = calls.clone();
+    /// sub.on_ready(move |_| { counter.fetch_add(1, Ordering::Relaxed); });
+    /// broker.send("c", Event::data("hi")).await.unwrap();
+    /// assert_eq!(calls.load(Ordering::Relaxed), 1);
+    ///
+    /// let mut frames = Vec::new();
+    /// sub.drain_ready(&mut frames, 64); // `connected`, then "hi"
+    /// assert_eq!(frames.len(), 2);
+    /// # });
+    /// ```
+    pub fn on_ready(&self, ready: impl Fn(Ready) + Send + Sync + 'static) {
+        let _ = self.client.queue.hook.set(Box::new(ready));
     }
 
     /// Everything already available without waiting, appended to `out`:

@@ -62,7 +62,7 @@ pub use backplane::{
     frame_with_id, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Replay, Sink,
 };
 use client::Delivery;
-pub use client::{ClientState, Subscription};
+pub use client::{ClientState, Ready, Subscription};
 pub use helper::SSEHelper;
 pub use id::{Epoch, EventId, InvalidEventId};
 pub use memory::{HistoryLimits, MemoryBackplane};

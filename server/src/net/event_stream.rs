@@ -31,6 +31,9 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::flusher::Flusher;
+use crate::routes::DirectStream;
+
 /// The longest request head read here; a longer one goes to hyper, which
 /// answers it (414 or 431).
 const MAX_HEAD: usize = 16 * 1024;
@@ -158,16 +161,40 @@ enum Framing {
     Chunked,
 }
 
-/// Writes `response` to `stream`. Returns whether the connection may go
-/// on serving requests (the body ended and nobody asked to close);
-/// bytes the client sent meanwhile are appended to `rest`.
+/// What the connection does after a response.
+#[derive(Debug)]
+pub(super) enum After {
+    /// Serve further requests (with hyper).
+    KeepAlive(TcpStream),
+    Close,
+}
+
+/// What writing a response needs besides the socket.
+pub(super) struct Writer<'a> {
+    /// Write idle timeout.
+    pub idle: Option<Duration>,
+    pub stopping: &'a CancellationToken,
+    pub flusher: &'a Flusher,
+}
+
+/// Writes `response` to `stream`: a broker subscription through the
+/// flusher, any other body here. Bytes the client sends meanwhile are
+/// appended to `rest`.
 pub(super) async fn respond(
-    stream: &TcpStream,
-    response: Response<Body>,
-    idle: Option<Duration>,
+    stream: TcpStream,
+    mut response: Response<Body>,
+    writer: Writer<'_>,
     rest: &mut Vec<u8>,
-    shutdown: &CancellationToken,
-) -> io::Result<bool> {
+) -> io::Result<After> {
+    let direct = response
+        .extensions_mut()
+        .remove::<DirectStream>()
+        .and_then(|d| d.take());
+    let Writer {
+        idle,
+        stopping: shutdown,
+        flusher,
+    } = writer;
     let (parts, mut body) = response.into_parts();
     let status = parts.status;
     let mut head = Vec::with_capacity(256);
@@ -205,8 +232,14 @@ pub(super) async fn respond(
         Framing::Chunked
     };
     head.extend_from_slice(b"\r\n");
-    write_all(stream, &mut [IoSlice::new(&head)], idle).await?;
+    write_all(&stream, &mut [IoSlice::new(&head)], idle).await?;
     drop(head);
+    if let Some(sub) = direct {
+        drop(body);
+        drop(parts);
+        flusher.stream(stream, sub, idle, shutdown).await?;
+        return Ok(After::Close);
+    }
 
     let keep_alive = !parts
         .headers
@@ -214,8 +247,12 @@ pub(super) async fn respond(
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
     // The stream may stay open for hours: keep nothing it does not need.
     drop(parts);
+    let after = |stream, keep_alive: bool| match keep_alive && !shutdown.is_cancelled() {
+        true => After::KeepAlive(stream),
+        false => After::Close,
+    };
     if framing == Framing::None {
-        return Ok(keep_alive);
+        return Ok(after(stream, keep_alive));
     }
     loop {
         tokio::select! {
@@ -233,23 +270,23 @@ pub(super) async fn respond(
                                 IoSlice::new(&data),
                                 IoSlice::new(b"\r\n"),
                             ];
-                            write_all(stream, &mut bufs, idle).await?;
+                            write_all(&stream, &mut bufs, idle).await?;
                         }
-                        _ => write_all(stream, &mut [IoSlice::new(&data)], idle).await?,
+                        _ => write_all(&stream, &mut [IoSlice::new(&data)], idle).await?,
                     }
                 }
                 Some(Err(e)) => return Err(io::Error::other(e)),
                 None => break,
             },
-            () = peer_closed(stream, rest) => return Ok(false),
+            () = peer_closed(&stream, rest) => return Ok(After::Close),
             // Shutting down: end the stream as if its body had ended.
             () = shutdown.cancelled() => break,
         }
     }
     if framing == Framing::Chunked {
-        write_all(stream, &mut [IoSlice::new(b"0\r\n\r\n")], idle).await?;
+        write_all(&stream, &mut [IoSlice::new(b"0\r\n\r\n")], idle).await?;
     }
-    Ok(keep_alive && !shutdown.is_cancelled())
+    Ok(after(stream, keep_alive))
 }
 
 /// Resolves when the peer has closed (or sent more than a pipelined

@@ -17,6 +17,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 mod event_stream;
+mod flusher;
 mod rewind;
 mod serve;
 

@@ -32,7 +32,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-use super::event_stream::{self, First};
+use super::event_stream::{self, After, First, Writer};
+use super::flusher::Flusher;
 use super::{GuardedListener, IdleGuard, Rewind};
 
 /// Connection-level settings of [`serve`].
@@ -88,6 +89,7 @@ pub async fn serve(
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout);
+    let flusher = std::sync::Arc::new(Flusher::start()?);
     let connections = TaskTracker::new();
     let stopping = CancellationToken::new();
     tokio::pin!(shutdown);
@@ -103,6 +105,7 @@ pub async fn serve(
             header_read_timeout: options.header_read_timeout,
             idle_timeout: listener.idle_timeout(),
             stopping: stopping.clone(),
+            flusher: flusher.clone(),
         };
         connections.spawn(connection.run(stream));
     }
@@ -126,6 +129,7 @@ struct Connection {
     header_read_timeout: Option<Duration>,
     idle_timeout: Option<Duration>,
     stopping: CancellationToken,
+    flusher: std::sync::Arc<Flusher>,
 }
 
 impl Connection {
@@ -143,12 +147,17 @@ impl Connection {
                     Ok(r) => r,
                     Err(never) => match never {},
                 };
-                let idle = self.idle_timeout;
-                match event_stream::respond(&stream, response, idle, &mut rest, &self.stopping)
-                    .await
-                {
-                    Ok(true) => rest,
-                    Ok(false) => return,
+                let writer = Writer {
+                    idle: self.idle_timeout,
+                    stopping: &self.stopping,
+                    flusher: &self.flusher,
+                };
+                match event_stream::respond(stream, response, writer, &mut rest).await {
+                    Ok(After::KeepAlive(kept)) => {
+                        stream = kept;
+                        rest
+                    }
+                    Ok(After::Close) => return,
                     Err(e) => {
                         tracing::debug!(%peer, error = %e, "event stream ended with an error");
                         return;

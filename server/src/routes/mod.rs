@@ -11,6 +11,9 @@ pub use stats::install_prometheus;
 mod subscribe;
 
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
 
 use axum::body::Body;
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
@@ -143,8 +146,34 @@ const MAX_COALESCE: usize = 64;
 
 /// A `text/event-stream` response that writes a subscription's frames.
 /// Frames that are already queued are coalesced into one write.
+///
+/// The subscription is also reachable from the response's extensions as
+/// a [`DirectStream`]: the accept loop takes it from there and writes it to
+/// the socket without the body (`net::flusher`); hyper reads the body.
 pub fn sse_response(sub: Subscription) -> Response {
-    sse_stream_response(coalesced(sub))
+    let slot = DirectStream(Arc::new(Mutex::new(Some(sub))));
+    let body = futures::stream::once({
+        let slot = slot.clone();
+        async move { slot.take() }
+    })
+    .filter_map(std::future::ready)
+    .flat_map(coalesced);
+    let mut response = sse_stream_response(body);
+    response.extensions_mut().insert(slot);
+    response
+}
+
+/// The subscription behind an [`sse_response`], for whoever writes the
+/// response first to take: the accept loop, to write it directly, or the
+/// body, when hyper serves the response.
+#[derive(Debug, Clone)]
+pub struct DirectStream(Arc<Mutex<Option<Subscription>>>);
+
+impl DirectStream {
+    /// The subscription, unless the body or another caller took it.
+    pub fn take(&self) -> Option<Subscription> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
 }
 
 /// A subscription's frames, queued ones merged into one chunk per write.
@@ -169,6 +198,11 @@ pub(crate) fn coalesced(sub: Subscription) -> impl futures::Stream<Item = Bytes>
     })
 }
 
+/// Counts bytes written to event streams outside the body path.
+pub(crate) fn count_bytes_written(n: usize) {
+    BYTES_WRITTEN.increment(n as u64);
+}
+
 /// Bytes handed to connections (the Prometheus counter is looked up once).
 static BYTES_WRITTEN: std::sync::LazyLock<metrics::Counter> =
     std::sync::LazyLock::new(|| metrics::counter!("herald_bytes_written_total"));
@@ -178,7 +212,6 @@ static BYTES_WRITTEN: std::sync::LazyLock<metrics::Counter> =
 pub fn sse_stream_response(
     frames: impl futures::Stream<Item = Bytes> + Send + 'static,
 ) -> Response {
-    use futures::StreamExt;
     let body = Body::from_stream(frames.map(Ok::<_, Infallible>));
     let mut response = Response::new(body);
     *response.status_mut() = StatusCode::OK;

@@ -1,0 +1,439 @@
+//! Writing subscriptions straight to their sockets.
+//!
+//! The obvious way to serve an event stream is a task per connection that
+//! wakes for each event, takes it from its queue and writes it. For one
+//! event to 10 000 subscribers that is 10 000 task wake-ups, polls and
+//! write calls, and the wake-ups and polls cost as much as the writes. And
+//! while those tasks run, the next publish request waits its turn behind
+//! them, so events are published one fan-out at a time.
+//!
+//! Here a publish only queues the frame and marks the connection dirty
+//! (the queue's `on_ready` hook); a few flusher threads, one per core, take
+//! the dirty connections and write what each has queued with one
+//! non-blocking vectored write, all queued frames in one HTTP chunk. A
+//! flusher that is still busy when more events arrive writes them all in
+//! its next pass: under load, batches grow by themselves and the cost per
+//! event falls. The publishing runtime is never blocked by writing.
+//!
+//! The connection's own task only sleeps until something needs it: the
+//! socket was full (it waits until writable, with the idle timeout, and
+//! flushes itself), the stream ended, the peer closed, or shutdown.
+
+use std::io::{self, IoSlice};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::{Ready, Subscription};
+
+/// Frames one write may carry (well under the kernel's 1024 iovecs).
+const MAX_BATCH: usize = 256;
+
+/// The flusher threads.
+#[derive(Debug)]
+pub(crate) struct Flusher {
+    shards: Vec<Arc<Shard>>,
+    next: AtomicUsize,
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    state: Mutex<ShardState>,
+    wake: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct ShardState {
+    dirty: Vec<Arc<Conn>>,
+    stopped: bool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section here is a push, a swap or a flag.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Flusher {
+    /// Starts one flusher thread per core.
+    pub fn start() -> io::Result<Self> {
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut shards = Vec::with_capacity(n);
+        for i in 0..n {
+            let shard = Arc::new(Shard::default());
+            let worker = shard.clone();
+            std::thread::Builder::new()
+                .name(format!("herald-flush-{i}"))
+                .spawn(move || worker.run())?;
+            shards.push(shard);
+        }
+        Ok(Flusher {
+            shards,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// Writes `sub` to `tcp` until the stream ends, the peer leaves, a
+    /// write stalls for `idle`, or `stopping` is cancelled.
+    pub async fn stream(
+        &self,
+        tcp: TcpStream,
+        sub: Subscription,
+        idle: Option<Duration>,
+        stopping: &CancellationToken,
+    ) -> io::Result<()> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.shards.len();
+        let conn = Arc::new(Conn {
+            tcp,
+            state: Mutex::new(ConnState {
+                sub: Some(sub),
+                leftover: Vec::new(),
+                blocked: false,
+                outcome: None,
+            }),
+            dirty: AtomicBool::new(false),
+            task: Notify::new(),
+        });
+        {
+            let shard = self.shards[i].clone();
+            let weak = Arc::downgrade(&conn);
+            let state = lock(&conn.state);
+            if let Some(sub) = &state.sub {
+                sub.on_ready(move |why| match why {
+                    Ready::Queued => schedule(&weak, &shard),
+                    Ready::Full => {
+                        if let Some(conn) = weak.upgrade() {
+                            conn.flush_for_flusher();
+                        }
+                    }
+                });
+            }
+        }
+        let result = conn.serve(idle, stopping).await;
+        // Disconnects from the broker now, not when the last flusher
+        // reference goes away; outside the state lock, which a publisher
+        // may be waiting for while it holds the topic's lock.
+        let sub = lock(&conn.state).sub.take();
+        drop(sub);
+        result
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        for shard in &self.shards {
+            lock(&shard.state).stopped = true;
+            shard.wake.notify_one();
+        }
+    }
+}
+
+/// Marks `conn` dirty on its shard (called by the broker on each push).
+fn schedule(conn: &Weak<Conn>, shard: &Shard) {
+    let Some(conn) = conn.upgrade() else { return };
+    if conn.dirty.swap(true, Ordering::AcqRel) {
+        return; // already waiting for a pass
+    }
+    let mut state = lock(&shard.state);
+    state.dirty.push(conn);
+    let first = state.dirty.len() == 1;
+    drop(state);
+    if first {
+        shard.wake.notify_one();
+    }
+}
+
+impl Shard {
+    fn run(&self) {
+        let mut batch = Vec::new();
+        loop {
+            {
+                let mut state = lock(&self.state);
+                while state.dirty.is_empty() && !state.stopped {
+                    state = self.wake.wait(state).unwrap_or_else(|e| e.into_inner());
+                }
+                if state.dirty.is_empty() {
+                    return; // stopped, nothing left
+                }
+                std::mem::swap(&mut batch, &mut state.dirty);
+            }
+            for conn in batch.drain(..) {
+                conn.dirty.store(false, Ordering::Release);
+                conn.flush_for_flusher();
+            }
+        }
+    }
+}
+
+/// How a stream ended, as seen by a flush.
+#[derive(Debug)]
+enum Outcome {
+    /// The broker closed the stream and everything was written.
+    Finished,
+    Failed(io::Error),
+}
+
+#[derive(Debug)]
+struct Conn {
+    tcp: TcpStream,
+    state: Mutex<ConnState>,
+    /// In a shard's dirty list, or about to be.
+    dirty: AtomicBool,
+    /// Wakes the connection's task: blocked, finished or failed.
+    task: Notify,
+}
+
+#[derive(Debug)]
+struct ConnState {
+    /// `None` once the stream is over.
+    sub: Option<Subscription>,
+    /// The unwritten tail of a partial write: goes out before anything else.
+    leftover: Vec<u8>,
+    /// The socket was full: the task waits until writable and flushes;
+    /// flushers leave the connection alone until then.
+    blocked: bool,
+    outcome: Option<Outcome>,
+}
+
+/// What one flush did.
+enum Flushed {
+    /// Everything queued was written.
+    Done,
+    /// The socket is full.
+    Blocked,
+    /// The stream is over (see `ConnState::outcome`).
+    Over,
+}
+
+impl Conn {
+    /// A flush on a flusher thread, or on the publishing thread when the
+    /// client's queue is full.
+    fn flush_for_flusher(&self) {
+        let mut state = lock(&self.state);
+        if state.blocked || state.outcome.is_some() || state.sub.is_none() {
+            return;
+        }
+        match self.flush(&mut state) {
+            Flushed::Done => {}
+            Flushed::Blocked => {
+                state.blocked = true;
+                drop(state);
+                self.task.notify_one();
+            }
+            Flushed::Over => {
+                drop(state);
+                self.task.notify_one();
+            }
+        }
+    }
+
+    /// Writes what is queued, under the state lock: whoever holds it (a
+    /// flusher, or the task after the socket drained) writes in order.
+    fn flush(&self, state: &mut ConnState) -> Flushed {
+        if !state.leftover.is_empty() {
+            match self.tcp.try_write(&state.leftover) {
+                Ok(n) if n == state.leftover.len() => state.leftover = Vec::new(),
+                Ok(n) => {
+                    state.leftover.drain(..n);
+                    return Flushed::Blocked;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Flushed::Blocked,
+                Err(e) => return self.fail(state, e),
+            }
+        }
+        let Some(sub) = state.sub.as_mut() else {
+            return Flushed::Over;
+        };
+        let mut frames = Vec::new();
+        loop {
+            frames.clear();
+            sub.drain_ready(&mut frames, MAX_BATCH);
+            if frames.is_empty() {
+                if sub.is_finished() {
+                    state.outcome = Some(Outcome::Finished);
+                    return Flushed::Over;
+                }
+                return Flushed::Done;
+            }
+            match write_chunk(&self.tcp, &frames) {
+                Ok(None) => {}
+                Ok(Some(rest)) => {
+                    state.leftover = rest;
+                    return Flushed::Blocked;
+                }
+                Err(e) => return self.fail(state, e),
+            }
+        }
+    }
+
+    fn fail(&self, state: &mut ConnState, e: io::Error) -> Flushed {
+        state.outcome = Some(Outcome::Failed(e));
+        Flushed::Over
+    }
+
+    /// The connection's task: sleeps until a flush needs it.
+    async fn serve(&self, idle: Option<Duration>, stopping: &CancellationToken) -> io::Result<()> {
+        // The greeting (and any replay) goes out at once.
+        self.flush_from_task(idle).await?;
+        loop {
+            let woken = self.task.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if self.settled()? {
+                // The chunked body's end: the client sees a clean close.
+                let _ = self.tcp.try_write(b"0\r\n\r\n");
+                return Ok(());
+            }
+            if lock(&self.state).blocked {
+                self.flush_from_task(idle).await?;
+                continue;
+            }
+            tokio::select! {
+                () = woken => {}
+                () = self.peer_closed() => return Ok(()),
+                () = stopping.cancelled() => {
+                    // Shutdown closed the broker's streams first: what they
+                    // queued last (a retry hint) still goes out.
+                    self.flush_from_task(idle).await?;
+                    let _ = self.tcp.try_write(b"0\r\n\r\n");
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Whether the stream is over: `Ok(true)` finished, an error if failed.
+    fn settled(&self) -> io::Result<bool> {
+        let mut state = lock(&self.state);
+        match state.outcome.take() {
+            None => Ok(false),
+            Some(Outcome::Finished) => Ok(true),
+            Some(Outcome::Failed(e)) => Err(e),
+        }
+    }
+
+    /// Flushes until everything queued is out, waiting for the socket
+    /// between tries (a stall longer than `idle` fails the stream).
+    async fn flush_from_task(&self, idle: Option<Duration>) -> io::Result<()> {
+        loop {
+            let flushed = {
+                let mut state = lock(&self.state);
+                let flushed = self.flush(&mut state);
+                state.blocked = matches!(flushed, Flushed::Blocked);
+                flushed
+            };
+            match flushed {
+                Flushed::Done | Flushed::Over => return Ok(()),
+                Flushed::Blocked => {}
+            }
+            let writable = self.tcp.writable();
+            match idle {
+                Some(limit) => tokio::time::timeout(limit, writable).await.map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "peer stopped reading: write idle timeout",
+                    )
+                })??,
+                None => writable.await?,
+            }
+        }
+    }
+
+    /// Resolves when the peer closed its end (bytes it sends meanwhile are
+    /// dropped: an open event stream expects none).
+    async fn peer_closed(&self) {
+        loop {
+            if self.tcp.readable().await.is_err() {
+                return;
+            }
+            let mut buf = [0u8; 512];
+            match self.tcp.try_read(&mut buf) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+/// Writes `frames` as one HTTP chunk without waiting. `Ok(None)`: all of
+/// it went out; `Ok(Some(rest))`: the socket took only part, `rest` is
+/// the unwritten tail.
+fn write_chunk(tcp: &TcpStream, frames: &[Bytes]) -> io::Result<Option<Vec<u8>>> {
+    let len: usize = frames.iter().map(Bytes::len).sum();
+    let mut size = [0u8; 20];
+    let size = chunk_size_line(len, &mut size);
+    let mut slices = Vec::with_capacity(frames.len() + 2);
+    slices.push(IoSlice::new(size));
+    slices.extend(frames.iter().map(|f| IoSlice::new(f)));
+    slices.push(IoSlice::new(b"\r\n"));
+    let total = size.len() + len + 2;
+    let written = match tcp.try_write_vectored(&slices) {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+        Err(e) => return Err(e),
+    };
+    crate::routes::count_bytes_written(written);
+    if written == total {
+        return Ok(None);
+    }
+    let mut rest = Vec::with_capacity(total - written);
+    let mut skip = written;
+    for slice in &slices {
+        if skip >= slice.len() {
+            skip -= slice.len();
+            continue;
+        }
+        rest.extend_from_slice(&slice[skip..]);
+        skip = 0;
+    }
+    Ok(Some(rest))
+}
+
+/// `"{len:x}\r\n"` into `buf`, without allocating.
+fn chunk_size_line(len: usize, buf: &mut [u8; 20]) -> &[u8] {
+    let digits = format_hex(len, &mut buf[..18]);
+    buf[digits] = b'\r';
+    buf[digits + 1] = b'\n';
+    &buf[..digits + 2]
+}
+
+fn format_hex(mut n: usize, out: &mut [u8]) -> usize {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut tmp = [0u8; 16];
+    let mut i = 0;
+    loop {
+        tmp[i] = HEX[n & 0xf];
+        i += 1;
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    for j in 0..i {
+        out[j] = tmp[i - 1 - j];
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_size_lines_are_lowercase_hex() {
+        let mut buf = [0u8; 20];
+        assert_eq!(chunk_size_line(0, &mut buf), b"0\r\n");
+        assert_eq!(chunk_size_line(26, &mut buf), b"1a\r\n");
+        assert_eq!(chunk_size_line(4096, &mut buf), b"1000\r\n");
+        assert_eq!(
+            chunk_size_line(usize::MAX, &mut buf),
+            format!("{:x}\r\n", usize::MAX).as_bytes()
+        );
+    }
+}
