@@ -95,16 +95,17 @@ impl Flusher {
                 blocked: false,
                 outcome: None,
             }),
-            dirty: AtomicBool::new(false),
+            dirty: Arc::new(AtomicBool::new(false)),
             task: Notify::new(),
         });
         {
             let shard = self.shards[i].clone();
             let weak = Arc::downgrade(&conn);
+            let dirty = conn.dirty.clone();
             let state = lock(&conn.state);
             if let Some(sub) = &state.sub {
                 sub.on_ready(move |why| match why {
-                    Ready::Queued => schedule(&weak, &shard),
+                    Ready::Queued => schedule(&dirty, &weak, &shard),
                     Ready::Full => {
                         if let Some(conn) = weak.upgrade() {
                             conn.flush_for_flusher();
@@ -133,11 +134,15 @@ impl Drop for Flusher {
 }
 
 /// Marks `conn` dirty on its shard (called by the broker on each push).
-fn schedule(conn: &Weak<Conn>, shard: &Shard) {
-    let Some(conn) = conn.upgrade() else { return };
-    if conn.dirty.swap(true, Ordering::AcqRel) {
+///
+/// Under load most pushes find the connection already waiting for a pass:
+/// that case is one shared read, no write to a cache line the flusher
+/// threads also touch.
+fn schedule(dirty: &AtomicBool, conn: &Weak<Conn>, shard: &Shard) {
+    if dirty.load(Ordering::Acquire) || dirty.swap(true, Ordering::AcqRel) {
         return; // already waiting for a pass
     }
+    let Some(conn) = conn.upgrade() else { return };
     let mut state = lock(&shard.state);
     state.dirty.push(conn);
     let first = state.dirty.len() == 1;
@@ -181,8 +186,9 @@ enum Outcome {
 struct Conn {
     tcp: TcpStream,
     state: Mutex<ConnState>,
-    /// In a shard's dirty list, or about to be.
-    dirty: AtomicBool,
+    /// In a shard's dirty list, or about to be (shared with the broker's
+    /// hook, which checks it without touching the connection).
+    dirty: Arc<AtomicBool>,
     /// Wakes the connection's task: blocked, finished or failed.
     task: Notify,
 }
