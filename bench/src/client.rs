@@ -32,8 +32,6 @@ pub fn source(n: usize, spread: usize) -> IpAddr {
 
 async fn connect(addr: SocketAddr, from: IpAddr) -> anyhow::Result<SendRequest<Full<Bytes>>> {
     let socket = TcpSocket::new_v4()?;
-    // Back-to-back runs leave thousands of ports in TIME_WAIT.
-    socket.set_reuseaddr(true)?;
     socket.bind(SocketAddr::new(from, 0))?;
     let stream = socket.connect(addr).await.context("connect")?;
     stream.set_nodelay(true)?;

@@ -69,8 +69,10 @@ struct TargetArgs {
     /// The server's pid, for memory and CPU readings.
     #[arg(long)]
     pid: Option<u32>,
-    /// Loopback source addresses to spread connections over (127.0.0.1..).
-    #[arg(long, default_value_t = 4)]
+    /// Loopback source addresses to spread connections over (127.0.0.1..):
+    /// each gives ~28 000 ports, and a closed connection holds its port in
+    /// TIME_WAIT for a minute.
+    #[arg(long, default_value_t = 16)]
     sources: usize,
 }
 
@@ -109,7 +111,8 @@ struct CompareArgs {
     /// Leave out nginx + Nchan.
     #[arg(long)]
     no_nchan: bool,
-    #[arg(long, default_value_t = 4)]
+    /// Loopback source addresses (a compare run opens ~165 000 connections).
+    #[arg(long, default_value_t = 16)]
     sources: usize,
 }
 

@@ -34,8 +34,6 @@ impl EventStream {
     /// Connects from `from` and asks for `path` as an `EventSource` does.
     pub async fn open(addr: SocketAddr, from: IpAddr, path: &str) -> anyhow::Result<Self> {
         let socket = TcpSocket::new_v4()?;
-        // Back-to-back runs leave thousands of ports in TIME_WAIT.
-        socket.set_reuseaddr(true)?;
         socket.bind(SocketAddr::new(from, 0))?;
         let mut tcp = socket.connect(addr).await.context("connect")?;
         tcp.set_nodelay(true)?;
