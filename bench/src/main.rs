@@ -172,11 +172,34 @@ fn main() -> anyhow::Result<()> {
                 for (s, rss) in &r.rss {
                     println!("  t={s:>4}s  rss {:.1} MiB", *rss as f64 / 1048576.0);
                 }
+                if let Some(line) = churn_summary(&r.rss) {
+                    println!("{line}");
+                }
             }
             Cmd::Compare(args) => compare(args, limit).await?,
         }
         anyhow::Ok(())
     })
+}
+
+/// RSS at the end against the cold start and against the first reading
+/// after 30 s of churn: a fresh process first grows to its working set
+/// (allocator arenas, maps and slabs sized for the concurrency), so the
+/// warm reading separates that from growth that keeps going.
+fn churn_summary(rss: &[(u64, u64)]) -> Option<String> {
+    let mib = |b: u64| b as f64 / 1048576.0;
+    let (_, cold) = *rss.first()?;
+    let (_, end) = *rss.last()?;
+    let (_, warm) = *rss.iter().find(|(t, _)| *t >= 30)?;
+    let pct = |from: u64| (end as f64 / from.max(1) as f64 - 1.0) * 100.0;
+    Some(format!(
+        "rss: cold {:.1} MiB, at 30 s {:.1} MiB, end {:.1} MiB: {:+.0} % vs cold, {:+.0} % vs 30 s",
+        mib(cold),
+        mib(warm),
+        mib(end),
+        pct(cold),
+        pct(warm)
+    ))
 }
 
 fn print_fanout(r: &FanoutReport) {

@@ -152,6 +152,11 @@ pub struct Config {
     #[arg(long, env = "HERALD_HEADER_TIMEOUT_SECS", default_value_t = 10)]
     pub header_timeout_secs: u64,
 
+    /// Threads writing event streams to their sockets (0: half the cores,
+    /// at least one; the rest serve requests and publishing).
+    #[arg(long, env = "HERALD_FLUSHERS", default_value_t = 0)]
+    pub flushers: usize,
+
     /// Milliseconds per progress step of the demo job workers.
     #[arg(long, env = "HERALD_JOB_STEP_MS", default_value_t = 500)]
     pub job_step_ms: u64,
@@ -222,6 +227,7 @@ impl Config {
             header_read_timeout: (self.header_timeout_secs > 0)
                 .then(|| Duration::from_secs(self.header_timeout_secs)),
             grace: Duration::from_secs(self.shutdown_grace_secs),
+            flushers: self.flushers,
         }
     }
 

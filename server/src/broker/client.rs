@@ -352,6 +352,10 @@ impl Subscription {
             };
             out.push(d.frame);
         }
+        if self.pending.is_empty() && self.pending.capacity() > 0 {
+            // The greeting is out: an idle stream should not keep its slots.
+            self.pending = VecDeque::new();
+        }
         let room = max.saturating_sub(out.len());
         if room > 0 {
             for d in self.client.queue.take_ready(room) {

@@ -195,7 +195,7 @@ pub(super) async fn respond(
         stopping: shutdown,
         flusher,
     } = writer;
-    let (parts, mut body) = response.into_parts();
+    let (parts, body) = response.into_parts();
     let status = parts.status;
     let mut head = Vec::with_capacity(256);
     let _ = write!(
@@ -254,6 +254,25 @@ pub(super) async fn respond(
     if framing == Framing::None {
         return Ok(after(stream, keep_alive));
     }
+    // Boxed: only a body written here needs this state; a broker stream
+    // (above) keeps its task small.
+    let ended = Box::pin(write_body(&stream, body, framing, idle, rest, shutdown)).await?;
+    if !ended {
+        return Ok(After::Close);
+    }
+    Ok(after(stream, keep_alive))
+}
+
+/// Writes `body` with `framing` until it ends (true) or the peer leaves
+/// (false).
+async fn write_body(
+    stream: &TcpStream,
+    mut body: Body,
+    framing: Framing,
+    idle: Option<Duration>,
+    rest: &mut Vec<u8>,
+    shutdown: &CancellationToken,
+) -> io::Result<bool> {
     loop {
         tokio::select! {
             frame = body.frame() => match frame {
@@ -270,23 +289,23 @@ pub(super) async fn respond(
                                 IoSlice::new(&data),
                                 IoSlice::new(b"\r\n"),
                             ];
-                            write_all(&stream, &mut bufs, idle).await?;
+                            write_all(stream, &mut bufs, idle).await?;
                         }
-                        _ => write_all(&stream, &mut [IoSlice::new(&data)], idle).await?,
+                        _ => write_all(stream, &mut [IoSlice::new(&data)], idle).await?,
                     }
                 }
                 Some(Err(e)) => return Err(io::Error::other(e)),
                 None => break,
             },
-            () = peer_closed(&stream, rest) => return Ok(After::Close),
+            () = peer_closed(stream, rest) => return Ok(false),
             // Shutting down: end the stream as if its body had ended.
             () = shutdown.cancelled() => break,
         }
     }
     if framing == Framing::Chunked {
-        write_all(&stream, &mut [IoSlice::new(b"0\r\n\r\n")], idle).await?;
+        write_all(stream, &mut [IoSlice::new(b"0\r\n\r\n")], idle).await?;
     }
-    Ok(after(stream, keep_alive))
+    Ok(true)
 }
 
 /// Resolves when the peer has closed (or sent more than a pipelined

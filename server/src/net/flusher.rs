@@ -8,7 +8,7 @@
 //! them, so events are published one fan-out at a time.
 //!
 //! Here a publish only queues the frame and marks the connection dirty
-//! (the queue's `on_ready` hook); a few flusher threads, one per core, take
+//! (the queue's `on_ready` hook); flusher threads (half the cores) take
 //! the dirty connections and write what each has queued with one
 //! non-blocking vectored write, all queued frames in one HTTP chunk. A
 //! flusher that is still busy when more events arrive writes them all in
@@ -59,9 +59,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Flusher {
-    /// Starts one flusher thread per core.
-    pub fn start() -> io::Result<Self> {
-        let n = std::thread::available_parallelism().map_or(2, |n| n.get());
+    /// Starts `threads` flusher threads (0: half the cores, at least one).
+    pub fn start(threads: usize) -> io::Result<Self> {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let n = if threads == 0 {
+            (cores / 2).max(1)
+        } else {
+            threads
+        };
         let mut shards = Vec::with_capacity(n);
         for i in 0..n {
             let shard = Arc::new(Shard::default());
@@ -284,7 +289,7 @@ impl Conn {
     /// The connection's task: sleeps until a flush needs it.
     async fn serve(&self, idle: Option<Duration>, stopping: &CancellationToken) -> io::Result<()> {
         // The greeting (and any replay) goes out at once.
-        self.flush_from_task(idle).await?;
+        Box::pin(self.flush_from_task(idle)).await?;
         loop {
             let woken = self.task.notified();
             tokio::pin!(woken);
@@ -295,7 +300,7 @@ impl Conn {
                 return Ok(());
             }
             if lock(&self.state).blocked {
-                self.flush_from_task(idle).await?;
+                Box::pin(self.flush_from_task(idle)).await?;
                 continue;
             }
             tokio::select! {
@@ -304,7 +309,7 @@ impl Conn {
                 () = stopping.cancelled() => {
                     // Shutdown closed the broker's streams first: what they
                     // queued last (a retry hint) still goes out.
-                    self.flush_from_task(idle).await?;
+                    Box::pin(self.flush_from_task(idle)).await?;
                     let _ = self.tcp.try_write(b"0\r\n\r\n");
                     return Ok(());
                 }
@@ -324,6 +329,9 @@ impl Conn {
 
     /// Flushes until everything queued is out, waiting for the socket
     /// between tries (a stall longer than `idle` fails the stream).
+    /// Boxed where it is awaited: its timer and readiness future are only
+    /// needed while a socket is full, and an idle stream should not carry
+    /// them.
     async fn flush_from_task(&self, idle: Option<Duration>) -> io::Result<()> {
         loop {
             let flushed = {
