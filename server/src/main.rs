@@ -86,9 +86,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     state.max_body_bytes = config.max_body_bytes;
     state.anonymous_publish = config.anonymous_publish || config.dev;
     state.jobs = herald_server::apps::jobs::JobQueue::new(broker.clone(), config.jobs());
-    state.metrics = Some(
-        herald_server::routes::install_prometheus().map_err(|e| anyhow::anyhow!("metrics: {e}"))?,
-    );
+    let metrics =
+        herald_server::routes::install_prometheus().map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
+    // Histogram samples wait in the recorder until drained: by a scrape of
+    // /metrics, or by this. Without it a server nobody scrapes keeps every
+    // publish's latency sample (8 bytes each, forever).
+    let upkeep = metrics.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    state.metrics = Some(metrics);
     state.publish_limit = std::sync::Arc::new(herald_server::ratelimit::RateLimiter::new(
         config.publish_rate,
         config.publish_burst,
