@@ -17,9 +17,10 @@
 //! reaches back that far, or the id is from another epoch, it first gets a
 //! `reset` event.
 //!
-//! **Slow consumers never block anyone.** Queues are bounded; a publish uses
-//! `try_send`, and a client whose queue is full is disconnected (counted as an
-//! eviction) so that it reconnects and resumes from history.
+//! **Slow consumers never block anyone.** Queues are bounded; a publish
+//! never waits, and a client whose queue is still full after its writer
+//! had a chance to flush is disconnected (counted as an eviction) so that
+//! it reconnects and resumes from history.
 //!
 //! ```
 //! use herald_server::broker::{BrokerConfig, ConnectOptions, SSEBroker};

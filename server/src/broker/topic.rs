@@ -2,9 +2,9 @@
 //!
 //! Every send in Herald is a publish to a topic (`client:<id>`, `user:<id>`,
 //! `session:<id>`, `all`, a room, a job). The backplane numbers and stores
-//! the event; this is where the encoded frame is handed to each local
-//! subscriber's bounded queue with `try_send`. Publishing never waits on a
-//! subscriber, and two topics never contend with each other.
+//! the event; this is where the encoded frame (one `Bytes`, shared) is put
+//! in each local subscriber's bounded queue. Publishing never waits on a
+//! subscriber's socket, and two topics never contend with each other.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
