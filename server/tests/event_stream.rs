@@ -69,6 +69,20 @@ async fn open(server: &TestServer, client: &str, accept: bool) -> (TcpStream, St
     (tcp, text)
 }
 
+/// A stream request the route refuses (a client id with a newline): the
+/// socket and the whole 400 response.
+async fn refused_stream(server: &TestServer) -> (TcpStream, String) {
+    let mut tcp = TcpStream::connect(server.addr).await.expect("connect");
+    tcp.write_all(
+        b"GET /_sse/connect?clientId=bad%0Aid HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n",
+    )
+    .await
+    .expect("request");
+    let mut seen = Vec::new();
+    let text = read_until(&mut tcp, &mut seen, "}").await;
+    (tcp, text)
+}
+
 #[tokio::test]
 async fn both_paths_answer_a_stream_with_the_same_head() {
     let server = TestServer::start(quiet_config()).await;
@@ -105,14 +119,7 @@ async fn a_stream_the_broker_ends_is_terminated_cleanly() {
 #[tokio::test]
 async fn after_an_error_response_the_connection_serves_more_requests() {
     let server = TestServer::start(quiet_config()).await;
-    let mut tcp = TcpStream::connect(server.addr).await.expect("connect");
-    tcp.write_all(
-        b"GET /_sse/connect?clientId=bad%0Aid HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n",
-    )
-    .await
-    .expect("request");
-    let mut seen = Vec::new();
-    read_until(&mut tcp, &mut seen, "}").await;
+    let (mut tcp, _) = refused_stream(&server).await;
     tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
         .await
         .expect("second request");
@@ -124,14 +131,7 @@ async fn after_an_error_response_the_connection_serves_more_requests() {
 #[tokio::test]
 async fn an_error_on_a_stream_request_is_a_complete_json_response() {
     let server = TestServer::start(quiet_config()).await;
-    let mut tcp = TcpStream::connect(server.addr).await.expect("connect");
-    tcp.write_all(
-        b"GET /_sse/connect?clientId=bad%0Aid HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n",
-    )
-    .await
-    .expect("request");
-    let mut seen = Vec::new();
-    let text = read_until(&mut tcp, &mut seen, "}").await;
+    let (_tcp, text) = refused_stream(&server).await;
     assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
     let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
     assert!(

@@ -283,9 +283,9 @@ async fn write_body(
                     }
                     match framing {
                         Framing::Chunked => {
-                            let size = format!("{:x}\r\n", data.len());
+                            let mut size = [0u8; 20];
                             let mut bufs = [
-                                IoSlice::new(size.as_bytes()),
+                                IoSlice::new(chunk_size_line(data.len(), &mut size)),
                                 IoSlice::new(&data),
                                 IoSlice::new(b"\r\n"),
                             ];
@@ -310,7 +310,7 @@ async fn write_body(
 
 /// Resolves when the peer has closed (or sent more than a pipelined
 /// request's worth while its stream is open); keeps what it sent.
-async fn peer_closed(stream: &TcpStream, rest: &mut Vec<u8>) {
+pub(super) async fn peer_closed(stream: &TcpStream, rest: &mut Vec<u8>) {
     loop {
         if stream.readable().await.is_err() {
             return;
@@ -341,21 +341,45 @@ async fn write_all(
         match stream.try_write_vectored(bufs) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => IoSlice::advance_slices(&mut bufs, n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => match idle {
-                Some(limit) => tokio::time::timeout(limit, stream.writable())
-                    .await
-                    .map_err(|_| {
-                        io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            "peer stopped reading: write idle timeout",
-                        )
-                    })??,
-                None => stream.writable().await?,
-            },
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                writable_within(stream, idle).await?
+            }
             Err(e) => return Err(e),
         }
     }
     Ok(())
+}
+
+/// Waits until `stream` takes writes again; `TimedOut` after `idle`.
+pub(super) async fn writable_within(stream: &TcpStream, idle: Option<Duration>) -> io::Result<()> {
+    match idle {
+        Some(limit) => tokio::time::timeout(limit, stream.writable())
+            .await
+            .map_err(|_| super::write_idle_timeout())?,
+        None => stream.writable().await,
+    }
+}
+
+/// `"{len:x}\r\n"`, a chunk's size line, into `buf` without allocating.
+pub(super) fn chunk_size_line(len: usize, buf: &mut [u8; 20]) -> &[u8] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = 0;
+    let mut rest = len;
+    loop {
+        digits += 1;
+        rest >>= 4;
+        if rest == 0 {
+            break;
+        }
+    }
+    let mut n = len;
+    for i in (0..digits).rev() {
+        buf[i] = HEX[n & 0xf];
+        n >>= 4;
+    }
+    buf[digits] = b'\r';
+    buf[digits + 1] = b'\n';
+    &buf[..digits + 2]
 }
 
 #[cfg(test)]
@@ -394,6 +418,18 @@ mod tests {
             parse(b"GET /s HTTP/1.1\r\nAcc", peer()),
             Parsed::Partial
         ));
+    }
+
+    #[test]
+    fn chunk_size_lines_are_lowercase_hex() {
+        let mut buf = [0u8; 20];
+        assert_eq!(chunk_size_line(0, &mut buf), b"0\r\n");
+        assert_eq!(chunk_size_line(26, &mut buf), b"1a\r\n");
+        assert_eq!(chunk_size_line(4096, &mut buf), b"1000\r\n");
+        assert_eq!(
+            chunk_size_line(usize::MAX, &mut buf),
+            format!("{:x}\r\n", usize::MAX).as_bytes()
+        );
     }
 
     #[test]

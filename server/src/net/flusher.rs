@@ -29,6 +29,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::event_stream::{chunk_size_line, peer_closed, writable_within};
 use crate::broker::{Ready, Subscription};
 
 /// Frames one write may carry (well under the kernel's 1024 iovecs).
@@ -290,6 +291,9 @@ impl Conn {
     async fn serve(&self, idle: Option<Duration>, stopping: &CancellationToken) -> io::Result<()> {
         // The greeting (and any replay) goes out at once.
         Box::pin(self.flush_from_task(idle)).await?;
+        // What the peer sends while its stream is open (it should send
+        // nothing; a pipelined request is dropped with the connection).
+        let mut ignored = Vec::new();
         loop {
             let woken = self.task.notified();
             tokio::pin!(woken);
@@ -305,7 +309,7 @@ impl Conn {
             }
             tokio::select! {
                 () = woken => {}
-                () = self.peer_closed() => return Ok(()),
+                () = peer_closed(&self.tcp, &mut ignored) => return Ok(()),
                 () = stopping.cancelled() => {
                     // Shutdown closed the broker's streams first: what they
                     // queued last (a retry hint) still goes out.
@@ -344,33 +348,7 @@ impl Conn {
                 Flushed::Done | Flushed::Over => return Ok(()),
                 Flushed::Blocked => {}
             }
-            let writable = self.tcp.writable();
-            match idle {
-                Some(limit) => tokio::time::timeout(limit, writable).await.map_err(|_| {
-                    io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "peer stopped reading: write idle timeout",
-                    )
-                })??,
-                None => writable.await?,
-            }
-        }
-    }
-
-    /// Resolves when the peer closed its end (bytes it sends meanwhile are
-    /// dropped: an open event stream expects none).
-    async fn peer_closed(&self) {
-        loop {
-            if self.tcp.readable().await.is_err() {
-                return;
-            }
-            let mut buf = [0u8; 512];
-            match self.tcp.try_read(&mut buf) {
-                Ok(0) => return,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(_) => return,
-            }
+            writable_within(&self.tcp, idle).await?;
         }
     }
 }
@@ -407,47 +385,4 @@ fn write_chunk(tcp: &TcpStream, frames: &[Bytes]) -> io::Result<Option<Vec<u8>>>
         skip = 0;
     }
     Ok(Some(rest))
-}
-
-/// `"{len:x}\r\n"` into `buf`, without allocating.
-fn chunk_size_line(len: usize, buf: &mut [u8; 20]) -> &[u8] {
-    let digits = format_hex(len, &mut buf[..18]);
-    buf[digits] = b'\r';
-    buf[digits + 1] = b'\n';
-    &buf[..digits + 2]
-}
-
-fn format_hex(mut n: usize, out: &mut [u8]) -> usize {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut tmp = [0u8; 16];
-    let mut i = 0;
-    loop {
-        tmp[i] = HEX[n & 0xf];
-        i += 1;
-        n >>= 4;
-        if n == 0 {
-            break;
-        }
-    }
-    for j in 0..i {
-        out[j] = tmp[i - 1 - j];
-    }
-    i
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunk_size_lines_are_lowercase_hex() {
-        let mut buf = [0u8; 20];
-        assert_eq!(chunk_size_line(0, &mut buf), b"0\r\n");
-        assert_eq!(chunk_size_line(26, &mut buf), b"1a\r\n");
-        assert_eq!(chunk_size_line(4096, &mut buf), b"1000\r\n");
-        assert_eq!(
-            chunk_size_line(usize::MAX, &mut buf),
-            format!("{:x}\r\n", usize::MAX).as_bytes()
-        );
-    }
 }

@@ -95,6 +95,14 @@ impl axum::serve::Listener for GuardedListener {
     }
 }
 
+/// The error a stalled write ends with, on every path.
+pub(crate) fn write_idle_timeout() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "peer stopped reading: write idle timeout",
+    )
+}
+
 /// Wraps a connection: a write that stays pending for longer than the limit
 /// fails with `TimedOut`. Reads pass through untouched.
 #[derive(Debug)]
@@ -123,10 +131,7 @@ impl<T> IdleGuard<T> {
             .stalled_since
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
         match timer.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "peer stopped reading: write idle timeout",
-            ))),
+            Poll::Ready(()) => Poll::Ready(Err(write_idle_timeout())),
             Poll::Pending => Poll::Pending,
         }
     }
