@@ -114,7 +114,7 @@ impl Flusher {
                     Ready::Queued => schedule(&dirty, &weak, &shard),
                     Ready::Full => {
                         if let Some(conn) = weak.upgrade() {
-                            conn.flush_for_flusher();
+                            conn.flush_for_flusher(&mut Vec::new());
                         }
                     }
                 });
@@ -161,6 +161,9 @@ fn schedule(dirty: &AtomicBool, conn: &Weak<Conn>, shard: &Shard) {
 impl Shard {
     fn run(&self) {
         let mut batch = Vec::new();
+        // Reused for every connection this thread flushes: no allocation
+        // per connection per pass.
+        let mut frames = Vec::with_capacity(MAX_BATCH);
         loop {
             {
                 let mut state = lock(&self.state);
@@ -174,7 +177,7 @@ impl Shard {
             }
             for conn in batch.drain(..) {
                 conn.dirty.store(false, Ordering::Release);
-                conn.flush_for_flusher();
+                conn.flush_for_flusher(&mut frames);
             }
         }
     }
@@ -224,12 +227,12 @@ enum Flushed {
 impl Conn {
     /// A flush on a flusher thread, or on the publishing thread when the
     /// client's queue is full.
-    fn flush_for_flusher(&self) {
+    fn flush_for_flusher(&self, frames: &mut Vec<Bytes>) {
         let mut state = lock(&self.state);
         if state.blocked || state.outcome.is_some() || state.sub.is_none() {
             return;
         }
-        match self.flush(&mut state) {
+        match self.flush(&mut state, frames) {
             Flushed::Done => {}
             Flushed::Blocked => {
                 state.blocked = true;
@@ -245,7 +248,8 @@ impl Conn {
 
     /// Writes what is queued, under the state lock: whoever holds it (a
     /// flusher, or the task after the socket drained) writes in order.
-    fn flush(&self, state: &mut ConnState) -> Flushed {
+    /// `frames` is scratch space, left empty.
+    fn flush(&self, state: &mut ConnState, frames: &mut Vec<Bytes>) -> Flushed {
         if !state.leftover.is_empty() {
             match self.tcp.try_write(&state.leftover) {
                 Ok(n) if n == state.leftover.len() => state.leftover = Vec::new(),
@@ -260,10 +264,9 @@ impl Conn {
         let Some(sub) = state.sub.as_mut() else {
             return Flushed::Over;
         };
-        let mut frames = Vec::new();
         loop {
             frames.clear();
-            sub.drain_ready(&mut frames, MAX_BATCH);
+            sub.drain_ready(frames, MAX_BATCH);
             if frames.is_empty() {
                 if sub.is_finished() {
                     state.outcome = Some(Outcome::Finished);
@@ -271,7 +274,9 @@ impl Conn {
                 }
                 return Flushed::Done;
             }
-            match write_chunk(&self.tcp, &frames) {
+            let written = write_chunk(&self.tcp, frames);
+            frames.clear();
+            match written {
                 Ok(None) => {}
                 Ok(Some(rest)) => {
                     state.leftover = rest;
@@ -340,7 +345,7 @@ impl Conn {
         loop {
             let flushed = {
                 let mut state = lock(&self.state);
-                let flushed = self.flush(&mut state);
+                let flushed = self.flush(&mut state, &mut Vec::new());
                 state.blocked = matches!(flushed, Flushed::Blocked);
                 flushed
             };
@@ -357,15 +362,23 @@ impl Conn {
 /// it went out; `Ok(Some(rest))`: the socket took only part, `rest` is
 /// the unwritten tail.
 fn write_chunk(tcp: &TcpStream, frames: &[Bytes]) -> io::Result<Option<Vec<u8>>> {
+    // `drain_ready` hands out at most MAX_BATCH frames per call.
+    debug_assert!(frames.len() <= MAX_BATCH);
+    let frames = &frames[..frames.len().min(MAX_BATCH)];
     let len: usize = frames.iter().map(Bytes::len).sum();
     let mut size = [0u8; 20];
     let size = chunk_size_line(len, &mut size);
-    let mut slices = Vec::with_capacity(frames.len() + 2);
-    slices.push(IoSlice::new(size));
-    slices.extend(frames.iter().map(|f| IoSlice::new(f)));
-    slices.push(IoSlice::new(b"\r\n"));
+    // On the stack: this runs once per connection per pass.
+    let mut slices = [IoSlice::new(&[]); MAX_BATCH + 2];
+    let count = frames.len() + 2;
+    slices[0] = IoSlice::new(size);
+    for (slot, frame) in slices[1..].iter_mut().zip(frames) {
+        *slot = IoSlice::new(frame);
+    }
+    slices[count - 1] = IoSlice::new(b"\r\n");
+    let slices = &slices[..count];
     let total = size.len() + len + 2;
-    let written = match tcp.try_write_vectored(&slices) {
+    let written = match tcp.try_write_vectored(slices) {
         Ok(n) => n,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
         Err(e) => return Err(e),
@@ -376,7 +389,7 @@ fn write_chunk(tcp: &TcpStream, frames: &[Bytes]) -> io::Result<Option<Vec<u8>>>
     }
     let mut rest = Vec::with_capacity(total - written);
     let mut skip = written;
-    for slice in &slices {
+    for slice in slices {
         if skip >= slice.len() {
             skip -= slice.len();
             continue;
