@@ -42,9 +42,13 @@
 
 mod backplane;
 mod client;
+mod config;
+mod error;
 mod helper;
 mod id;
 mod memory;
+pub mod names;
+pub mod policy;
 mod redis_streams;
 mod stats;
 mod topic;
@@ -55,100 +59,24 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use herald_shared::events::{Connected, Heartbeat, Reset, ResetReason};
-use herald_shared::wire::{EncodeError, Event};
+use herald_shared::wire::Event;
 use herald_shared::SseEvent;
-use thiserror::Error;
 
 pub use backplane::{
     frame_with_id, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Replay, Sink,
 };
 use client::Delivery;
 pub use client::{ClientState, Ready, Subscription};
+pub use config::{BrokerConfig, HeartbeatStyle, Hook};
+pub use error::BrokerError;
 pub use helper::SSEHelper;
 pub use id::{Epoch, EventId, InvalidEventId};
 pub use memory::{HistoryLimits, MemoryBackplane};
+use names::{validate_client_id, validate_requested_topic};
+pub use names::{validate_topic, MAX_TOPIC_LEN};
 pub use redis_streams::{redis_shard, RedisBackplane, RedisOptions};
 pub use stats::{Stats, StatsSnapshot};
 use topic::Topic;
-
-/// Called with the client on connect or disconnect.
-pub type Hook = Arc<dyn Fn(&ClientState) + Send + Sync>;
-
-/// How heartbeats are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HeartbeatStyle {
-    /// `: heartbeat` — invisible to `EventSource`, keeps proxies open.
-    Comment,
-    /// `event: heartbeat` with `{"timestamp": ...}` — visible to clients
-    /// that monitor liveness, such as Herald's own client runtime.
-    Event,
-}
-
-/// Broker settings. Defaults follow GoSPA's `SSEConfig`.
-///
-/// ```
-/// use std::sync::Arc;
-/// use std::time::Duration;
-/// use herald_server::broker::{BrokerConfig, HeartbeatStyle, SSEBroker};
-///
-/// let broker = SSEBroker::new(BrokerConfig {
-///     heartbeat_interval: Duration::from_secs(15),
-///     heartbeat_style: HeartbeatStyle::Comment,
-///     on_connect: Some(Arc::new(|c| println!("client connected: {}", c.id))),
-///     ..BrokerConfig::default()
-/// });
-/// assert_eq!(broker.config().event_buffer_size, 100);
-/// ```
-#[derive(Clone)]
-pub struct BrokerConfig {
-    /// Frames a client may have queued before it counts as too slow (100).
-    pub event_buffer_size: usize,
-    /// Time between heartbeats (30 s); zero disables them.
-    pub heartbeat_interval: Duration,
-    pub heartbeat_style: HeartbeatStyle,
-    /// Events kept per topic for resume (1000).
-    pub history_size: usize,
-    /// How long an event stays resumable (5 min).
-    pub history_max_age: Duration,
-    /// The `retry:` hint sent on connect, in milliseconds (1000).
-    pub retry_hint_ms: u64,
-    /// Open connections allowed in all (10 000).
-    pub max_connections: usize,
-    /// Open connections allowed per authenticated user (5).
-    pub max_connections_per_user: usize,
-    pub on_connect: Option<Hook>,
-    pub on_disconnect: Option<Hook>,
-}
-
-impl Default for BrokerConfig {
-    fn default() -> Self {
-        BrokerConfig {
-            event_buffer_size: 100,
-            heartbeat_interval: Duration::from_secs(30),
-            heartbeat_style: HeartbeatStyle::Event,
-            history_size: 1000,
-            history_max_age: Duration::from_secs(300),
-            retry_hint_ms: 1000,
-            max_connections: 10_000,
-            max_connections_per_user: 5,
-            on_connect: None,
-            on_disconnect: None,
-        }
-    }
-}
-
-impl std::fmt::Debug for BrokerConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BrokerConfig")
-            .field("event_buffer_size", &self.event_buffer_size)
-            .field("heartbeat_interval", &self.heartbeat_interval)
-            .field("heartbeat_style", &self.heartbeat_style)
-            .field("history_size", &self.history_size)
-            .field("history_max_age", &self.history_max_age)
-            .field("retry_hint_ms", &self.retry_hint_ms)
-            .finish_non_exhaustive()
-    }
-}
 
 /// What a new connection asks for.
 ///
@@ -191,108 +119,6 @@ pub struct ConnectOptions {
     /// (the job streams' `connected` message, the plain broadcast's nothing
     /// at all) give their own. The `retry:` hint is sent either way.
     pub greeting: Option<Vec<Event>>,
-}
-
-/// Why the broker refused a request.
-///
-/// ```
-/// use herald_server::broker::{BrokerConfig, BrokerError, SSEBroker};
-/// use herald_shared::wire::Event;
-/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-///
-/// let broker = SSEBroker::new(BrokerConfig::default());
-/// let err = broker.publish("no spaces allowed", Event::data("x")).await.unwrap_err();
-/// assert!(matches!(err, BrokerError::InvalidTopic { .. }));
-/// assert!(matches!(broker.subscribe("ghost", &["a".into()]), Err(BrokerError::UnknownClient(_))));
-/// # });
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum BrokerError {
-    #[error("invalid topic {topic:?}: {rule}")]
-    InvalidTopic { topic: String, rule: &'static str },
-    #[error("invalid client id {0:?}: 1 to 128 characters of A-Z a-z 0-9 - _ . : @")]
-    InvalidClientId(String),
-    #[error("unknown client {0:?}")]
-    UnknownClient(String),
-    #[error("topic {0:?} is reserved: client:, user: and session: topics are assigned by the server, not requested")]
-    ReservedTopic(String),
-    #[error("this connection's token does not allow topic {0:?}")]
-    TopicNotAllowed(String),
-    #[error("client id {0:?} is in use by another user's connection")]
-    ClientIdInUse(String),
-    #[error("too many connections for this {scope} (limit {limit})")]
-    TooManyConnections { scope: &'static str, limit: usize },
-    #[error(transparent)]
-    Encode(#[from] EncodeError),
-    #[error("event data is not serialisable: {0}")]
-    Serialize(String),
-    #[error(transparent)]
-    Backplane(#[from] BackplaneError),
-}
-
-/// The longest topic name accepted.
-pub const MAX_TOPIC_LEN: usize = 128;
-
-/// Checks a topic name: 1 to 128 characters of `A-Z a-z 0-9 - _ . : @ /`.
-///
-/// ```
-/// use herald_server::broker::validate_topic;
-/// assert!(validate_topic("room:general").is_ok());
-/// assert!(validate_topic("bad topic").is_err());
-/// ```
-pub fn validate_topic(topic: &str) -> Result<(), BrokerError> {
-    let fail = |rule| {
-        Err(BrokerError::InvalidTopic {
-            topic: topic.chars().take(MAX_TOPIC_LEN).collect(),
-            rule,
-        })
-    };
-    if topic.is_empty() {
-        return fail("must not be empty");
-    }
-    if topic.len() > MAX_TOPIC_LEN {
-        return fail("must be at most 128 bytes");
-    }
-    if !topic
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-_.:@/".contains(&b))
-    {
-        return fail("allowed characters are A-Z a-z 0-9 - _ . : @ /");
-    }
-    Ok(())
-}
-
-/// Prefixes of the topics every connection is put on implicitly. Asking
-/// for one explicitly would let a client read another's targeted events.
-pub const RESERVED_PREFIXES: [&str; 3] = ["client:", "user:", "session:"];
-
-/// Checks a topic a client asks for: valid, and not one of the implicit
-/// per-client, per-user or per-session topics.
-///
-/// ```
-/// use herald_server::broker::validate_requested_topic;
-/// assert!(validate_requested_topic("room:general").is_ok());
-/// assert!(validate_requested_topic("user:alice").is_err());
-/// ```
-pub fn validate_requested_topic(topic: &str) -> Result<(), BrokerError> {
-    validate_topic(topic)?;
-    if RESERVED_PREFIXES.iter().any(|p| topic.starts_with(p)) {
-        return Err(BrokerError::ReservedTopic(topic.to_owned()));
-    }
-    Ok(())
-}
-
-fn validate_client_id(id: &str) -> Result<(), BrokerError> {
-    let ok = !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:@".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(BrokerError::InvalidClientId(id.chars().take(128).collect()))
-    }
 }
 
 /// The broker. Cheap to clone: clones share one state. See the module docs

@@ -54,9 +54,12 @@ impl From<BrokerError> for ApiError {
     fn from(e: BrokerError) -> Self {
         match e {
             BrokerError::UnknownClient(_) => ApiError::not_found(e.to_string()),
-            BrokerError::ReservedTopic(_) | BrokerError::TopicNotAllowed(_) => {
-                ApiError::forbidden(e.to_string())
-            }
+            BrokerError::NeedsToken(_) => ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()),
+            BrokerError::ReservedTopic(_)
+            | BrokerError::TopicNotAllowed(_)
+            | BrokerError::ReadDenied { .. }
+            | BrokerError::PublishDenied { .. }
+            | BrokerError::SessionNotProven(_) => ApiError::forbidden(e.to_string()),
             BrokerError::ClientIdInUse(_) => ApiError::new(StatusCode::CONFLICT, e.to_string()),
             BrokerError::TooManyConnections { .. } => ApiError {
                 retry_after: Some(5),
@@ -71,6 +74,8 @@ impl From<BrokerError> for ApiError {
             // Listed one by one: a new variant must choose its status.
             BrokerError::InvalidTopic { .. }
             | BrokerError::InvalidClientId(_)
+            | BrokerError::ReservedEventName(_)
+            | BrokerError::TooManyTopics { .. }
             | BrokerError::Encode(_) => ApiError::bad_request(e.to_string()),
         }
     }

@@ -1,0 +1,741 @@
+//! Who may read and who may publish each topic: one table, asked on every
+//! way in. The broker asks it in [`connect`](super::SSEBroker::connect) and
+//! [`subscribe`](super::SSEBroker::subscribe) and in
+//! [`publish_as`](super::SSEBroker::publish_as), so `/_sse/connect`,
+//! `/_sse/subscribe`, `/_sse/publish` and every app route get the same
+//! answer for the same topic: a route can protect a topic only by the
+//! table, never by a check of its own that another route would skip.
+//!
+//! | topics | who reads | who publishes |
+//! |---|---|---|
+//! | `client:<id>` | that connection only: assigned by the server, never requested | the server; a token whose `publish` claim covers it |
+//! | `user:<uid>` | the user's own connections (assigned) | the server; a claim |
+//! | `session:<sid>` | the session's own connections (assigned) | the server; a claim |
+//! | `jobs:<owner>` | the owner (`sub` = `<owner>`) | the job queue; a claim |
+//! | `job:<id>` | the job's owner (asked of the job queue) | the job queue; a claim |
+//! | `chat:<room>` | any authenticated user | the chat routes for their caller; a claim |
+//! | `notifications`, `realtime` | any authenticated user | their app routes; a claim |
+//! | `avatar:*`, `system:*` | anyone | their app routes / the server; a claim |
+//! | everything else (`all` too) | anyone | a claim, or anyone with `--anonymous-publish` |
+//!
+//! On top of every read rule, a token's `subscribe` claim (when present)
+//! must match the topic. "A claim" means the token's `publish` claim names
+//! the topic (a pattern matching it); a token without a `publish` claim
+//! publishes nothing over HTTP. An app route (`/chat/send`, ...) publishes
+//! for its caller only into topics that caller may read, with the
+//! caller's identity stamped into the event by the route. The event names
+//! the server itself speaks ([`LIFECYCLE_EVENTS`]) are published by no one.
+//!
+//! Operators add or override rules (`--topic-rule`, see [`Rule::parse`]);
+//! the assigned namespaces cannot be overridden.
+//!
+//! ```
+//! use herald_server::broker::policy::{Principal, Publisher, TopicPolicy};
+//!
+//! let policy = TopicPolicy::default();
+//! let anonymous = Principal::anonymous();
+//! let alice = Principal::user("alice");
+//!
+//! // Reading.
+//! assert!(policy.check_request(&anonymous, "news").is_ok());
+//! assert!(policy.check_request(&anonymous, "chat:general").is_err()); // needs a token
+//! assert!(policy.check_request(&alice, "chat:general").is_ok());
+//! assert!(policy.check_request(&alice, "jobs:alice").is_ok());
+//! assert!(policy.check_request(&alice, "jobs:bob").is_err());
+//! assert!(policy.check_request(&alice, "user:alice").is_err()); // assigned, never requested
+//!
+//! // Publishing.
+//! assert!(policy.check_publish(Publisher::Server, "jobs:alice", Some("job_update")).is_ok());
+//! assert!(policy.check_publish(Publisher::Caller(&alice), "news", None).is_err()); // no claim
+//! let service = Principal { publish: Some(vec!["news".into()]), ..Principal::user("svc") };
+//! assert!(policy.check_publish(Publisher::Caller(&service), "news", None).is_ok());
+//! assert!(policy.check_publish(Publisher::OnBehalfOf(&alice), "chat:general", Some("message")).is_ok());
+//! assert!(policy.check_publish(Publisher::Server, "all", Some("connected")).is_err()); // lifecycle
+//! ```
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use super::BrokerError;
+use crate::auth::{any_matches, Claims};
+
+/// Event names the server itself speaks on a stream (and clients act on):
+/// nobody publishes them, not even code in this process.
+pub const LIFECYCLE_EVENTS: [&str; 6] =
+    ["connected", "reset", "heartbeat", "ping", "error", "open"];
+
+/// Who is asking, as the HTTP layer verified it: from a token, or (for a
+/// session) a cookie this server signed. Never what a caller merely
+/// declared.
+///
+/// ```
+/// use herald_server::broker::policy::Principal;
+/// let p = Principal::user("alice").with_session("s1");
+/// assert_eq!((p.user_id.as_deref(), p.session_id.as_deref()), (Some("alice"), Some("s1")));
+/// assert!(!Principal::anonymous().is_authenticated());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub roles: Vec<String>,
+    /// The token's `subscribe` claim; `None` puts no limit of its own.
+    pub subscribe: Option<Vec<String>>,
+    /// The token's `publish` claim; `None` publishes nothing over HTTP.
+    pub publish: Option<Vec<String>>,
+}
+
+impl Principal {
+    /// Nobody in particular.
+    pub fn anonymous() -> Self {
+        Self::default()
+    }
+
+    /// A user with no claims of their own (tests, dev-mode identities).
+    pub fn user(id: impl Into<String>) -> Self {
+        Principal {
+            user_id: Some(id.into()),
+            ..Self::default()
+        }
+    }
+
+    /// What a verified token says.
+    pub fn from_claims(claims: &Claims) -> Self {
+        Principal {
+            user_id: Some(claims.sub.clone()),
+            session_id: claims.session_id.clone(),
+            roles: claims.roles.clone(),
+            subscribe: claims.subscribe.clone(),
+            publish: claims.publish.clone(),
+        }
+    }
+
+    pub fn with_session(mut self, id: impl Into<String>) -> Self {
+        self.session_id = Some(id.into());
+        self
+    }
+
+    pub fn is_authenticated(&self) -> bool {
+        self.user_id.is_some()
+    }
+
+    fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+}
+
+/// How a publish arrives.
+#[derive(Debug, Clone, Copy)]
+pub enum Publisher<'a> {
+    /// Code in this process: the apps' workers, the status publisher,
+    /// `SSEHelper`, `SSENotifier`. May publish to any topic.
+    Server,
+    /// An app route publishing what its caller asked for (a chat message,
+    /// a notification), with the caller's identity stamped in by the
+    /// route: only into topics the caller may read, and within its
+    /// `publish` claim when it has one.
+    OnBehalfOf(&'a Principal),
+    /// A caller publishing raw events (`/_sse/publish`, `/api/sse/send`,
+    /// `/update`): needs a `publish` claim covering the topic, unless the
+    /// server runs with open publishing and the topic is not an app's.
+    Caller(&'a Principal),
+}
+
+/// Which connections an assigned topic belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assigned {
+    Connection,
+    User,
+    Session,
+}
+
+/// Who may read a namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Read {
+    /// Put on a connection by the server from its verified identity;
+    /// asking for it is refused.
+    Assigned(Assigned),
+    Anyone,
+    /// Any caller with a token.
+    Authenticated,
+    /// The user the rest of the name names (`jobs:<owner>`).
+    Owner,
+    /// The owner of the resource the rest of the name names, as the app
+    /// that owns the namespace says ([`TopicPolicy::set_owner_lookup`]);
+    /// nobody while no app answers.
+    OwnerLookup,
+    /// Callers whose token has this role.
+    Role(String),
+    /// No stream may ask for it (server-side topics).
+    Nobody,
+}
+
+/// Who may publish to a namespace (besides the server, which always may).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Publish {
+    /// A token whose `publish` claim covers the topic; with open publishing
+    /// (`--anonymous-publish`, dev mode), any caller.
+    Claim,
+    /// The app that owns it, for its callers; otherwise only a token whose
+    /// `publish` claim covers the topic (open publishing does not open it).
+    App,
+}
+
+/// The names a rule covers: one topic, or every topic under a prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pattern {
+    Exact(String),
+    Prefix(String),
+}
+
+impl Pattern {
+    fn parse(text: &str) -> Self {
+        match text.strip_suffix('*') {
+            Some(prefix) => Pattern::Prefix(prefix.to_owned()),
+            None => Pattern::Exact(text.to_owned()),
+        }
+    }
+
+    /// The rest of `topic` after this pattern's prefix, if it matches.
+    fn rest<'t>(&self, topic: &'t str) -> Option<&'t str> {
+        match self {
+            Pattern::Exact(name) => (name == topic).then_some(""),
+            Pattern::Prefix(prefix) => topic.strip_prefix(prefix.as_str()),
+        }
+    }
+
+    /// Exact rules first, then longer prefixes before shorter ones.
+    fn specificity(&self) -> usize {
+        match self {
+            Pattern::Exact(_) => usize::MAX,
+            Pattern::Prefix(p) => p.len(),
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            Pattern::Exact(name) => name.clone(),
+            Pattern::Prefix(prefix) => format!("{prefix}*"),
+        }
+    }
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pattern: Pattern,
+    pub read: Read,
+    pub publish: Publish,
+}
+
+/// Why an operator's rule was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("topic rule {rule:?}: {reason}")]
+pub struct RuleError {
+    pub rule: String,
+    pub reason: String,
+}
+
+impl Rule {
+    pub fn new(pattern: &str, read: Read, publish: Publish) -> Self {
+        Rule {
+            pattern: Pattern::parse(pattern),
+            read,
+            publish,
+        }
+    }
+
+    /// The pattern as written (`chat:*`, `notifications`).
+    pub fn pattern(&self) -> String {
+        self.pattern.text()
+    }
+
+    /// An operator's rule: `PATTERN=READ[/PUBLISH]`, where `PATTERN` is a
+    /// topic or a prefix ending in `*`, `READ` is `anyone`,
+    /// `authenticated`, `owner`, `role:<name>` or `nobody`, and `PUBLISH`
+    /// is `claim` (the default) or `app`.
+    ///
+    /// ```
+    /// use herald_server::broker::policy::{Publish, Read, Rule};
+    /// let rule = Rule::parse("tenant:*=owner/app").unwrap();
+    /// assert_eq!((rule.pattern(), &rule.read, rule.publish), ("tenant:*".into(), &Read::Owner, Publish::App));
+    /// assert_eq!(Rule::parse("ops=role:admin").unwrap().read, Read::Role("admin".into()));
+    /// assert!(Rule::parse("user:*=anyone").is_err()); // assigned namespaces stay the server's
+    /// assert!(Rule::parse("news=everybody").is_err());
+    /// ```
+    pub fn parse(text: &str) -> Result<Self, RuleError> {
+        let fail = |reason: &str| RuleError {
+            rule: text.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let (pattern, rules) = text
+            .split_once('=')
+            .ok_or_else(|| fail("expected PATTERN=READ[/PUBLISH]"))?;
+        let (read, publish) = rules.split_once('/').unwrap_or((rules, "claim"));
+        let read = match read.trim() {
+            "anyone" => Read::Anyone,
+            "authenticated" => Read::Authenticated,
+            "owner" => Read::Owner,
+            "nobody" => Read::Nobody,
+            other => match other.strip_prefix("role:") {
+                Some(role) if !role.is_empty() => Read::Role(role.to_owned()),
+                _ => {
+                    return Err(fail(
+                        "READ is one of anyone, authenticated, owner, role:<name>, nobody",
+                    ))
+                }
+            },
+        };
+        let publish = match publish.trim() {
+            "claim" => Publish::Claim,
+            "app" => Publish::App,
+            _ => return Err(fail("PUBLISH is claim or app")),
+        };
+        let pattern = pattern.trim();
+        if pattern == "*" {
+            // The rule for open topics: everything no other rule names.
+            return Ok(Rule::new(pattern, read, publish));
+        }
+        let name = pattern.strip_suffix('*').unwrap_or(pattern);
+        if name.contains('*') {
+            return Err(fail("only a trailing * is allowed in the pattern"));
+        }
+        if !name.is_empty() {
+            super::names::validate_topic(name).map_err(|e| fail(&e.to_string()))?;
+        }
+        let rule = Rule::new(pattern, read, publish);
+        let overlaps_assigned = builtin().iter().any(|b| {
+            matches!(b.read, Read::Assigned(_))
+                && match (&rule.pattern, &b.pattern) {
+                    (Pattern::Prefix(p), Pattern::Prefix(a)) => {
+                        p.starts_with(a.as_str()) || a.starts_with(p.as_str())
+                    }
+                    (Pattern::Exact(e), Pattern::Prefix(a)) => e.starts_with(a.as_str()),
+                    _ => false,
+                }
+        });
+        if overlaps_assigned {
+            return Err(fail(
+                "client:, user: and session: topics are assigned by the server and cannot be re-ruled",
+            ));
+        }
+        Ok(rule)
+    }
+}
+
+/// The built-in table (see the module docs).
+fn builtin() -> Vec<Rule> {
+    use super::names;
+    vec![
+        Rule::new(
+            "client:*",
+            Read::Assigned(Assigned::Connection),
+            Publish::Claim,
+        ),
+        Rule::new("user:*", Read::Assigned(Assigned::User), Publish::Claim),
+        Rule::new(
+            "session:*",
+            Read::Assigned(Assigned::Session),
+            Publish::Claim,
+        ),
+        Rule::new("jobs:*", Read::Owner, Publish::App),
+        Rule::new("job:*", Read::OwnerLookup, Publish::App),
+        Rule::new("chat:*", Read::Authenticated, Publish::App),
+        Rule::new(names::NOTIFICATIONS, Read::Authenticated, Publish::App),
+        Rule::new(names::REALTIME, Read::Authenticated, Publish::App),
+        Rule::new("avatar:*", Read::Anyone, Publish::App),
+        Rule::new("system:*", Read::Anyone, Publish::App),
+    ]
+}
+
+/// Says who owns the resource a topic names (the name without its prefix).
+pub type OwnerLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// The table, plus the owner lookups apps register. See the module docs.
+pub struct TopicPolicy {
+    /// Most specific first.
+    rules: Vec<Rule>,
+    /// Open topics: everything no rule names.
+    default: Rule,
+    /// `--anonymous-publish` / dev mode.
+    open_publishing: bool,
+    /// By rule pattern (`job:*`).
+    lookups: RwLock<HashMap<String, OwnerLookup>>,
+}
+
+impl std::fmt::Debug for TopicPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TopicPolicy")
+            .field("rules", &self.rules)
+            .field("open_publishing", &self.open_publishing)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for TopicPolicy {
+    fn default() -> Self {
+        Self::with_rules(Vec::new())
+    }
+}
+
+impl TopicPolicy {
+    /// The built-in table with `extra` rules added; an extra rule with the
+    /// same pattern as a built-in one replaces it, and one for `*` replaces
+    /// the rule for open topics.
+    pub fn with_rules(extra: Vec<Rule>) -> Self {
+        let mut rules = builtin();
+        let mut default = Rule::new("*", Read::Anyone, Publish::Claim);
+        for rule in extra {
+            if rule.pattern == default.pattern {
+                default = rule;
+                continue;
+            }
+            rules.retain(|r| r.pattern != rule.pattern);
+            rules.push(rule);
+        }
+        rules.sort_by_key(|r| std::cmp::Reverse(r.pattern.specificity()));
+        TopicPolicy {
+            rules,
+            default,
+            open_publishing: false,
+            lookups: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Lets callers without a `publish` claim publish to topics whose rule
+    /// is [`Publish::Claim`] (`--anonymous-publish`, dev mode).
+    pub fn open_publishing(mut self, on: bool) -> Self {
+        self.open_publishing = on;
+        self
+    }
+
+    pub fn is_open_publishing(&self) -> bool {
+        self.open_publishing
+    }
+
+    /// The rule for `topic`, and the rest of the name after its prefix.
+    pub fn rule_for<'t>(&self, topic: &'t str) -> (&Rule, &'t str) {
+        self.rules
+            .iter()
+            .find_map(|r| r.pattern.rest(topic).map(|rest| (r, rest)))
+            .unwrap_or((&self.default, topic))
+    }
+
+    /// Registers who owns what an [`Read::OwnerLookup`] rule's topics name
+    /// (`pattern` as in the table, e.g. `job:*`); replaces an earlier one.
+    pub fn set_owner_lookup(&self, pattern: &str, lookup: OwnerLookup) {
+        self.lookups
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(pattern.to_owned(), lookup);
+    }
+
+    /// May `who` ask for `topic` on a stream (`/_sse/connect`,
+    /// `/_sse/subscribe`, an app's stream)?
+    pub fn check_request(&self, who: &Principal, topic: &str) -> Result<(), BrokerError> {
+        let (rule, _) = self.rule_for(topic);
+        if matches!(rule.read, Read::Assigned(_)) {
+            return Err(BrokerError::ReservedTopic(topic.to_owned()));
+        }
+        self.check_read(who, topic)
+    }
+
+    /// Is `who` a reader of `topic`: its rule admits them (assigned topics:
+    /// they are its user or session) and their `subscribe` claim matches?
+    pub fn check_read(&self, who: &Principal, topic: &str) -> Result<(), BrokerError> {
+        let (rule, rest) = self.rule_for(topic);
+        let admitted = match &rule.read {
+            Read::Anyone => true,
+            Read::Authenticated => who.is_authenticated(),
+            Read::Owner => who.user_id.as_deref() == Some(rest),
+            Read::OwnerLookup => {
+                let owner = self
+                    .lookups
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&rule.pattern())
+                    .and_then(|lookup| lookup(rest));
+                who.is_authenticated() && owner.is_some() && owner == who.user_id
+            }
+            Read::Role(role) => who.has_role(role),
+            Read::Assigned(Assigned::User) => who.user_id.as_deref() == Some(rest),
+            Read::Assigned(Assigned::Session) => who.session_id.as_deref() == Some(rest),
+            Read::Assigned(Assigned::Connection) | Read::Nobody => false,
+        };
+        if !admitted {
+            return Err(if who.is_authenticated() {
+                BrokerError::ReadDenied {
+                    topic: topic.to_owned(),
+                    rule: rule.pattern(),
+                }
+            } else {
+                BrokerError::NeedsToken(topic.to_owned())
+            });
+        }
+        match &who.subscribe {
+            Some(patterns) if !any_matches(patterns, topic) => {
+                Err(BrokerError::TopicNotAllowed(topic.to_owned()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// May `who` publish an event named `event` (`None`: unnamed) to `topic`?
+    pub fn check_publish(
+        &self,
+        who: Publisher<'_>,
+        topic: &str,
+        event: Option<&str>,
+    ) -> Result<(), BrokerError> {
+        if let Some(name) = event.filter(|n| LIFECYCLE_EVENTS.contains(n)) {
+            return Err(BrokerError::ReservedEventName(name.to_owned()));
+        }
+        let claimed = |p: &Principal| {
+            p.publish
+                .as_deref()
+                .is_some_and(|patterns| any_matches(patterns, topic))
+        };
+        let denied = |why: &'static str| {
+            Err(BrokerError::PublishDenied {
+                topic: topic.to_owned(),
+                why,
+            })
+        };
+        let (rule, _) = self.rule_for(topic);
+        match who {
+            Publisher::Server => Ok(()),
+            Publisher::OnBehalfOf(p) => {
+                self.check_read(p, topic)?;
+                match &p.publish {
+                    Some(_) if !claimed(p) => denied("the token's publish claim does not cover it"),
+                    _ => Ok(()),
+                }
+            }
+            Publisher::Caller(p) => match (&p.publish, rule.publish) {
+                (Some(_), _) if claimed(p) => Ok(()),
+                (Some(_), _) => denied("the token's publish claim does not cover it"),
+                (None, Publish::Claim) if self.open_publishing => Ok(()),
+                (None, Publish::Claim) => {
+                    denied("publishing needs a token with a publish claim covering the topic")
+                }
+                (None, Publish::App) => {
+                    denied("only its app, or a token whose publish claim names it, publishes there")
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(user: &str, subscribe: Option<&[&str]>, publish: Option<&[&str]>) -> Principal {
+        let list = |l: Option<&[&str]>| l.map(|l| l.iter().map(|s| (*s).to_owned()).collect());
+        Principal {
+            subscribe: list(subscribe),
+            publish: list(publish),
+            ..Principal::user(user)
+        }
+    }
+
+    #[test]
+    fn assigned_topics_are_never_requested_but_their_owners_read_them() {
+        let policy = TopicPolicy::default();
+        let alice = Principal::user("alice").with_session("s1");
+        for topic in ["client:c1", "user:alice", "session:s1"] {
+            assert_eq!(
+                policy.check_request(&alice, topic),
+                Err(BrokerError::ReservedTopic(topic.into()))
+            );
+        }
+        assert!(policy.check_read(&alice, "user:alice").is_ok());
+        assert!(policy.check_read(&alice, "session:s1").is_ok());
+        assert!(policy.check_read(&alice, "user:bob").is_err());
+        assert!(policy.check_read(&alice, "session:s2").is_err());
+        assert!(policy.check_read(&alice, "client:c1").is_err());
+    }
+
+    #[test]
+    fn app_namespaces_read_as_their_routes_do() {
+        let policy = TopicPolicy::default();
+        let anonymous = Principal::anonymous();
+        let alice = Principal::user("alice");
+        for topic in [
+            "chat:general",
+            "notifications",
+            "realtime",
+            "jobs:alice",
+            "job:42",
+        ] {
+            assert_eq!(
+                policy.check_request(&anonymous, topic),
+                Err(BrokerError::NeedsToken(topic.into())),
+                "{topic}"
+            );
+        }
+        for topic in ["chat:general", "notifications", "realtime", "jobs:alice"] {
+            assert!(policy.check_request(&alice, topic).is_ok(), "{topic}");
+        }
+        assert!(matches!(
+            policy.check_request(&alice, "jobs:bob"),
+            Err(BrokerError::ReadDenied { .. })
+        ));
+        for topic in ["avatar:updates", "system:status", "news", "all"] {
+            assert!(policy.check_request(&anonymous, topic).is_ok(), "{topic}");
+        }
+    }
+
+    #[test]
+    fn a_job_is_read_by_the_owner_its_app_names() {
+        let policy = TopicPolicy::default();
+        let alice = Principal::user("alice");
+        assert!(
+            policy.check_request(&alice, "job:42").is_err(),
+            "no lookup yet"
+        );
+        policy.set_owner_lookup(
+            "job:*",
+            Arc::new(|id| (id == "42").then(|| "alice".to_owned())),
+        );
+        assert!(policy.check_request(&alice, "job:42").is_ok());
+        assert!(policy
+            .check_request(&Principal::user("bob"), "job:42")
+            .is_err());
+        assert!(
+            policy.check_request(&alice, "job:43").is_err(),
+            "unknown job"
+        );
+    }
+
+    #[test]
+    fn the_subscribe_claim_narrows_every_rule() {
+        let policy = TopicPolicy::default();
+        let rooms = token("alice", Some(&["chat:general"]), None);
+        assert!(policy.check_request(&rooms, "chat:general").is_ok());
+        assert_eq!(
+            policy.check_request(&rooms, "chat:secret"),
+            Err(BrokerError::TopicNotAllowed("chat:secret".into()))
+        );
+        assert!(policy.check_request(&rooms, "news").is_err());
+    }
+
+    #[test]
+    fn publishing_over_http_needs_a_claim_and_open_mode_opens_only_open_topics() {
+        let strict = TopicPolicy::default();
+        let open = TopicPolicy::default().open_publishing(true);
+        let anonymous = Principal::anonymous();
+        let plain = Principal::user("alice");
+        let news = token("svc", None, Some(&["news", "jobs:*"]));
+        for topic in ["news", "all", "user:bob", "client:c1"] {
+            assert!(strict
+                .check_publish(Publisher::Caller(&plain), topic, None)
+                .is_err());
+            assert!(strict
+                .check_publish(Publisher::Caller(&anonymous), topic, None)
+                .is_err());
+            assert!(open
+                .check_publish(Publisher::Caller(&anonymous), topic, None)
+                .is_ok());
+        }
+        for topic in [
+            "jobs:alice",
+            "job:1",
+            "chat:general",
+            "notifications",
+            "system:status",
+            "avatar:updates",
+        ] {
+            assert!(
+                open.check_publish(Publisher::Caller(&anonymous), topic, None)
+                    .is_err(),
+                "{topic}"
+            );
+            assert!(
+                open.check_publish(Publisher::Caller(&plain), topic, None)
+                    .is_err(),
+                "{topic}"
+            );
+        }
+        assert!(strict
+            .check_publish(Publisher::Caller(&news), "news", None)
+            .is_ok());
+        assert!(strict
+            .check_publish(Publisher::Caller(&news), "jobs:alice", None)
+            .is_ok());
+        assert!(strict
+            .check_publish(Publisher::Caller(&news), "sports", None)
+            .is_err());
+        assert!(
+            open.check_publish(Publisher::Caller(&news), "sports", None)
+                .is_err(),
+            "a claim restricts even in open mode"
+        );
+    }
+
+    #[test]
+    fn app_routes_publish_for_callers_who_may_read() {
+        let policy = TopicPolicy::default();
+        let alice = Principal::user("alice");
+        let anonymous = Principal::anonymous();
+        let on_behalf = |p, t| policy.check_publish(Publisher::OnBehalfOf(p), t, Some("message"));
+        assert!(on_behalf(&alice, "chat:general").is_ok());
+        assert!(on_behalf(&alice, "notifications").is_ok());
+        assert!(on_behalf(&alice, "user:alice").is_ok());
+        assert!(on_behalf(&alice, "user:bob").is_err());
+        assert!(on_behalf(&anonymous, "chat:general").is_err());
+        let general_only = token("alice", None, Some(&["chat:general"]));
+        assert!(on_behalf(&general_only, "chat:general").is_ok());
+        assert!(on_behalf(&general_only, "chat:random").is_err());
+    }
+
+    #[test]
+    fn lifecycle_names_are_published_by_nobody() {
+        let policy = TopicPolicy::default().open_publishing(true);
+        let root = token("root", None, Some(&["*"]));
+        for name in LIFECYCLE_EVENTS {
+            for who in [Publisher::Server, Publisher::Caller(&root)] {
+                assert_eq!(
+                    policy.check_publish(who, "all", Some(name)),
+                    Err(BrokerError::ReservedEventName(name.into()))
+                );
+            }
+        }
+        assert!(policy
+            .check_publish(Publisher::Caller(&root), "all", Some("message"))
+            .is_ok());
+    }
+
+    #[test]
+    fn operator_rules_add_and_override_most_specific_first() {
+        let policy = TopicPolicy::with_rules(vec![
+            Rule::parse("tenant:*=owner").expect("rule"),
+            Rule::parse("chat:lobby=anyone").expect("rule"),
+            Rule::parse("ops:*=role:admin/app").expect("rule"),
+            Rule::parse("internal:*=nobody").expect("rule"),
+        ]);
+        let anonymous = Principal::anonymous();
+        let alice = Principal::user("alice");
+        let admin = Principal {
+            roles: vec!["admin".into()],
+            ..Principal::user("root")
+        };
+        assert!(policy.check_request(&alice, "tenant:alice").is_ok());
+        assert!(policy.check_request(&alice, "tenant:bob").is_err());
+        assert!(policy.check_request(&anonymous, "chat:lobby").is_ok());
+        assert!(policy.check_request(&anonymous, "chat:general").is_err());
+        assert!(policy.check_request(&admin, "ops:alerts").is_ok());
+        assert!(policy.check_request(&alice, "ops:alerts").is_err());
+        assert!(policy.check_request(&admin, "internal:x").is_err());
+        assert!(Rule::parse("session:x=anyone").is_err());
+        let closed = TopicPolicy::with_rules(vec![Rule::parse("*=authenticated").expect("rule")]);
+        assert!(closed.check_request(&anonymous, "news").is_err());
+        assert!(closed.check_request(&alice, "news").is_ok());
+        assert!(
+            Rule::parse("client*=anyone").is_err(),
+            "would cover client:"
+        );
+        assert!(Rule::parse("a*b=anyone").is_err());
+        assert!(Rule::parse("bad topic=anyone").is_err());
+    }
+}
