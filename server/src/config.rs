@@ -6,7 +6,12 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::broker::policy::Rule;
 use crate::broker::{BrokerConfig, HeartbeatStyle};
+
+fn parse_rule(text: &str) -> Result<Rule, String> {
+    Rule::parse(text).map_err(|e| e.to_string())
+}
 
 /// How heartbeats are written on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -76,9 +81,18 @@ pub struct Config {
     #[arg(long, env = "HERALD_DEV", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub dev: bool,
 
-    /// Accept `/_sse/publish` without a token (dev mode implies it).
+    /// Publish to open topics without a token or publish claim (dev mode
+    /// implies it). The apps' topics stay theirs.
     #[arg(long, env = "HERALD_ANONYMOUS_PUBLISH", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub anonymous_publish: bool,
+
+    /// A topic rule, added to the built-in table (repeatable; `;` between
+    /// rules in the environment variable): `PATTERN=READ[/PUBLISH]`, PATTERN
+    /// a topic or a prefix ending in `*`, READ one of anyone,
+    /// authenticated, owner, role:<name>, nobody; PUBLISH claim or app.
+    /// Example: `--topic-rule 'tenant:*=owner/app'`.
+    #[arg(long = "topic-rule", env = "HERALD_TOPIC_RULES", value_delimiter = ';', value_parser = parse_rule)]
+    pub topic_rules: Vec<Rule>,
 
     /// Open connections allowed in all.
     #[arg(long, env = "HERALD_MAX_CONNECTIONS", default_value_t = 10_000)]
@@ -245,6 +259,8 @@ impl Config {
             retry_hint_ms: self.retry_ms,
             max_connections: self.max_connections,
             max_connections_per_user: self.max_connections_per_user,
+            topic_rules: self.topic_rules.clone(),
+            open_publishing: self.anonymous_publish || self.dev,
             ..BrokerConfig::default()
         }
     }

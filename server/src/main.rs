@@ -84,7 +84,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
     let mut state = AppState::with_auth(broker.clone(), config.verifier()?);
     state.max_body_bytes = config.max_body_bytes;
-    state.anonymous_publish = config.anonymous_publish || config.dev;
     state.jobs = herald_server::apps::jobs::JobQueue::new(broker.clone(), config.jobs());
     let metrics =
         herald_server::routes::install_prometheus().map_err(|e| anyhow::anyhow!("metrics: {e}"))?;

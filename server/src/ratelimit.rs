@@ -70,9 +70,29 @@ impl RateLimiter {
         self.check_at(key, Instant::now())
     }
 
+    /// Takes `n` tokens for `key` at once, or none and says how long until
+    /// `n` are free (a request that makes several publishes, such as a chat
+    /// stream announcing itself to its rooms). Asking for more than the
+    /// burst takes the whole burst, so it can succeed once the bucket is full.
+    ///
+    /// ```
+    /// use herald_server::ratelimit::RateLimiter;
+    /// let limiter = RateLimiter::new(10.0, 5);
+    /// assert!(limiter.check_n("alice", 4).is_ok());
+    /// assert!(limiter.check_n("alice", 2).is_err()); // one left: all or nothing
+    /// assert!(limiter.check_n("alice", 1).is_ok());
+    /// ```
+    pub fn check_n(&self, key: &str, n: u32) -> Result<(), Duration> {
+        self.take_at(key, f64::from(n), Instant::now())
+    }
+
     /// [`check`](Self::check) at a given time (for tests).
     pub fn check_at(&self, key: &str, now: Instant) -> Result<(), Duration> {
-        if !self.is_enabled() {
+        self.take_at(key, 1.0, now)
+    }
+
+    fn take_at(&self, key: &str, n: f64, now: Instant) -> Result<(), Duration> {
+        if !self.is_enabled() || n <= 0.0 {
             return Ok(());
         }
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
@@ -86,11 +106,12 @@ impl RateLimiter {
         });
         bucket.tokens = refilled(bucket, now, self.rate, self.burst);
         bucket.updated = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+        let n = n.min(self.burst);
+        if bucket.tokens >= n {
+            bucket.tokens -= n;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / self.rate))
+            Err(Duration::from_secs_f64((n - bucket.tokens) / self.rate))
         }
     }
 

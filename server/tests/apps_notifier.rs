@@ -5,7 +5,7 @@
 mod common;
 
 use clap::Parser;
-use common::{post_json, quiet_config, read_json, SseStream, TestServer};
+use common::{open_config, post_json, quiet_config, read_json, SseStream, TestServer};
 use herald_server::apps::notifier::SSENotifier;
 use herald_server::auth::Verifier;
 use herald_server::routes::AppState;
@@ -16,9 +16,8 @@ const SECRET: &[u8] = b"notifier test secret, comfortably longer than 32 bytes";
 /// A dev-mode server: self-declared user ids and anonymous sends, as the
 /// notifier's documentation uses them.
 async fn dev_server() -> TestServer {
-    TestServer::start_with_state(quiet_config(), None, |b| AppState {
-        anonymous_publish: true,
-        ..AppState::with_auth(b, Verifier::hs256(SECRET).dev_mode(true))
+    TestServer::start_with_state(open_config(), None, |b| {
+        AppState::with_auth(b, Verifier::hs256(SECRET).dev_mode(true))
     })
     .await
 }

@@ -78,19 +78,32 @@ async fn notifications_with_the_demo_token_as_documented() {
     assert_eq!(n["type"], "info");
     assert!(n["timestamp"].as_str().expect("timestamp").ends_with('Z'));
 
-    // To one user, under each documented event name.
+    // To one user, under each documented event name: another user's own
+    // topic takes a token whose publish claim covers it (a service's).
     let mut other = stream(&server, "/notifications/stream", &jwt("bob", None)).await;
+    let (status, body) = send(
+        &server,
+        "/notifications/send",
+        DEMO,
+        json!({"message": "phishing", "userId": "bob"}),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let service = Verifier::hs256(SECRET)
+        .mint("notifier", 600, None, Some(vec!["user:*".into()]))
+        .expect("mint");
     for name in ["notification", "system-notification", "error-notification"] {
         let (status, _) = send(
             &server,
             "/notifications/send",
-            DEMO,
+            &service,
             json!({"message": "just you", "userId": "bob", "event": name}),
         )
         .await;
         assert_eq!(status, 200);
         let n = json_of(&other.next_named(name).await);
         assert_eq!(n["userId"], "bob");
+        assert_eq!(n["message"], "just you", "the refused one never arrived");
     }
     s.expect_silence(std::time::Duration::from_millis(200))
         .await;

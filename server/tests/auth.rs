@@ -54,10 +54,17 @@ async fn get(
     (status, headers, body)
 }
 
+/// A backend's token: may publish anywhere (`publish: ["*"]`).
+fn service_token() -> String {
+    verifier()
+        .mint("service", 600, None, Some(vec!["*".into()]))
+        .expect("mint")
+}
+
 /// The server still accepts a publish (as a service token on servers that
 /// verify with `verifier()`, anonymously on open test servers).
 async fn still_serving(server: &TestServer, authed: bool) {
-    let bearer = authed.then(|| token("service", None));
+    let bearer = authed.then(service_token);
     let (status, _, body) =
         publish_as(server, bearer.as_deref(), json!({"data": "still here"})).await;
     assert_eq!(status, 200, "{body}");
@@ -149,7 +156,7 @@ async fn a_valid_token_from_any_source_puts_the_connection_on_its_user_topic() {
         .as_array()
         .expect("topics")
         .contains(&json!("user:alice")));
-    let backend = token("backend", None);
+    let backend = service_token();
     let body = json!({"target": {"userId": "alice"}, "data": "for alice"});
     let (status, _, _) = publish_as(&server, Some(&backend), body).await;
     assert_eq!(status, 200);

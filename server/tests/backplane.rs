@@ -124,11 +124,12 @@ impl Backplane for Down {
 
 #[tokio::test]
 async fn an_unavailable_backplane_is_a_503_with_a_json_error() {
-    let broker = SSEBroker::with_backplane(BrokerConfig::default(), Arc::new(Down));
-    let app = router(AppState {
-        anonymous_publish: true,
-        ..AppState::new(broker.clone())
-    });
+    let config = BrokerConfig {
+        open_publishing: true,
+        ..BrokerConfig::default()
+    };
+    let broker = SSEBroker::with_backplane(config, Arc::new(Down));
+    let app = router(AppState::new(broker.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{quiet_config, read_json, TestServer};
+use common::{open_config, quiet_config, read_json, TestServer};
 use herald_server::auth::Verifier;
 use herald_server::net::ServeOptions;
 use herald_server::ratelimit::RateLimiter;
@@ -31,8 +31,7 @@ fn token(sub: &str) -> String {
 /// A server verifying `verifier()` tokens, anonymous publishing open, and
 /// a publish limit of 1/s with bursts of 3.
 async fn rate_limited_server() -> TestServer {
-    TestServer::start_with_state(quiet_config(), None, |b| AppState {
-        anonymous_publish: true,
+    TestServer::start_with_state(open_config(), None, |b| AppState {
         publish_limit: Arc::new(RateLimiter::new(1.0, 3)),
         ..AppState::with_auth(b, verifier())
     })
@@ -95,16 +94,13 @@ async fn raw_exchange(server: &TestServer, bytes: &[u8], wait: Duration) -> (Str
 #[tokio::test]
 async fn a_client_trickling_headers_is_cut_off_by_the_header_timeout() {
     let server = TestServer::start_with_options(
-        quiet_config(),
+        open_config(),
         None,
         ServeOptions {
             header_read_timeout: Some(Duration::from_millis(500)),
             ..ServeOptions::default()
         },
-        |b| AppState {
-            anonymous_publish: true,
-            ..AppState::new(b)
-        },
+        AppState::new,
     )
     .await;
     // Half a request, then silence: the server must hang up on its own.
@@ -192,12 +188,7 @@ async fn only_the_same_user_may_take_over_a_client_id() {
     let (status, _) = connect_status(&server, "?clientId=tab-1", None).await;
     assert_eq!(status, 409, "anonymous must not take a user's id");
     assert_eq!(
-        server
-            .broker
-            .client("tab-1")
-            .expect("kept")
-            .user_id
-            .as_deref(),
+        server.broker.client("tab-1").expect("kept").user_id(),
         Some("alice")
     );
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{quiet_config, TestServer};
+use common::{open_config, quiet_config, TestServer};
 use herald_server::routes::{install_prometheus, AppState};
 use serde_json::json;
 
@@ -14,8 +14,7 @@ async fn metrics_are_prometheus_text_and_404_when_off() {
     assert_eq!(resp.status(), 404);
 
     let handle = install_prometheus().expect("recorder");
-    let server = TestServer::start_with_state(quiet_config(), None, move |b| AppState {
-        anonymous_publish: true,
+    let server = TestServer::start_with_state(open_config(), None, move |b| AppState {
         metrics: Some(handle),
         ..AppState::new(b)
     })

@@ -23,9 +23,12 @@ async fn node(url: &str, config: BrokerConfig) -> TestServer {
     let backplane = RedisBackplane::connect(RedisOptions::new(url))
         .await
         .expect("redis reachable");
+    let config = BrokerConfig {
+        open_publishing: true,
+        ..config
+    };
     let broker = SSEBroker::with_backplane(config, Arc::new(backplane));
     TestServer::start_broker(broker, |b| AppState {
-        anonymous_publish: true,
         publish_limit: Arc::new(herald_server::ratelimit::RateLimiter::unlimited()),
         ..AppState::with_auth(b, Verifier::hs256(SECRET.as_bytes()))
     })

@@ -23,8 +23,8 @@ use herald_shared::wire::Event;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::broker::{BrokerError, ConnectOptions, EventId, SSEBroker};
-use crate::routes::caller::Caller;
+use crate::broker::{names, BrokerError, ConnectOptions, EventId, SSEBroker};
+use crate::routes::caller::{Caller, Publishing};
 use crate::routes::publish::{one_destination, Target};
 use crate::routes::{error::ApiError, sse_response, AppState};
 
@@ -71,18 +71,16 @@ async fn stream(
         }
         (None, asked) => asked,
     };
-    let session_id = caller
-        .claims
-        .as_ref()
-        .and_then(|c| c.session_id.clone())
-        .or(non_empty(q.session_id));
+    let mut principal = caller.principal();
+    principal.user_id = user_id;
+    if principal.session_id.is_none() {
+        principal.session_id = non_empty(q.session_id);
+    }
     let sub = state
         .broker
         .connect(ConnectOptions {
             client_id: non_empty(q.client_id),
-            user_id,
-            session_id,
-            allowed_topics: caller.claims.as_ref().and_then(|c| c.subscribe.clone()),
+            principal,
             last_event_id: super::last_event_id(&headers),
             ..ConnectOptions::default()
         })
@@ -110,9 +108,10 @@ async fn send(
     caller.admit_publish(&state)?;
     let Json(body) = body?;
     let topic = one_destination(body.target.as_ref().map(Target::topics).unwrap_or_default())?;
-    caller.check_publish_claim(&topic)?;
     let event = named(&body.kind, &body.data)?;
-    let id = state.broker.publish(&topic, event).await?;
+    let id = caller
+        .publish(&state, Publishing::Raw, &topic, event)
+        .await?;
     Ok(Json(json!({ "success": true, "id": id.to_string() })))
 }
 
@@ -169,7 +168,7 @@ impl SSENotifier {
         kind: &str,
         data: &impl Serialize,
     ) -> Result<EventId, NotifyError> {
-        self.publish(&format!("user:{user_id}"), kind, data).await
+        self.publish(&names::user(user_id), kind, data).await
     }
 
     /// To one connection.
@@ -179,8 +178,7 @@ impl SSENotifier {
         kind: &str,
         data: &impl Serialize,
     ) -> Result<EventId, NotifyError> {
-        self.publish(&format!("client:{client_id}"), kind, data)
-            .await
+        self.publish(&names::client(client_id), kind, data).await
     }
 
     /// To every connection of a session.
@@ -190,8 +188,7 @@ impl SSENotifier {
         kind: &str,
         data: &impl Serialize,
     ) -> Result<EventId, NotifyError> {
-        self.publish(&format!("session:{session_id}"), kind, data)
-            .await
+        self.publish(&names::session(session_id), kind, data).await
     }
 
     /// To everyone.
@@ -200,7 +197,7 @@ impl SSENotifier {
         kind: &str,
         data: &impl Serialize,
     ) -> Result<EventId, NotifyError> {
-        self.publish("all", kind, data).await
+        self.publish(names::ALL, kind, data).await
     }
 
     async fn publish(

@@ -16,11 +16,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use herald_shared::events::SystemStatus;
 
-use crate::broker::{ConnectOptions, SSEBroker};
+use crate::broker::{names, ConnectOptions, SSEBroker};
 use crate::routes::{error::ApiError, sse_response, AppState};
 
 /// The topic status events are published to.
-pub const TOPIC: &str = "system:status";
+pub const TOPIC: &str = names::SYSTEM_STATUS;
 
 /// The publisher's latest CPU reading (`f64` bits): CPU use is measured over
 /// an interval, so one reading, taken on the publisher's ticks, serves the

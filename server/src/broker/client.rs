@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use bytes::Bytes;
 use tokio::sync::Notify;
 
+use super::policy::Principal;
+use super::registry::Group;
 use super::SSEBroker;
 
 /// One frame on its way to a client. `key` and `seq` say which topic and
@@ -176,11 +178,11 @@ pub struct ClientState {
     pub id: Arc<str>,
     /// Proves ownership of this connection to the subscribe/unsubscribe routes.
     pub secret: String,
-    pub user_id: Option<String>,
-    pub session_id: Option<String>,
+    /// Who opened it, as verified: decides which topics it may be put on.
+    pub principal: Principal,
     pub metadata: HashMap<String, String>,
-    /// Topic patterns this connection may ask for (its token's `subscribe` claim).
-    pub allowed_topics: Option<Vec<String>>,
+    /// What it counts against besides the global limit.
+    pub(crate) group: Option<Group>,
     pub(crate) topics: Mutex<BTreeSet<String>>,
     /// Frames waiting to be written. Closed on eviction, which ends the
     /// client's stream once it has drained what is already queued.
@@ -191,22 +193,30 @@ impl ClientState {
     pub(crate) fn new(
         id: Arc<str>,
         secret: String,
-        user_id: Option<String>,
-        session_id: Option<String>,
+        principal: Principal,
+        group: Option<Group>,
         metadata: HashMap<String, String>,
-        allowed_topics: Option<Vec<String>>,
         queue_capacity: usize,
     ) -> Self {
         ClientState {
             id,
             secret,
-            user_id,
-            session_id,
+            principal,
+            group,
             metadata,
-            allowed_topics,
             topics: Mutex::new(BTreeSet::new()),
             queue: Queue::new(queue_capacity),
         }
+    }
+
+    /// The authenticated user, if any.
+    pub fn user_id(&self) -> Option<&str> {
+        self.principal.user_id.as_deref()
+    }
+
+    /// The verified session, if any.
+    pub fn session_id(&self) -> Option<&str> {
+        self.principal.session_id.as_deref()
     }
 
     /// Queues a frame without waiting. A full queue means the client reads
@@ -224,12 +234,12 @@ impl ClientState {
 
     /// The topics this connection is on.
     pub fn topics(&self) -> Vec<String> {
-        self.topics
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .cloned()
-            .collect()
+        self.lock_topics().iter().cloned().collect()
+    }
+
+    pub(crate) fn lock_topics(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        // Every update is one insert or remove.
+        self.topics.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

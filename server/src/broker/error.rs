@@ -39,7 +39,7 @@ pub enum BrokerError {
     PublishDenied { topic: String, why: &'static str },
     #[error("event name {0:?} is reserved for the server's own stream events")]
     ReservedEventName(String),
-    #[error("client id {0:?} belongs to another connection: reconnect with its secret (from `connected`) or choose another id")]
+    #[error("client id {0:?} is in use by another owner: reconnect with its secret (from `connected`) or choose another id")]
     ClientIdInUse(String),
     #[error("sessionId {0:?} is not this caller's: a session comes from the token's sessionId claim or this server's session cookie")]
     SessionNotProven(String),

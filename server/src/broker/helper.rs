@@ -4,7 +4,7 @@
 use herald_shared::events::{Alert, AlertLevel, Notification, Progress, Update};
 use serde::Serialize;
 
-use super::{BrokerError, EventId, SSEBroker};
+use super::{names, BrokerError, EventId, SSEBroker};
 
 /// Common notification patterns in one call each.
 ///
@@ -48,12 +48,12 @@ impl SSEHelper {
 
     /// A `notification` to one client.
     pub async fn notify(&self, client_id: &str, n: Notification) -> Result<EventId, BrokerError> {
-        self.notification(&format!("client:{client_id}"), n).await
+        self.notification(&names::client(client_id), n).await
     }
 
     /// A `notification` to everyone.
     pub async fn notify_all(&self, n: Notification) -> Result<EventId, BrokerError> {
-        self.notification("all", n).await
+        self.notification(names::ALL, n).await
     }
 
     /// A `notification` to a topic's subscribers.
@@ -87,8 +87,7 @@ impl SSEHelper {
         key: &str,
         value: impl Serialize,
     ) -> Result<EventId, BrokerError> {
-        self.update_to(&format!("client:{client_id}"), key, value)
-            .await
+        self.update_to(&names::client(client_id), key, value).await
     }
 
     /// An `update` to everyone.
@@ -97,7 +96,7 @@ impl SSEHelper {
         key: &str,
         value: impl Serialize,
     ) -> Result<EventId, BrokerError> {
-        self.update_to("all", key, value).await
+        self.update_to(names::ALL, key, value).await
     }
 
     /// An `update` to a topic's subscribers.
@@ -122,7 +121,7 @@ impl SSEHelper {
             message: message.to_owned(),
         };
         self.broker
-            .publish_typed(&format!("client:{client_id}"), &alert)
+            .publish_typed(&names::client(client_id), &alert)
             .await
     }
 
@@ -134,7 +133,7 @@ impl SSEHelper {
     ) -> Result<EventId, BrokerError> {
         self.broker
             .publish_typed(
-                "all",
+                names::ALL,
                 &Alert {
                     level,
                     message: message.to_owned(),
@@ -150,7 +149,7 @@ impl SSEHelper {
         percent: u8,
         message: &str,
     ) -> Result<EventId, BrokerError> {
-        self.progress_topic(&format!("client:{client_id}"), percent, message)
+        self.progress_topic(&names::client(client_id), percent, message)
             .await
     }
 

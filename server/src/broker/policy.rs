@@ -22,7 +22,8 @@
 //! must match the topic. "A claim" means the token's `publish` claim names
 //! the topic (a pattern matching it); a token without a `publish` claim
 //! publishes nothing over HTTP. An app route (`/chat/send`, ...) publishes
-//! for its caller only into topics that caller may read, with the
+//! for its caller into topics that caller may read (or its publish claim
+//! covers), with the
 //! caller's identity stamped into the event by the route. The event names
 //! the server itself speaks ([`LIFECYCLE_EVENTS`]) are published by no one.
 //!
@@ -132,8 +133,8 @@ pub enum Publisher<'a> {
     Server,
     /// An app route publishing what its caller asked for (a chat message,
     /// a notification), with the caller's identity stamped in by the
-    /// route: only into topics the caller may read, and within its
-    /// `publish` claim when it has one.
+    /// route: into the topics its `publish` claim covers when it has one,
+    /// else into the topics the caller may read.
     OnBehalfOf(&'a Principal),
     /// A caller publishing raw events (`/_sse/publish`, `/api/sse/send`,
     /// `/update`): needs a `publish` claim covering the topic, unless the
@@ -504,13 +505,11 @@ impl TopicPolicy {
         let (rule, _) = self.rule_for(topic);
         match who {
             Publisher::Server => Ok(()),
-            Publisher::OnBehalfOf(p) => {
-                self.check_read(p, topic)?;
-                match &p.publish {
-                    Some(_) if !claimed(p) => denied("the token's publish claim does not cover it"),
-                    _ => Ok(()),
-                }
-            }
+            Publisher::OnBehalfOf(p) => match &p.publish {
+                Some(_) if claimed(p) => Ok(()),
+                Some(_) => denied("the token's publish claim does not cover it"),
+                None => self.check_read(p, topic),
+            },
             Publisher::Caller(p) => match (&p.publish, rule.publish) {
                 (Some(_), _) if claimed(p) => Ok(()),
                 (Some(_), _) => denied("the token's publish claim does not cover it"),
@@ -687,6 +686,8 @@ mod tests {
         let general_only = token("alice", None, Some(&["chat:general"]));
         assert!(on_behalf(&general_only, "chat:general").is_ok());
         assert!(on_behalf(&general_only, "chat:random").is_err());
+        let notifier = token("svc", None, Some(&["user:*"]));
+        assert!(on_behalf(&notifier, "user:bob").is_ok());
     }
 
     #[test]

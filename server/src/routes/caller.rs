@@ -7,8 +7,23 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 
+use herald_shared::wire::Event;
+
 use super::{error::ApiError, AppState};
 use crate::auth::Claims;
+use crate::broker::policy::{Principal, Publisher};
+use crate::broker::EventId;
+
+/// How a route publishes for its caller (see [`Publisher`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Publishing {
+    /// Raw events the caller composed (`/_sse/publish`, `/api/sse/send`,
+    /// `/update`): the caller's `publish` claim must cover the topic.
+    Raw,
+    /// An app's own event for its caller, the caller's identity stamped in
+    /// (`/chat/send`, `/notifications/send`): into topics the caller reads.
+    ForCaller,
+}
 
 /// The caller of a route. Extracting it verifies the token: a bad token is a
 /// 401 (never silently anonymous); no token is `claims: None`.
@@ -43,11 +58,26 @@ impl Caller {
         })
     }
 
-    /// Admits a publish: a token is needed unless anonymous publishing is
-    /// on, and each publish takes one token from the caller's rate-limit
-    /// bucket (429 with `Retry-After` when empty).
+    /// Who the caller is, as verified (anonymous without a token).
+    pub fn principal(&self) -> Principal {
+        self.claims
+            .as_ref()
+            .map(Principal::from_claims)
+            .unwrap_or_default()
+    }
+
+    /// Admits a publish: a token is needed unless the server publishes
+    /// openly (`--anonymous-publish`, dev mode), and each publish takes one
+    /// token from the caller's rate-limit bucket (429 with `Retry-After`
+    /// when empty). Asked before the body is read: an unauthenticated
+    /// caller learns nothing about what it sent.
     pub fn admit_publish(&self, state: &AppState) -> Result<(), ApiError> {
-        if self.claims.is_none() && !state.anonymous_publish {
+        self.admit_publishes(state, 1)
+    }
+
+    /// [`admit_publish`](Self::admit_publish) for `n` publishes at once.
+    pub fn admit_publishes(&self, state: &AppState, n: u32) -> Result<(), ApiError> {
+        if self.claims.is_none() && !state.broker.policy().is_open_publishing() {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "publishing needs a token (Authorization: Bearer) with a publish claim",
@@ -55,7 +85,7 @@ impl Caller {
         }
         state
             .publish_limit
-            .check(&self.rate_key())
+            .check_n(&self.rate_key(), n)
             .map_err(|wait| ApiError {
                 retry_after: Some(wait.as_secs_f64().ceil().max(1.0) as u64),
                 ..ApiError::new(
@@ -65,23 +95,29 @@ impl Caller {
             })
     }
 
-    /// The token's `publish` claim must match `topic` (403 otherwise);
-    /// anonymous callers were admitted (or not) by
-    /// [`admit_publish`](Self::admit_publish).
-    pub fn check_publish_claim(&self, topic: &str) -> Result<(), ApiError> {
-        match &self.claims {
-            Some(c) if !c.may_publish(topic) => Err(ApiError::forbidden(format!(
-                "this token does not allow publishing to {topic:?}"
-            ))),
-            _ => Ok(()),
-        }
+    /// Publishes `event` to `topic` as `how` says, after the topic
+    /// policy's check; the caller was admitted first
+    /// ([`admit_publish`](Self::admit_publish)).
+    pub async fn publish(
+        &self,
+        state: &AppState,
+        how: Publishing,
+        topic: &str,
+        event: Event,
+    ) -> Result<EventId, ApiError> {
+        let me = self.principal();
+        let who = match how {
+            Publishing::Raw => Publisher::Caller(&me),
+            Publishing::ForCaller => Publisher::OnBehalfOf(&me),
+        };
+        Ok(state.broker.publish_as(who, topic, event).await?)
     }
 
     /// Whose bucket a publish draws from: the user when there is a token,
     /// the peer's IP otherwise.
     fn rate_key(&self) -> String {
         match (&self.claims, self.peer) {
-            (Some(c), _) => format!("user:{}", c.sub),
+            (Some(c), _) => crate::broker::names::user(&c.sub),
             (None, Some(ip)) => format!("ip:{ip}"),
             (None, None) => "anonymous".to_owned(),
         }

@@ -29,7 +29,7 @@ pub struct ConnectQuery {
 pub async fn connect(
     State(state): State<AppState>,
     // Anonymous is allowed; a bad token is a 401, never silently anonymous.
-    Caller { claims, .. }: Caller,
+    caller: Caller,
     headers: HeaderMap,
     query: Result<Query<ConnectQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -50,17 +50,16 @@ pub async fn connect(
                 .collect()
         })
         .unwrap_or_default();
+    let mut principal = caller.principal();
+    // A token's session wins over a self-declared one.
+    if principal.session_id.is_none() {
+        principal.session_id = q.session_id.filter(|s| !s.is_empty());
+    }
     let sub = state
         .broker
         .connect(ConnectOptions {
             client_id: q.client_id.filter(|s| !s.is_empty()),
-            user_id: claims.as_ref().map(|c| c.sub.clone()),
-            // A token's session wins over a self-declared one.
-            session_id: claims
-                .as_ref()
-                .and_then(|c| c.session_id.clone())
-                .or(q.session_id.filter(|s| !s.is_empty())),
-            allowed_topics: claims.as_ref().and_then(|c| c.subscribe.clone()),
+            principal,
             topics,
             last_event_id,
             ..ConnectOptions::default()

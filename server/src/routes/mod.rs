@@ -40,9 +40,6 @@ pub struct AppState {
     pub cors_origin: Option<String>,
     /// Largest request body accepted (64 KiB).
     pub max_body_bytes: usize,
-    /// Whether `/_sse/publish` accepts requests without a token (off unless
-    /// configured, or in dev mode).
-    pub anonymous_publish: bool,
     /// Publish rate limit per user (or per IP when anonymous).
     pub publish_limit: std::sync::Arc<crate::ratelimit::RateLimiter>,
     /// The job-progress app's queue.
@@ -52,8 +49,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State with a random HS256 secret (tokens minted elsewhere won't verify)
-    /// and no anonymous publishing.
+    /// State with a random HS256 secret (tokens minted elsewhere won't verify).
     pub fn new(broker: SSEBroker) -> Self {
         let secret: [u8; 32] = rand::random();
         Self::with_auth(broker, crate::auth::Verifier::hs256(&secret))
@@ -67,7 +63,6 @@ impl AppState {
             auth: std::sync::Arc::new(auth),
             cors_origin: Some("*".to_owned()),
             max_body_bytes: 64 * 1024,
-            anonymous_publish: false,
             publish_limit: std::sync::Arc::new(crate::ratelimit::RateLimiter::new(
                 DEFAULT_PUBLISH_RATE,
                 DEFAULT_PUBLISH_BURST,

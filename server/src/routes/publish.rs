@@ -1,8 +1,9 @@
 //! `POST /_sse/publish` `{topic?, target?, event?, data, id?}` — publish over HTTP.
 //!
-//! Needs a token whose `publish` claim (if any) matches the destination
-//! topic (403 otherwise); without a token, 401 unless anonymous publishing
-//! is enabled (`--anonymous-publish`, or dev mode).
+//! Needs a token whose `publish` claim covers the destination topic (403
+//! otherwise, also for a token without one); without a token, 401 unless
+//! the server publishes openly (`--anonymous-publish`, or dev mode), which
+//! opens every topic but the apps' own (see `broker::policy`).
 //!
 //! `topic` names a topic; `target` (`{clientId?, userId?, sessionId?}`)
 //! addresses a client, user or session; neither means everyone (`all`).
@@ -19,7 +20,9 @@ use herald_shared::wire::Event;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{caller::Caller, error::ApiError, AppState};
+use super::caller::{Caller, Publishing};
+use super::{error::ApiError, AppState};
+use crate::broker::names;
 
 /// `{clientId?, userId?, sessionId?}`: who a send is for (here and in the
 /// notifier's `/api/sse/send`).
@@ -35,9 +38,9 @@ impl Target {
     /// The targeted topics this names (`client:`, `user:`, `session:`).
     pub fn topics(&self) -> Vec<String> {
         [
-            self.client_id.as_ref().map(|c| format!("client:{c}")),
-            self.user_id.as_ref().map(|u| format!("user:{u}")),
-            self.session_id.as_ref().map(|s| format!("session:{s}")),
+            self.client_id.as_deref().map(names::client),
+            self.user_id.as_deref().map(names::user),
+            self.session_id.as_deref().map(names::session),
         ]
         .into_iter()
         .flatten()
@@ -49,7 +52,7 @@ impl Target {
 /// more than one is (every publish has exactly one destination).
 pub fn one_destination(mut named: Vec<String>) -> Result<String, ApiError> {
     match named.len() {
-        0 => Ok("all".to_owned()),
+        0 => Ok(names::ALL.to_owned()),
         1 => Ok(named.remove(0)),
         _ => Err(ApiError::bad_request(
             "give at most one destination: topic, target.clientId, target.userId or target.sessionId",
@@ -85,7 +88,6 @@ pub async fn publish(
     caller.admit_publish(&state)?;
     let Json(body) = body?;
     let topic = destination(&body)?;
-    caller.check_publish_claim(&topic)?;
     let data = match &body.data {
         Value::String(s) => s.clone(),
         Value::Null => return Err(ApiError::bad_request("data is required")),
@@ -94,7 +96,9 @@ pub async fn publish(
     let mut event = Event::data(data);
     event.event = body.event.clone();
     event.id = body.id.clone();
-    let id = state.broker.publish(&topic, event).await?;
+    let id = caller
+        .publish(&state, Publishing::Raw, &topic, event)
+        .await?;
     Ok(Json(
         json!({ "success": true, "id": id.to_string(), "topic": topic }),
     ))

@@ -3,8 +3,9 @@
 //! Only the connection's owner may change its subscriptions: it proves it
 //! with the per-connection secret from its `connected` event (in the body,
 //! or the `X-Herald-Secret` header), or with a token for the connection's
-//! user. Unknown client → 404, neither proof → 403. Topics the connection's
-//! own token does not allow are 403 too.
+//! user. Unknown client → 404, neither proof → 403. A topic the
+//! connection's own principal may not read (the topic policy) is 401/403
+//! too, exactly as it would be at `/_sse/connect`.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
@@ -39,8 +40,8 @@ fn authorise(
         .as_deref()
         .or_else(|| headers.get("x-herald-secret").and_then(|v| v.to_str().ok()))
         .unwrap_or_default();
-    let same_user = match (&caller.claims, &client.user_id) {
-        (Some(claims), Some(owner)) => claims.sub == *owner,
+    let same_user = match (&caller.claims, client.user_id()) {
+        (Some(claims), Some(owner)) => claims.sub == owner,
         _ => false,
     };
     if same_user || constant_time_eq(given.as_bytes(), client.secret.as_bytes()) {

@@ -32,8 +32,11 @@ impl TestServer {
     /// Publishing is open on these servers (tests publish anonymously);
     /// `start_with_auth` gives the production policy.
     pub async fn start_with_idle_timeout(config: BrokerConfig, idle: Option<Duration>) -> Self {
+        let config = BrokerConfig {
+            open_publishing: true,
+            ..config
+        };
         Self::start_with_state(config, idle, |b| AppState {
-            anonymous_publish: true,
             publish_limit: std::sync::Arc::new(herald_server::ratelimit::RateLimiter::unlimited()),
             ..AppState::new(b)
         })
@@ -285,6 +288,14 @@ pub fn quiet_config() -> BrokerConfig {
     BrokerConfig {
         heartbeat_interval: Duration::ZERO,
         ..BrokerConfig::default()
+    }
+}
+
+/// `quiet_config` with open publishing (`--anonymous-publish`).
+pub fn open_config() -> BrokerConfig {
+    BrokerConfig {
+        open_publishing: true,
+        ..quiet_config()
     }
 }
 

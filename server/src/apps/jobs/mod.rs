@@ -30,12 +30,14 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
+use crate::broker::policy::Principal;
 use crate::broker::{ConnectOptions, Subscription};
 use crate::routes::caller::Caller;
 use crate::routes::{error::ApiError, sse_stream_response, AppState};
 
 /// The job routes, over the state's job queue.
 pub fn router(state: AppState) -> Router {
+    state.jobs.answer_owner_lookups();
     Router::new()
         .route("/api/v1/characters", post(create_character))
         .route("/api/v1/media", post(create_media))
@@ -172,7 +174,7 @@ async fn job_stream(
     let sub = s
         .broker
         .connect(ConnectOptions {
-            user_id: Some(user.sub.clone()),
+            principal: Principal::from_claims(user),
             topics: vec![job_topic(&id)],
             no_broadcasts: true,
             greeting: Some(greeting),
@@ -239,7 +241,7 @@ async fn my_jobs(State(s): State<AppState>, caller: Caller) -> Result<Response, 
     let sub = s
         .broker
         .connect(ConnectOptions {
-            user_id: Some(user.sub.clone()),
+            principal: Principal::from_claims(user),
             topics: vec![owner_topic(&user.sub)],
             no_broadcasts: true,
             greeting: Some(greeting),

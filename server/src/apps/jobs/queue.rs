@@ -36,19 +36,7 @@ impl JobKind {
     }
 }
 
-/// The job's topic.
-///
-/// ```
-/// assert_eq!(herald_server::apps::jobs::job_topic("42"), "job:42");
-/// ```
-pub fn job_topic(id: &str) -> String {
-    format!("job:{id}")
-}
-
-/// The topic of all of a user's jobs.
-pub fn owner_topic(owner: &str) -> String {
-    format!("jobs:{owner}")
-}
+pub use crate::broker::names::{job as job_topic, jobs_of as owner_topic};
 
 /// Queue settings.
 #[derive(Debug, Clone)]
@@ -159,6 +147,21 @@ impl JobQueue {
                 publishing: tokio::sync::Mutex::new(()),
             }),
         }
+    }
+
+    /// Makes this queue the one the topic policy asks who owns `job:<id>`,
+    /// so the job's owner (and nobody else) reads it on every way in.
+    /// Called by the routes that serve this queue.
+    pub fn answer_owner_lookups(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        self.inner.broker.policy().set_owner_lookup(
+            "job:*",
+            Arc::new(move |id| {
+                let inner = weak.upgrade()?;
+                let jobs = inner.jobs.lock().unwrap_or_else(|p| p.into_inner());
+                jobs.get(id).map(|j| j.owner.clone())
+            }),
+        );
     }
 
     /// Starts the workers, once. Each holds a weak reference: dropping the

@@ -25,14 +25,7 @@ use crate::routes::{coalesced, error::ApiError, sse_stream_response, AppState};
 /// The room a stream joins when it names none.
 pub const DEFAULT_ROOM: &str = "general";
 
-/// The topic of a room.
-///
-/// ```
-/// assert_eq!(herald_server::apps::streams::chat::room_topic("general"), "chat:general");
-/// ```
-pub fn room_topic(room: &str) -> String {
-    format!("chat:{room}")
-}
+use crate::broker::names::chat_room as room_topic;
 
 pub fn router(state: AppState) -> Router {
     Router::new()

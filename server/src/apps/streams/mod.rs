@@ -20,8 +20,9 @@ use herald_shared::wire::Event;
 use serde_json::{json, Value};
 
 use crate::auth::Claims;
+use crate::broker::policy::Principal;
 use crate::broker::{ConnectOptions, Subscription};
-use crate::routes::caller::Caller;
+use crate::routes::caller::{Caller, Publishing};
 use crate::routes::{error::ApiError, AppState};
 
 /// The three authenticated APIs' routes.
@@ -43,9 +44,7 @@ async fn open(
     Ok(state
         .broker
         .connect(ConnectOptions {
-            user_id: Some(user.sub.clone()),
-            session_id: user.session_id.clone(),
-            allowed_topics: user.subscribe.clone(),
+            principal: Principal::from_claims(user),
             topics,
             no_broadcasts: true,
             last_event_id: super::last_event_id(headers),
@@ -68,10 +67,10 @@ fn topic_stream(topic: &'static str) -> axum::routing::MethodRouter<AppState> {
     )
 }
 
-/// Publishes for an authenticated caller: needs a token, counts against its
-/// rate limit, and its `publish` claim must allow `topic`. Answers the
-/// documented `{success: true, id}` with the payload's id, plus the
-/// event's id.
+/// Publishes an app event for an authenticated caller (admitted by
+/// [`publisher`]) into a topic the caller may read, within its `publish`
+/// claim. Answers the documented `{success: true, id}` with the payload's
+/// id, plus the event's id.
 async fn publish(
     state: &AppState,
     caller: &Caller,
@@ -79,8 +78,9 @@ async fn publish(
     id: &str,
     event: Event,
 ) -> Result<Value, ApiError> {
-    caller.check_publish_claim(topic)?;
-    let event_id = state.broker.publish(topic, event).await?;
+    let event_id = caller
+        .publish(state, Publishing::ForCaller, topic, event)
+        .await?;
     Ok(json!({ "success": true, "id": id, "eventId": event_id.to_string() }))
 }
 

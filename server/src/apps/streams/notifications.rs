@@ -15,11 +15,12 @@ use herald_shared::wire::Event;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::broker::names;
 use crate::routes::caller::Caller;
 use crate::routes::{error::ApiError, AppState};
 
 /// The topic of notifications for every notification stream.
-pub const TOPIC: &str = "notifications";
+pub const TOPIC: &str = names::NOTIFICATIONS;
 
 /// The documented notification event names.
 const NAMES: [&str; 3] = ["notification", "system-notification", "error-notification"];
@@ -57,7 +58,7 @@ async fn send(
         )));
     }
     let topic = match &body.user_id {
-        Some(user) => format!("user:{user}"),
+        Some(user) => names::user(user),
         None => TOPIC.to_owned(),
     };
     let mut n = Notification::new(body.message).title(body.title);

@@ -15,11 +15,12 @@ use herald_shared::wire::Event;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::broker::names;
 use crate::routes::caller::Caller;
 use crate::routes::{error::ApiError, AppState};
 
 /// The topic every realtime stream reads.
-pub const TOPIC: &str = "realtime";
+pub const TOPIC: &str = names::REALTIME;
 
 pub fn router(state: AppState) -> Router {
     Router::new()

@@ -1,0 +1,310 @@
+//! Opening a connection and changing its topics: where the topic policy
+//! decides what a stream may be put on.
+//!
+//! A connection is registered (within the limits), put on its assigned
+//! topics (`client:<id>`, `all` unless it opts out, `user:<uid>`,
+//! `session:<sid>` from its verified identity) and on the topics it asked
+//! for, each one allowed by [`TopicPolicy::check_request`]. Then, when it
+//! resumes, what it missed is replayed before live events.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use herald_shared::events::{Connected, Reset, ResetReason};
+use herald_shared::wire::Event;
+
+use super::client::Delivery;
+use super::policy::Principal;
+use super::registry::Group;
+use super::{
+    names, random_token, typed_event, BrokerError, ClientState, EventId, SSEBroker, Subscription,
+};
+
+/// What a new connection asks for.
+///
+/// ```
+/// use herald_server::broker::policy::Principal;
+/// use herald_server::broker::{BrokerConfig, ConnectOptions, SSEBroker};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+///
+/// let broker = SSEBroker::new(BrokerConfig::default());
+/// let sub = broker.connect(ConnectOptions {
+///     client_id: Some("tab-1".into()),
+///     principal: Principal::user("alice"),
+///     topics: vec!["room:general".into()],
+///     ..ConnectOptions::default()
+/// }).await.unwrap();
+/// assert_eq!(sub.client_id(), "tab-1");
+/// assert_eq!(broker.clients_in("user:alice"), 1);
+/// # });
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// Reuse an id (a reconnecting client); a new one is drawn otherwise.
+    /// A live connection with the same id and the same user is replaced;
+    /// another user's is not (`ClientIdInUse`).
+    pub client_id: Option<String>,
+    /// Who is connecting, as verified (never as declared): puts the
+    /// connection on `user:` and `session:`, and is what the topic policy
+    /// judges its topics by.
+    pub principal: Principal,
+    /// Extra topics, on top of the implicit ones.
+    pub topics: Vec<String>,
+    /// Resume after this id (`Last-Event-ID`).
+    pub last_event_id: Option<String>,
+    pub metadata: HashMap<String, String>,
+    /// Leave out the `all` topic: for streams that must carry only their
+    /// own topics (e.g. the public system status stream).
+    pub no_broadcasts: bool,
+    /// The first events of the stream. `None` sends the broker's
+    /// `connected` event; APIs whose documented streams begin differently
+    /// (the job streams' `connected` message, the plain broadcast's nothing
+    /// at all) give their own. The `retry:` hint is sent either way.
+    pub greeting: Option<Vec<Event>>,
+}
+
+impl SSEBroker {
+    /// Registers a client and returns the stream of frames to write to it.
+    ///
+    /// The client is subscribed to its topics first and the missed history
+    /// is read second; live frames queued in between that the replay also
+    /// holds are dropped by the [`Subscription`], so nothing falls between
+    /// replay and live and nothing arrives twice.
+    pub async fn connect(&self, opts: ConnectOptions) -> Result<Subscription, BrokerError> {
+        let policy = self.policy();
+        for topic in &opts.topics {
+            names::validate_topic(topic)?;
+            policy.check_request(&opts.principal, topic)?;
+        }
+        let id: Arc<str> = match opts.client_id {
+            Some(id) => {
+                names::validate_client_id(&id)?;
+                id.into()
+            }
+            None => random_token(8).into(),
+        };
+        let principal = opts.principal;
+        if let Some(uid) = &principal.user_id {
+            names::validate_topic(&names::user(uid))?;
+        }
+        if let Some(sid) = &principal.session_id {
+            names::validate_topic(&names::session(sid))?;
+        }
+        // A reconnecting client may replace its own older connection, never
+        // someone else's: the same user (or anonymous for anonymous).
+        if let Some(old) = self.inner.registry.get(&id) {
+            if old.principal.user_id != principal.user_id {
+                return Err(BrokerError::ClientIdInUse(id.to_string()));
+            }
+        }
+
+        let group = principal.user_id.as_ref().map(|uid| Group {
+            key: names::user(uid),
+            scope: "user",
+            limit: self.inner.config.max_connections_per_user,
+        });
+        let client = Arc::new(ClientState::new(
+            id.clone(),
+            random_token(16),
+            principal,
+            group,
+            opts.metadata,
+            self.inner.config.event_buffer_size,
+        ));
+        let registered = self
+            .inner
+            .registry
+            .register(&client, self.inner.config.max_connections);
+        match registered {
+            Ok(Some(old)) => {
+                // Same id reconnecting before we noticed the old stream died.
+                old.close();
+                self.unsubscribe_all(&old);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                self.inner.hub.stats.refused();
+                return Err(e);
+            }
+        }
+        self.inner.hub.stats.connected();
+        // From here on, dropping `sub` (also on an early `?`) cleans up.
+        let mut sub = Subscription {
+            broker: self.clone(),
+            client: client.clone(),
+            pending: VecDeque::new(),
+            replayed_through: Vec::new(),
+        };
+        // The group limit holds across nodes: the backplane counts too.
+        if let Some(group) = &client.group {
+            match self
+                .inner
+                .backplane
+                .admit(&group.key, &client.secret, group.limit)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.inner.hub.stats.refused();
+                    return Err(BrokerError::TooManyConnections {
+                        scope: group.scope,
+                        limit: group.limit,
+                    });
+                }
+                // Counting is down with the backplane: the local limit
+                // still holds, and the stream itself may still work.
+                Err(e) => {
+                    tracing::warn!(group = %group.key, error = %e, "cluster-wide connection count unavailable")
+                }
+            }
+        }
+
+        let mut topics = vec![names::client(&id)];
+        if !opts.no_broadcasts {
+            topics.push(names::ALL.to_owned());
+        }
+        topics.extend(client.user_id().map(names::user));
+        topics.extend(client.session_id().map(names::session));
+        for topic in opts.topics {
+            if !topics.contains(&topic) {
+                topics.push(topic);
+            }
+        }
+
+        // Resume point: `None` = live only.
+        let mut reset = None;
+        let after = match opts.last_event_id.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(raw) => match raw.parse::<EventId>() {
+                Ok(id) if id.epoch == self.epoch() => Some(id.seq),
+                // An id from another epoch: the log restarted since (or it
+                // is not ours). Its tail may be lost, so `reset`; everything
+                // in the current log came after it, so replay all of it.
+                Ok(_) => {
+                    reset = Some(ResetReason::UnknownEpoch);
+                    Some(0)
+                }
+                Err(_) => {
+                    reset = Some(ResetReason::InvalidId);
+                    None
+                }
+            },
+        };
+
+        // 1. Live first: from now on every new event reaches the queue.
+        let mut keys = Vec::with_capacity(topics.len());
+        for name in &topics {
+            let topic = self.inner.hub.topic(name);
+            topic.subscribe(&client);
+            keys.push(topic.key());
+            client.lock_topics().insert(name.clone());
+        }
+        // 2. Then what was missed, merged across topics in id order.
+        let mut replay: BTreeMap<u64, Delivery> = BTreeMap::new();
+        if let Some(after) = after {
+            for (name, key) in topics.iter().zip(keys) {
+                let r = self.inner.backplane.replay(name, after).await?;
+                if r.gap && reset.is_none() {
+                    reset = Some(ResetReason::HistoryGap);
+                }
+                let through = r.entries.last().map_or(after, |(seq, _)| *seq);
+                sub.replayed_through.push((key, through));
+                replay.extend(
+                    r.entries
+                        .into_iter()
+                        .map(|(seq, frame)| (seq, Delivery { key, seq, frame })),
+                );
+            }
+        }
+
+        let retry = self.inner.config.retry_hint_ms;
+        let greeting = match opts.greeting {
+            Some(events) => events,
+            None => vec![typed_event(&Connected {
+                client_id: id.to_string(),
+                secret: Some(client.secret.clone()),
+                user_id: client.user_id().map(str::to_owned),
+                session_id: client.session_id().map(str::to_owned),
+                topics,
+                retry: Some(retry),
+            })?],
+        };
+        if greeting.is_empty() {
+            sub.pending.push_back(Delivery::control(Bytes::from(format!(
+                "retry: {retry}\n\n"
+            ))));
+        }
+        for (i, mut event) in greeting.into_iter().enumerate() {
+            if i == 0 {
+                event.retry = Some(retry);
+            }
+            sub.pending.push_back(Delivery::control(event.encode()?));
+        }
+        if let Some(reason) = reset {
+            let reset = Reset {
+                reason,
+                last_event_id: opts.last_event_id.unwrap_or_default(),
+            };
+            sub.pending
+                .push_back(Delivery::control(typed_event(&reset)?.encode()?));
+        }
+        metrics::counter!("herald_events_replayed_total").increment(replay.len() as u64);
+        sub.pending.extend(replay.into_values());
+
+        if let Some(hook) = &self.inner.config.on_connect {
+            hook(&client);
+        }
+        Ok(sub)
+    }
+
+    /// Adds a connected client to topics (live events only, no replay):
+    /// each must be one its connection's principal may read.
+    pub fn subscribe(
+        &self,
+        client_id: &str,
+        topics: &[String],
+    ) -> Result<Vec<String>, BrokerError> {
+        for t in topics {
+            names::validate_topic(t)?;
+        }
+        let client = self
+            .client(client_id)
+            .ok_or_else(|| BrokerError::UnknownClient(client_id.to_owned()))?;
+        for t in topics {
+            self.policy().check_request(&client.principal, t)?;
+        }
+        for name in topics {
+            self.inner.hub.topic(name).subscribe(&client);
+            client.lock_topics().insert(name.clone());
+        }
+        Ok(client.topics())
+    }
+
+    /// Removes a connected client from topics.
+    pub fn unsubscribe(
+        &self,
+        client_id: &str,
+        topics: &[String],
+    ) -> Result<Vec<String>, BrokerError> {
+        let client = self
+            .client(client_id)
+            .ok_or_else(|| BrokerError::UnknownClient(client_id.to_owned()))?;
+        for name in topics {
+            client.lock_topics().remove(name);
+            if let Some(topic) = self.inner.hub.existing(name) {
+                topic.unsubscribe(&client);
+            }
+        }
+        Ok(client.topics())
+    }
+
+    pub(crate) fn unsubscribe_all(&self, client: &Arc<ClientState>) {
+        let topics = std::mem::take(&mut *client.lock_topics());
+        for name in topics {
+            if let Some(topic) = self.inner.hub.existing(&name) {
+                topic.unsubscribe(client);
+            }
+        }
+    }
+}

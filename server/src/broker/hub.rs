@@ -1,0 +1,90 @@
+//! This node's subscribers by topic: the [`Sink`] the backplane delivers
+//! to. A delivery looks its topic up under a read lock and hands the frame
+//! to [`Topic::deliver`]; deliveries to different topics never contend.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+
+use super::stats::Stats;
+use super::topic::Topic;
+use super::{read, write, Sink};
+
+/// See the module docs.
+#[derive(Default)]
+pub(crate) struct Hub {
+    /// Read-locked on every delivery to find the topic, write-locked only to
+    /// create or drop one.
+    topics: RwLock<HashMap<String, Arc<Topic>>>,
+    pub stats: Stats,
+}
+
+impl Hub {
+    /// The topic, created if this node had no subscriber to it.
+    pub fn topic(&self, name: &str) -> Arc<Topic> {
+        if let Some(t) = read(&self.topics).get(name) {
+            return t.clone();
+        }
+        write(&self.topics)
+            .entry(name.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// The topic if it exists (nobody is made a subscriber by asking).
+    pub fn existing(&self, name: &str) -> Option<Arc<Topic>> {
+        read(&self.topics).get(name).cloned()
+    }
+
+    /// How many of this node's connections are on `name`.
+    pub fn subscribers(&self, name: &str) -> usize {
+        read(&self.topics)
+            .get(name)
+            .map_or(0, |t| t.subscriber_count())
+    }
+
+    /// Subscriptions over all topics.
+    pub fn subscriptions(&self) -> usize {
+        read(&self.topics)
+            .values()
+            .map(|t| t.subscriber_count())
+            .sum()
+    }
+
+    /// Drops topics nobody here listens to any more.
+    pub fn sweep(&self) {
+        let idle: Vec<String> = read(&self.topics)
+            .iter()
+            .filter(|(_, t)| t.subscriber_count() == 0)
+            .map(|(name, _)| name.clone())
+            .collect();
+        if idle.is_empty() {
+            return;
+        }
+        let mut topics = write(&self.topics);
+        for name in idle {
+            // Re-check under the write lock: someone may have subscribed since.
+            if topics.get(&name).is_some_and(|t| t.subscriber_count() == 0) {
+                topics.remove(&name);
+            }
+        }
+    }
+}
+
+impl Sink for Hub {
+    fn deliver(&self, topic: &str, seq: u64, frame: Bytes) {
+        // No local subscriber, no topic: nothing to do here.
+        if let Some(t) = self.existing(topic) {
+            t.deliver(seq, frame, &self.stats);
+        }
+    }
+
+    fn lost(&self) {
+        let topics: Vec<_> = read(&self.topics).values().cloned().collect();
+        tracing::warn!("the backplane lost events for this node: closing its streams so clients resume from history");
+        for t in topics {
+            t.close_all();
+        }
+    }
+}

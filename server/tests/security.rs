@@ -1,0 +1,272 @@
+//! Attacks on a production-mode server (an HS256 secret set, dev mode off,
+//! no anonymous publishing), one test each, over real HTTP. Each asserts
+//! the refusal (status and JSON error) and that the protected bytes never
+//! reached the attacker, while the legitimate readers get everything, once,
+//! in order.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{quiet_config, read_json, SseStream, TestServer};
+use herald_server::apps::jobs::{JobQueue, JobSettings};
+use herald_server::auth::Verifier;
+use herald_server::routes::AppState;
+use herald_shared::wire::Frame;
+use serde_json::{json, Value};
+
+const SECRET: &[u8] = b"security test secret, comfortably longer than 32 bytes";
+
+/// A production-mode server whose demo jobs take 5 × 40 ms.
+async fn production() -> TestServer {
+    TestServer::start_with_state(quiet_config(), None, |b| AppState {
+        jobs: JobQueue::new(
+            b.clone(),
+            JobSettings {
+                workers: 2,
+                step: Duration::from_millis(40),
+            },
+        ),
+        ..AppState::with_auth(b, Verifier::hs256(SECRET))
+    })
+    .await
+}
+
+/// A token for `sub` with the given claims.
+fn token(sub: &str, subscribe: Option<&[&str]>, publish: Option<&[&str]>) -> String {
+    let list = |l: Option<&[&str]>| l.map(|l| l.iter().map(|s| (*s).to_owned()).collect());
+    Verifier::hs256(SECRET)
+        .mint(sub, 600, list(subscribe), list(publish))
+        .expect("mint")
+}
+
+fn user(sub: &str) -> String {
+    token(sub, None, None)
+}
+
+/// GETs `path` as an `EventSource` would; a refusal's (status, body).
+async fn refused(server: &TestServer, path: &str, bearer: Option<&str>) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .get(server.url(path))
+        .header("accept", "text/event-stream");
+    if let Some(t) = bearer {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.expect("request");
+    assert_ne!(resp.status(), 200, "{path} was served");
+    read_json(resp).await
+}
+
+async fn post(server: &TestServer, path: &str, bearer: Option<&str>, body: Value) -> (u16, Value) {
+    let mut req = reqwest::Client::new().post(server.url(path)).json(&body);
+    if let Some(t) = bearer {
+        req = req.bearer_auth(t);
+    }
+    read_json(req.send().await.expect("request")).await
+}
+
+/// Opens a stream with a token (or none) and reads its first event.
+async fn open(server: &TestServer, path: &str, bearer: Option<&str>) -> (SseStream, Value) {
+    let mut req = reqwest::Client::new()
+        .get(server.url(path))
+        .header("accept", "text/event-stream");
+    if let Some(t) = bearer {
+        req = req.bearer_auth(t);
+    }
+    let mut s = SseStream::request(req).await;
+    let first = s.next_event().await;
+    let data = serde_json::from_str(&first.data).unwrap_or(Value::Null);
+    (s, data)
+}
+
+/// Everything `s` receives within `d`, as text (event names and data).
+async fn everything_within(s: &mut SseStream, d: Duration) -> String {
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + d;
+    while let Ok(Some(frame)) = tokio::time::timeout_at(deadline, s.next_frame()).await {
+        if let Frame::Event(e) = frame {
+            seen.push_str(&format!("{}: {}\n", e.event, e.data));
+        }
+    }
+    seen
+}
+
+fn error_of(body: &Value) -> &str {
+    body["error"].as_str().expect("a JSON error")
+}
+
+#[tokio::test]
+async fn the_side_doors_to_app_topics_are_shut() {
+    let server = production().await;
+    let alice = user("alice");
+    let mallory = user("mallory");
+
+    // Mallory keeps a plain stream open the whole time: nothing of alice's
+    // may ever appear on it.
+    let (mut mallory_stream, hello) = open(&server, "/_sse/connect", Some(&mallory)).await;
+    let (mut anonymous_stream, anon_hello) = open(&server, "/_sse/connect", None).await;
+    // Alice follows her jobs as the app documents.
+    let (mut alice_jobs, _) = open(&server, "/api/v1/sse/jobs/my", Some(&alice)).await;
+
+    let (status, job) = post(
+        &server,
+        "/api/v1/characters",
+        Some(&alice),
+        json!({"name": "ALICE-SECRET-CHARACTER"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{job}");
+    let job_id = job["jobId"].as_str().expect("jobId").to_owned();
+
+    // Without a token, the apps' topics need one: 401, on connect...
+    for topic in [
+        "jobs:alice",
+        "chat:general",
+        "notifications",
+        "realtime",
+        &format!("job:{job_id}"),
+    ] {
+        let (status, body) = refused(&server, &format!("/_sse/connect?topics={topic}"), None).await;
+        assert_eq!(status, 401, "{topic}: {body}");
+        assert!(error_of(&body).contains(topic), "{body}");
+    }
+    // ... with several at once, as the review tried ...
+    let (status, _) = refused(
+        &server,
+        "/_sse/connect?topics=jobs:alice,chat:general,notifications,realtime",
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+    // ... and on subscribe.
+    let (status, body) = post(
+        &server,
+        "/_sse/subscribe",
+        None,
+        json!({"clientId": anon_hello["clientId"], "secret": anon_hello["secret"], "topics": ["chat:general"]}),
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+
+    // Another user gets 403 for alice's topics, on connect and subscribe.
+    for topic in ["jobs:alice".to_owned(), format!("job:{job_id}")] {
+        let (status, body) = refused(
+            &server,
+            &format!("/_sse/connect?topics={topic}"),
+            Some(&mallory),
+        )
+        .await;
+        assert_eq!(status, 403, "{topic}: {body}");
+        let (status, body) = post(
+            &server,
+            "/_sse/subscribe",
+            Some(&mallory),
+            json!({"clientId": hello["clientId"], "secret": hello["secret"], "topics": [topic]}),
+        )
+        .await;
+        assert_eq!(status, 403, "{body}");
+    }
+    // The assigned topics are never requested, whoever asks.
+    let (status, _) = refused(&server, "/_sse/connect?topics=user:alice", Some(&mallory)).await;
+    assert_eq!(status, 403);
+
+    // Alice gets her job from waiting to completed, each step once, in order.
+    let mut progress = Vec::new();
+    loop {
+        let e = alice_jobs.next_event().await;
+        let m: Value = serde_json::from_str(&e.data).expect("JSON");
+        if m["type"] == "job_update" && m["jobId"] == job_id.as_str() {
+            progress.push(m["progress"].as_u64().expect("progress"));
+            if m["status"] == "completed" {
+                assert!(m.to_string().contains("ALICE-SECRET-CHARACTER"));
+                break;
+            }
+        }
+    }
+    assert_eq!(progress, [0, 0, 20, 40, 60, 80, 100]);
+
+    // Nothing of it reached the others.
+    for s in [&mut mallory_stream, &mut anonymous_stream] {
+        let seen = everything_within(s, Duration::from_millis(200)).await;
+        assert!(
+            !seen.contains("ALICE-SECRET") && !seen.contains(&job_id),
+            "{seen}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_token_without_a_publish_claim_publishes_nothing() {
+    let server = production().await;
+    let alice = user("alice");
+    let bob = user("bob");
+    let mallory = user("mallory");
+
+    let (mut alice_jobs, _) = open(&server, "/api/v1/sse/jobs/my", Some(&alice)).await;
+    let (mut bob_chat, _) = open(&server, "/chat/stream?room=general", Some(&bob)).await;
+    let (mut anyone, _) = open(&server, "/_sse/connect", None).await;
+
+    let attacks = [
+        json!({"topic": "jobs:alice", "data": {"type": "job_update", "data": {"jobId": "FORGED", "status": "completed"}}}),
+        json!({"topic": "chat:general", "event": "message", "data": {"userId": "alice", "message": "FORGED"}}),
+        json!({"topic": "news", "data": "FORGED"}),
+        json!({"target": {"userId": "alice"}, "data": "FORGED"}),
+        json!({"data": "FORGED"}),
+    ];
+    for body in &attacks {
+        let (status, answer) = post(&server, "/_sse/publish", Some(&mallory), body.clone()).await;
+        assert_eq!(status, 403, "{body}: {answer}");
+        assert!(error_of(&answer).contains("publish"), "{answer}");
+    }
+    // The notifier's send is the same publish.
+    let (status, _) = post(
+        &server,
+        "/api/sse/send",
+        Some(&mallory),
+        json!({"type": "notification", "data": {"message": "FORGED"}, "target": {"userId": "alice"}}),
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // The server's own lifecycle events are published by nobody, not even
+    // a token allowed to publish everywhere.
+    let root = token("ops", None, Some(&["*"]));
+    for name in ["connected", "reset", "heartbeat", "ping", "error", "open"] {
+        let forged = json!({
+            "event": name,
+            "data": {"clientId": "victim", "secret": "FORGED", "retry": 1},
+        });
+        let (status, answer) = post(&server, "/_sse/publish", Some(&root), forged).await;
+        assert_eq!(status, 400, "{name}: {answer}");
+        assert!(error_of(&answer).contains("reserved"), "{answer}");
+    }
+
+    // A token whose claim names the topic may publish there.
+    let jobs_service = token("jobs-service", None, Some(&["jobs:*"]));
+    let (status, answer) = post(
+        &server,
+        "/_sse/publish",
+        Some(&jobs_service),
+        json!({"topic": "jobs:alice", "data": {"type": "note", "data": {"n": "LEGIT"}}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    // And bob's chat still works through the app, stamped with his name.
+    let (status, _) = post(
+        &server,
+        "/chat/send",
+        Some(&bob),
+        json!({"roomId": "general", "message": "hello from bob"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let alice_saw = everything_within(&mut alice_jobs, Duration::from_millis(300)).await;
+    assert!(alice_saw.contains("LEGIT"), "{alice_saw}");
+    let bob_saw = everything_within(&mut bob_chat, Duration::from_millis(300)).await;
+    assert!(bob_saw.contains("hello from bob"), "{bob_saw}");
+    let anyone_saw = everything_within(&mut anyone, Duration::from_millis(100)).await;
+    for seen in [&alice_saw, &bob_saw, &anyone_saw] {
+        assert!(!seen.contains("FORGED"), "{seen}");
+    }
+}
