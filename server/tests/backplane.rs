@@ -4,11 +4,12 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use herald_server::broker::{
-    Backplane, BackplaneError, BoxFuture, BrokerConfig, ConnectOptions, Epoch, EventId,
-    HistoryLimits, MemoryBackplane, Replay, SSEBroker, Sink,
+    Backplane, BackplaneError, BoxFuture, BrokerConfig, Claimed, ClientClaim, ConnectOptions,
+    Epoch, EventId, HistoryLimits, MemoryBackplane, Replay, SSEBroker, Sink,
 };
 use herald_server::routes::{router, AppState};
 use herald_shared::wire::{Event, Parser};
@@ -49,6 +50,16 @@ impl Backplane for RacyReplay {
             }
             self.0.replay(topic, after).await
         })
+    }
+    fn claim_client<'a>(
+        &'a self,
+        id: &'a str,
+        claim: ClientClaim<'a>,
+    ) -> BoxFuture<'a, Result<Claimed, BackplaneError>> {
+        self.0.claim_client(id, claim)
+    }
+    fn release_client(&self, id: &str, holder: &str, keep_for: Duration) {
+        self.0.release_client(id, holder, keep_for)
     }
 }
 
@@ -120,6 +131,14 @@ impl Backplane for Down {
     fn replay<'a>(&'a self, _: &'a str, _: u64) -> BoxFuture<'a, Result<Replay, BackplaneError>> {
         Box::pin(async { Err(BackplaneError("connection refused".into())) })
     }
+    fn claim_client<'a>(
+        &'a self,
+        _: &'a str,
+        _: ClientClaim<'a>,
+    ) -> BoxFuture<'a, Result<Claimed, BackplaneError>> {
+        Box::pin(async { Err(BackplaneError("connection refused".into())) })
+    }
+    fn release_client(&self, _: &str, _: &str, _: Duration) {}
 }
 
 #[tokio::test]

@@ -41,10 +41,14 @@ async fn read_until(tcp: &mut TcpStream, seen: &mut Vec<u8>, needle: &str) -> St
 fn head_of(response: &str) -> Vec<String> {
     let head = response.split("\r\n\r\n").next().unwrap_or_default();
     let mut lines: Vec<String> = head.lines().map(str::to_ascii_lowercase).collect();
-    // Dates differ by the second; only their presence matters.
+    // Dates differ by the second, and each stream gets its own session:
+    // only their presence matters.
     for line in &mut lines {
         if line.starts_with("date: ") {
             *line = "date: <now>".to_owned();
+        }
+        if line.starts_with("set-cookie: herald_session=") {
+            *line = "set-cookie: herald_session=<new session>".to_owned();
         }
     }
     lines.sort();

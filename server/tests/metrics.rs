@@ -36,7 +36,7 @@ async fn metrics_are_prometheus_text_and_404_when_off() {
     let text = resp.text().await.expect("body");
     for line in [
         "herald_connections 1",
-        "herald_subscriptions 3", // client:<id>, all, m
+        "herald_subscriptions 4", // client:<id>, all, session:<issued>, m
         "herald_events_published_total 3",
         "herald_events_delivered_total 3",
         "herald_backplane_up 1",

@@ -277,3 +277,40 @@ async fn a_users_connection_limit_holds_across_nodes() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_client_id_is_its_owners_on_every_node() {
+    let redis = RedisServer::start().await;
+    let a = node(&redis.url(), quiet_config()).await;
+    let b = node(&redis.url(), quiet_config()).await;
+    let (on_a, hello) = a.connect("?clientId=tab-9").await;
+    let cookie = on_a.session_cookie().expect("a session");
+
+    // Another browser on the other node: refused while the id is held...
+    let take = |headers: Vec<(&'static str, String)>| {
+        let url = b.url("/_sse/connect?clientId=tab-9");
+        async move {
+            let mut req = reqwest::Client::new()
+                .get(url)
+                .header("accept", "text/event-stream");
+            for (k, v) in headers {
+                req = req.header(k, v);
+            }
+            req.send().await.expect("connect")
+        }
+    };
+    assert_eq!(take(vec![]).await.status(), 409);
+    // ... and after its owner left.
+    drop(on_a);
+    a.wait_for_clients(0).await;
+    tokio::time::sleep(Duration::from_millis(200)).await; // the release reaches Redis
+    assert_eq!(take(vec![]).await.status(), 409);
+
+    // The owner's browser (its session cookie, signed with the key every
+    // node derives from the shared secret) continues it on the other node.
+    let (_on_b, again) = b
+        .connect_as("?clientId=tab-9", None, &[("cookie", &cookie)])
+        .await;
+    assert_eq!(again["secret"], hello["secret"]);
+    assert_eq!(again["sessionId"], hello["sessionId"]);
+}

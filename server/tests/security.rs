@@ -46,15 +46,34 @@ fn user(sub: &str) -> String {
 
 /// GETs `path` as an `EventSource` would; a refusal's (status, body).
 async fn refused(server: &TestServer, path: &str, bearer: Option<&str>) -> (u16, Value) {
+    let auth = bearer.map(|t| format!("Bearer {t}"));
+    match &auth {
+        Some(auth) => refused_with(server, path, &[("authorization", auth)]).await,
+        None => refused_with(server, path, &[]).await,
+    }
+}
+
+async fn refused_with(server: &TestServer, path: &str, headers: &[(&str, &str)]) -> (u16, Value) {
     let mut req = reqwest::Client::new()
         .get(server.url(path))
         .header("accept", "text/event-stream");
-    if let Some(t) = bearer {
-        req = req.bearer_auth(t);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
     }
     let resp = req.send().await.expect("request");
     assert_ne!(resp.status(), 200, "{path} was served");
     read_json(resp).await
+}
+
+/// A backend allowed to publish anywhere.
+fn service() -> String {
+    token("backend", None, Some(&["*"]))
+}
+
+/// `<epoch>-0`: "I have seen nothing of this log", the widest replay.
+fn from_the_start(an_id: &str) -> String {
+    let (epoch, _) = an_id.split_once('-').expect("an event id");
+    format!("{epoch}-0")
 }
 
 async fn post(server: &TestServer, path: &str, bearer: Option<&str>, body: Value) -> (u16, Value) {
@@ -67,11 +86,24 @@ async fn post(server: &TestServer, path: &str, bearer: Option<&str>, body: Value
 
 /// Opens a stream with a token (or none) and reads its first event.
 async fn open(server: &TestServer, path: &str, bearer: Option<&str>) -> (SseStream, Value) {
+    let auth = bearer.map(|t| format!("Bearer {t}"));
+    match &auth {
+        Some(auth) => open_with(server, path, &[("authorization", auth)]).await,
+        None => open_with(server, path, &[]).await,
+    }
+}
+
+/// Opens a stream with extra headers and reads its first event.
+async fn open_with(
+    server: &TestServer,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (SseStream, Value) {
     let mut req = reqwest::Client::new()
         .get(server.url(path))
         .header("accept", "text/event-stream");
-    if let Some(t) = bearer {
-        req = req.bearer_auth(t);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
     }
     let mut s = SseStream::request(req).await;
     let first = s.next_event().await;
@@ -269,4 +301,201 @@ async fn a_token_without_a_publish_claim_publishes_nothing() {
     for seen in [&alice_saw, &bob_saw, &anyone_saw] {
         assert!(!seen.contains("FORGED"), "{seen}");
     }
+}
+
+#[tokio::test]
+async fn a_declared_session_proves_nothing() {
+    let server = production().await;
+    // The victim's browser: a session this server issued, in a cookie.
+    let (mut victim, hello) = open(&server, "/_sse/connect", None).await;
+    let session = hello["sessionId"].as_str().expect("a session").to_owned();
+    let cookie = victim.session_cookie().expect("a session cookie");
+
+    // Naming it is refused on both routes that take one, token or not.
+    for path in [
+        format!("/_sse/connect?sessionId={session}"),
+        format!("/api/sse?clientId=x&sessionId={session}"),
+    ] {
+        for bearer in [None, Some(user("mallory"))] {
+            let (status, body) = refused(&server, &path, bearer.as_deref()).await;
+            assert_eq!(status, 403, "{path}: {body}");
+            assert!(error_of(&body).contains("sessionId"), "{body}");
+        }
+    }
+    // A forged cookie is no session: the caller gets a new one of its own.
+    let forged = format!("herald_session={session}.{}", "0".repeat(64));
+    let (mut attacker, theirs) = open_with(&server, "/_sse/connect", &[("cookie", &forged)]).await;
+    assert_ne!(theirs["sessionId"], session.as_str());
+
+    let (status, _) = post(
+        &server,
+        "/_sse/publish",
+        Some(&service()),
+        json!({"target": {"sessionId": session}, "data": "SESSION-PRIVATE"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(victim.next_event().await.data, "SESSION-PRIVATE");
+    let seen = everything_within(&mut attacker, Duration::from_millis(200)).await;
+    assert!(!seen.contains("SESSION-PRIVATE"), "{seen}");
+
+    // Seed 001's `?clientId&sessionId` keeps working for its owner: the
+    // browser that holds the session names it.
+    let path = format!("/api/sse?clientId=mine&sessionId={session}");
+    let (mut notifier, hello) = open_with(&server, &path, &[("cookie", &cookie)]).await;
+    assert_eq!(hello["sessionId"], session.as_str());
+    post(
+        &server,
+        "/api/sse/send",
+        Some(&service()),
+        json!({"type": "notification", "data": {"message": "hi"}, "target": {"sessionId": session}}),
+    )
+    .await;
+    assert_eq!(
+        notifier.next_named("notification").await.data,
+        r#"{"message":"hi"}"#
+    );
+}
+
+#[tokio::test]
+async fn a_client_id_is_taken_over_only_with_proof() {
+    let server = production().await;
+    let (mut victim, hello) = open(&server, "/_sse/connect?clientId=tab-1", None).await;
+    let cookie = victim.session_cookie().expect("a session cookie");
+    let secret = hello["secret"].as_str().expect("secret").to_owned();
+    let send = |data: &'static str| {
+        let server = &server;
+        async move {
+            let body = json!({"target": {"clientId": "tab-1"}, "data": data});
+            let (status, answer) = post(server, "/_sse/publish", Some(&service()), body).await;
+            assert_eq!(status, 200, "{answer}");
+        }
+    };
+    send("BEFORE").await;
+    let before = victim.next_event().await.last_event_id;
+
+    // While the victim is connected, nobody else gets its id.
+    for (path, bearer) in [
+        ("/_sse/connect?clientId=tab-1", None),
+        ("/api/sse?clientId=tab-1", None),
+        ("/_sse/connect?clientId=tab-1", Some(user("mallory"))),
+    ] {
+        let (status, body) = refused(&server, path, bearer.as_deref()).await;
+        assert_eq!(status, 409, "{path}: {body}");
+        assert!(error_of(&body).contains("in use"), "{body}");
+    }
+    // Nor once it dropped, with its history in reach.
+    drop(victim);
+    server.wait_for_clients(0).await;
+    send("WHILE-AWAY").await;
+    let widest = from_the_start(&before);
+    let (status, body) = refused_with(
+        &server,
+        "/_sse/connect?clientId=tab-1",
+        &[("last-event-id", &widest)],
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(!body.to_string().contains("WHILE-AWAY"));
+    let wrong = refused_with(
+        &server,
+        "/_sse/connect?clientId=tab-1",
+        &[("x-herald-secret", "guess")],
+    )
+    .await;
+    assert_eq!(wrong.0, 409);
+
+    // Its browser comes back (the session cookie) and resumes, same secret.
+    let (mut back, again) = open_with(
+        &server,
+        "/_sse/connect?clientId=tab-1",
+        &[("cookie", &cookie), ("last-event-id", &before)],
+    )
+    .await;
+    assert_eq!(again["secret"], secret.as_str());
+    assert_eq!(back.next_event().await.data, "WHILE-AWAY");
+    drop(back);
+    server.wait_for_clients(0).await;
+    // Or anything holding its secret (curl, the query form too).
+    let (_curl, _) = open_with(
+        &server,
+        "/_sse/connect?clientId=tab-1",
+        &[("x-herald-secret", &secret)],
+    )
+    .await;
+    let (_query, _) = open(
+        &server,
+        &format!("/_sse/connect?clientId=tab-1&secret={secret}"),
+        None,
+    )
+    .await;
+
+    // A user's id: the same user continues it from anywhere, nobody else.
+    let (_alice, _) = open(
+        &server,
+        "/_sse/connect?clientId=alice-tab",
+        Some(&user("alice")),
+    )
+    .await;
+    let (status, _) = refused(
+        &server,
+        "/_sse/connect?clientId=alice-tab",
+        Some(&user("mallory")),
+    )
+    .await;
+    assert_eq!(status, 409);
+    let (status, _) = refused(&server, "/_sse/connect?clientId=alice-tab", None).await;
+    assert_eq!(status, 409);
+    let (_alice_again, _) = open(
+        &server,
+        "/_sse/connect?clientId=alice-tab",
+        Some(&user("alice")),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_newcomer_to_a_released_id_never_sees_its_past() {
+    // History and the id's keep period: 2 s.
+    let server = TestServer::start_with_auth(
+        herald_server::broker::BrokerConfig {
+            history_max_age: Duration::from_secs(2),
+            ..quiet_config()
+        },
+        Verifier::hs256(SECRET),
+    )
+    .await;
+    let (mut owner, _) = open(&server, "/_sse/connect?clientId=tab-2", None).await;
+    post(
+        &server,
+        "/_sse/publish",
+        Some(&service()),
+        json!({"target": {"clientId": "tab-2"}, "data": "FIRST"}),
+    )
+    .await;
+    let first = owner.next_event().await.last_event_id;
+    drop(owner);
+    server.wait_for_clients(0).await;
+    let released = tokio::time::Instant::now();
+
+    // Sent late in the keep period: still in history after the id is free.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    post(
+        &server,
+        "/_sse/publish",
+        Some(&service()),
+        json!({"target": {"clientId": "tab-2"}, "data": "LATE"}),
+    )
+    .await;
+    tokio::time::sleep_until(released + Duration::from_millis(2600)).await;
+
+    let widest = from_the_start(&first);
+    let (mut newcomer, _) = open_with(
+        &server,
+        "/_sse/connect?clientId=tab-2",
+        &[("last-event-id", &widest)],
+    )
+    .await;
+    let seen = everything_within(&mut newcomer, Duration::from_millis(300)).await;
+    assert!(!seen.contains("LATE") && !seen.contains("FIRST"), "{seen}");
 }

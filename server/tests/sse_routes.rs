@@ -12,16 +12,16 @@ use serde_json::json;
 #[tokio::test]
 async fn connect_sends_headers_retry_hint_and_connected_first() {
     let server = TestServer::start(quiet_config()).await;
-    let mut stream = SseStream::open(
-        &server.url("/_sse/connect?clientId=alice-1&sessionId=s1"),
-        None,
-    )
-    .await;
+    let mut stream = SseStream::open(&server.url("/_sse/connect?clientId=alice-1"), None).await;
     let h = &stream.headers;
     assert_eq!(h["content-type"], "text/event-stream");
     assert_eq!(h["cache-control"], "no-cache");
     assert_eq!(h["x-accel-buffering"], "no");
     assert_eq!(h["access-control-allow-origin"], "*");
+    // A session of its own, in a cookie scripts cannot read.
+    let set_cookie = h["set-cookie"].to_str().expect("ascii");
+    assert!(set_cookie.starts_with("herald_session="), "{set_cookie}");
+    assert!(set_cookie.contains("; HttpOnly"), "{set_cookie}");
 
     assert_eq!(stream.next_frame().await, Some(Frame::Retry(1000)));
     let connected = stream.next_named("connected").await;
@@ -31,12 +31,25 @@ async fn connect_sends_headers_retry_hint_and_connected_first() {
     );
     let body: serde_json::Value = serde_json::from_str(&connected.data).expect("json");
     assert_eq!(body["clientId"], "alice-1");
-    assert_eq!(body["sessionId"], "s1");
+    let session = body["sessionId"].as_str().expect("a session");
     assert!(body["secret"].as_str().is_some_and(|s| s.len() == 32));
     assert_eq!(
         body["topics"],
-        json!(["client:alice-1", "all", "session:s1"])
+        json!(["client:alice-1", "all", format!("session:{session}")])
     );
+
+    // The same browser (its cookie) may name its session; no one else may.
+    let cookie = stream.session_cookie().expect("cookie");
+    let query = format!("?sessionId={session}");
+    let (_again, again) = server
+        .connect_as(&query, None, &[("cookie", &cookie)])
+        .await;
+    assert_eq!(again["sessionId"], session);
+    let resp = reqwest::get(server.url(&format!("/_sse/connect{query}")))
+        .await
+        .expect("connect");
+    let (status, body) = common::read_json(resp).await;
+    assert_eq!(status, 403, "{body}");
 }
 
 #[tokio::test]
@@ -88,22 +101,15 @@ async fn named_and_multi_line_events_arrive_intact() {
 #[tokio::test]
 async fn targeted_sends_reach_only_their_target() {
     let server = TestServer::start(quiet_config()).await;
-    let (mut a, _) = server
-        .connect("?clientId=a&sessionId=sa&topics=room:blue")
-        .await;
-    let (mut b, _) = server.connect("?clientId=b&sessionId=sb").await;
+    let (mut a, hello_a) = server.connect("?clientId=a&topics=room:blue").await;
+    let (mut b, hello_b) = server.connect("?clientId=b").await;
+    let (sa, sb) = (&hello_a["sessionId"], &hello_b["sessionId"]);
 
     for (target, expect_a) in [
         (json!({"target": {"clientId": "a"}, "data": "to-a"}), true),
         (json!({"target": {"clientId": "b"}, "data": "to-b"}), false),
-        (
-            json!({"target": {"sessionId": "sa"}, "data": "to-sa"}),
-            true,
-        ),
-        (
-            json!({"target": {"sessionId": "sb"}, "data": "to-sb"}),
-            false,
-        ),
+        (json!({"target": {"sessionId": sa}, "data": "to-sa"}), true),
+        (json!({"target": {"sessionId": sb}, "data": "to-sb"}), false),
         (json!({"topic": "room:blue", "data": "to-blue"}), true),
     ] {
         let (status, _) = server.publish(target.clone()).await;
@@ -246,6 +252,7 @@ async fn closing_the_connection_cleans_up() {
 async fn last_event_id_replays_missed_events_in_order_without_duplicates() {
     let server = TestServer::start(quiet_config()).await;
     let (mut stream, _) = server.connect("?clientId=r&topics=feed").await;
+    let cookie = stream.session_cookie().expect("a session");
     for i in 1..=3 {
         server
             .publish(json!({"topic": "feed", "data": format!("e{i}")}))
@@ -268,8 +275,13 @@ async fn last_event_id_replays_missed_events_in_order_without_duplicates() {
         .await;
     server.publish(json!({"data": "e6"})).await;
 
+    // The same browser reconnects: its session cookie proves the id.
     let (mut back, _) = server
-        .connect_with("?clientId=r&topics=feed", Some(&last))
+        .connect_as(
+            "?clientId=r&topics=feed",
+            Some(&last),
+            &[("cookie", &cookie)],
+        )
         .await;
     for want in ["e4", "e5", "e6"] {
         assert_eq!(back.next_event().await.data, want);
@@ -435,11 +447,12 @@ async fn a_retried_publish_with_the_same_id_is_delivered_once() {
 #[tokio::test]
 async fn nobody_can_ask_for_another_clients_user_or_session_topic() {
     let server = TestServer::start(quiet_config()).await;
-    let (mut victim, _) = server.connect("?clientId=victim&sessionId=vs").await;
+    let (mut victim, hello) = server.connect("?clientId=victim").await;
+    let session = format!("session:{}", hello["sessionId"].as_str().expect("session"));
     let (_attacker, connected) = server.connect("?clientId=attacker").await;
     let secret = connected["secret"].as_str().expect("secret");
 
-    for topic in ["client:victim", "user:alice", "session:vs"] {
+    for topic in ["client:victim", "user:alice", &session] {
         let resp = reqwest::get(server.url(&format!("/_sse/connect?topics={topic}")))
             .await
             .expect("connect");

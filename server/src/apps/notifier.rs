@@ -11,7 +11,11 @@
 //! A `userId` is an identity, so it comes from a token: with one, a
 //! `userId` parameter must match it (403 otherwise); without one, `userId`
 //! is accepted only in dev mode, where the notifier's documented
-//! self-declared ids are what the demo uses (401 otherwise).
+//! self-declared ids are what the demo uses (401 otherwise). Sessions and
+//! client ids are proven the same way as on `/_sse/connect`: a
+//! `sessionId` is the token's or this server's session cookie's (a new
+//! session is issued otherwise; naming another is a 403), and a
+//! `clientId` on record continues only for its owner (409 otherwise).
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
@@ -42,6 +46,8 @@ struct StreamQuery {
     client_id: Option<String>,
     user_id: Option<String>,
     session_id: Option<String>,
+    /// The client id's secret, for clients that cannot send headers.
+    secret: Option<String>,
 }
 
 fn non_empty(s: Option<String>) -> Option<String> {
@@ -71,21 +77,21 @@ async fn stream(
         }
         (None, asked) => asked,
     };
-    let mut principal = caller.principal();
+    let (mut principal, new_session) = caller.stream_principal(&state, q.session_id)?;
     principal.user_id = user_id;
-    if principal.session_id.is_none() {
-        principal.session_id = non_empty(q.session_id);
-    }
     let sub = state
         .broker
         .connect(ConnectOptions {
             client_id: non_empty(q.client_id),
+            secret: crate::routes::offered_secret(&headers, q.secret),
             principal,
             last_event_id: super::last_event_id(&headers),
             ..ConnectOptions::default()
         })
         .await?;
-    Ok(sse_response(sub))
+    let mut response = sse_response(sub);
+    crate::routes::set_cookie(&mut response, new_session);
+    Ok(response)
 }
 
 #[derive(Debug, Deserialize)]

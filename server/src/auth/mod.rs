@@ -15,6 +15,7 @@
 //! token format is accepted too: base64 of `id:username:email:roles`.
 
 mod pattern;
+mod session;
 
 use axum::http::{header, HeaderMap};
 use base64::Engine;
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use pattern::{any_matches, topic_matches};
+pub use session::{SessionKey, SESSION_COOKIE};
 
 /// What a verified token says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +93,8 @@ pub struct Verifier {
     signing: Option<EncodingKey>,
     dev: bool,
     cookie: String,
+    /// Signs and checks session cookies.
+    session: SessionKey,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -126,6 +130,7 @@ impl Verifier {
             Algorithm::HS256,
             Some(EncodingKey::from_secret(secret)),
         )
+        .session_key(SessionKey::derive(secret))
     }
 
     /// RS256 with a PEM public key.
@@ -151,7 +156,25 @@ impl Verifier {
             signing,
             dev: false,
             cookie: "herald_token".to_owned(),
+            session: SessionKey::random(),
         }
+    }
+
+    /// The key session cookies are signed with (derived from the secret
+    /// for HS256, random otherwise: give one that every node shares).
+    pub fn session_key(mut self, key: SessionKey) -> Self {
+        self.session = key;
+        self
+    }
+
+    /// The session key, to issue a session.
+    pub fn sessions(&self) -> &SessionKey {
+        &self.session
+    }
+
+    /// The session a request's `herald_session` cookie proves, if any.
+    pub fn session_from(&self, headers: &HeaderMap) -> Option<String> {
+        cookie(headers, SESSION_COOKIE).and_then(|v| self.session.verify(&v))
     }
 
     /// Also accept the documented base64 demo tokens (dev mode only).
@@ -240,18 +263,8 @@ impl Verifier {
                 return Some(token.to_owned());
             }
         }
-        for cookies in headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-        {
-            for pair in cookies.split(';') {
-                if let Some((name, value)) = pair.trim().split_once('=') {
-                    if name == self.cookie {
-                        return Some(value.to_owned());
-                    }
-                }
-            }
+        if let Some(token) = cookie(headers, &self.cookie) {
+            return Some(token);
         }
         let query = query?;
         serde_urlencoded::from_str::<Vec<(String, String)>>(query)
@@ -272,6 +285,18 @@ impl Verifier {
             .map(|t| self.verify(&t))
             .transpose()
     }
+}
+
+/// The value of cookie `name`, if the request has it.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|cookies| cookies.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, value)| value.to_owned())
 }
 
 /// The multi-stream API's demo token: base64 of `id:username:email:roles`.

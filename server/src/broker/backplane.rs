@@ -15,6 +15,7 @@ use std::pin::Pin;
 use bytes::Bytes;
 use thiserror::Error;
 
+use super::claims::{Claimed, ClientClaim};
 use super::id::{Epoch, EventId};
 
 /// A boxed `Send` future (the trait stays object-safe).
@@ -138,6 +139,20 @@ pub trait Backplane: Send + Sync + 'static {
 
     /// The connection admitted as `member` of `user` has gone.
     fn release(&self, _user: &str, _member: &str) {}
+
+    /// Claims client id `id` for a connection (see [`super::claims`]):
+    /// fresh when nobody holds it, continued when the claim proves it is
+    /// the owner's, refused otherwise. Held until released, across nodes
+    /// for a shared backplane.
+    fn claim_client<'a>(
+        &'a self,
+        id: &'a str,
+        claim: ClientClaim<'a>,
+    ) -> BoxFuture<'a, Result<Claimed, BackplaneError>>;
+
+    /// The connection `holder` no longer uses client id `id`; unless a
+    /// newer one holds it, it stays its owner's for `keep_for`.
+    fn release_client(&self, id: &str, holder: &str, keep_for: std::time::Duration);
 
     /// Topics with history held (for stats).
     fn topic_count(&self) -> usize {

@@ -176,8 +176,13 @@ impl Queue {
 #[derive(Debug)]
 pub struct ClientState {
     pub id: Arc<str>,
-    /// Proves ownership of this connection to the subscribe/unsubscribe routes.
+    /// Proves ownership of this connection to the subscribe/unsubscribe
+    /// routes, and of its id to a reconnect (the same for every connection
+    /// that continues the id).
     pub secret: String,
+    /// This connection and no other (the id may be continued by a later
+    /// one): names it in the backplane's cluster-wide records.
+    pub(crate) serial: String,
     /// Who opened it, as verified: decides which topics it may be put on.
     pub principal: Principal,
     pub metadata: HashMap<String, String>,
@@ -193,6 +198,7 @@ impl ClientState {
     pub(crate) fn new(
         id: Arc<str>,
         secret: String,
+        serial: String,
         principal: Principal,
         group: Option<Group>,
         metadata: HashMap<String, String>,
@@ -201,6 +207,7 @@ impl ClientState {
         ClientState {
             id,
             secret,
+            serial,
             principal,
             group,
             metadata,

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use herald_shared::events::{Connected, Reset, ResetReason};
 use herald_shared::wire::Event;
 
+use super::claims::{Claimed, ClientClaim};
 use super::client::Delivery;
 use super::policy::Principal;
 use super::registry::Group;
@@ -42,9 +43,13 @@ use super::{
 #[derive(Debug, Clone, Default)]
 pub struct ConnectOptions {
     /// Reuse an id (a reconnecting client); a new one is drawn otherwise.
-    /// A live connection with the same id and the same user is replaced;
-    /// another user's is not (`ClientIdInUse`).
+    /// An id on record is its owner's (see [`super::claims`]): the same
+    /// user, the same session or its secret continues it (a live
+    /// connection with it is replaced); anyone else gets `ClientIdInUse`.
     pub client_id: Option<String>,
+    /// The id's secret, from an earlier `connected` event: proves a
+    /// reconnecting client owns `client_id`.
+    pub secret: Option<String>,
     /// Who is connecting, as verified (never as declared): puts the
     /// connection on `user:` and `session:`, and is what the topic policy
     /// judges its topics by.
@@ -77,6 +82,7 @@ impl SSEBroker {
             names::validate_topic(topic)?;
             policy.check_request(&opts.principal, topic)?;
         }
+        let requested = opts.client_id.is_some();
         let id: Arc<str> = match opts.client_id {
             Some(id) => {
                 names::validate_client_id(&id)?;
@@ -91,13 +97,40 @@ impl SSEBroker {
         if let Some(sid) = &principal.session_id {
             names::validate_topic(&names::session(sid))?;
         }
-        // A reconnecting client may replace its own older connection, never
-        // someone else's: the same user (or anonymous for anonymous).
-        if let Some(old) = self.inner.registry.get(&id) {
-            if old.principal.user_id != principal.user_id {
+        // The id is its owner's, across nodes and for the history's age
+        // after its last connection: whoever continues it gets its secret
+        // and its history, a newcomer neither.
+        let serial = random_token(8);
+        let new_secret = random_token(16);
+        let claim = ClientClaim {
+            user: principal.user_id.as_deref(),
+            session: principal.session_id.as_deref(),
+            offered_secret: opts.secret.as_deref().filter(|s| !s.is_empty()),
+            new_secret: &new_secret,
+            holder: &serial,
+        };
+        let (secret, continued) = match self.inner.backplane.claim_client(&id, claim).await {
+            Ok(Claimed::Fresh) => (new_secret, false),
+            Ok(Claimed::Continued { secret }) => (secret, true),
+            Ok(Claimed::Refused) => {
+                self.inner.hub.stats.refused();
                 return Err(BrokerError::ClientIdInUse(id.to_string()));
             }
-        }
+            // An id the client asked for cannot be vouched for.
+            Err(e) if requested => return Err(e.into()),
+            // A fresh random id is nobody else's: the stream may work
+            // without the record (a later reconnect with it starts fresh).
+            Err(e) => {
+                tracing::warn!(error = %e, "client id not recorded");
+                (new_secret, false)
+            }
+        };
+        let mut claim_guard = ClaimGuard {
+            broker: self,
+            id: &id,
+            serial: &serial,
+            armed: true,
+        };
 
         let group = principal.user_id.as_ref().map(|uid| Group {
             key: names::user(uid),
@@ -106,7 +139,8 @@ impl SSEBroker {
         });
         let client = Arc::new(ClientState::new(
             id.clone(),
-            random_token(16),
+            secret,
+            serial.clone(),
             principal,
             group,
             opts.metadata,
@@ -128,6 +162,8 @@ impl SSEBroker {
                 return Err(e);
             }
         }
+        // From here on the subscription releases the claim.
+        claim_guard.armed = false;
         self.inner.hub.stats.connected();
         // From here on, dropping `sub` (also on an early `?`) cleans up.
         let mut sub = Subscription {
@@ -141,7 +177,7 @@ impl SSEBroker {
             match self
                 .inner
                 .backplane
-                .admit(&group.key, &client.secret, group.limit)
+                .admit(&group.key, &client.serial, group.limit)
                 .await
             {
                 Ok(true) => {}
@@ -200,10 +236,15 @@ impl SSEBroker {
             keys.push(topic.key());
             client.lock_topics().insert(name.clone());
         }
-        // 2. Then what was missed, merged across topics in id order.
+        // 2. Then what was missed, merged across topics in id order; a
+        // newcomer to an id is not shown what was sent to it before.
         let mut replay: BTreeMap<u64, Delivery> = BTreeMap::new();
         if let Some(after) = after {
+            let own = names::client(&id);
             for (name, key) in topics.iter().zip(keys) {
+                if *name == own && !continued {
+                    continue;
+                }
                 let r = self.inner.backplane.replay(name, after).await?;
                 if r.gap && reset.is_none() {
                     reset = Some(ResetReason::HistoryGap);
@@ -299,12 +340,35 @@ impl SSEBroker {
         Ok(client.topics())
     }
 
+    /// Lets go of a client id this connection held.
+    pub(crate) fn release_claim(&self, id: &str, serial: &str) {
+        self.inner
+            .backplane
+            .release_client(id, serial, self.inner.config.history_max_age);
+    }
+
     pub(crate) fn unsubscribe_all(&self, client: &Arc<ClientState>) {
         let topics = std::mem::take(&mut *client.lock_topics());
         for name in topics {
             if let Some(topic) = self.inner.hub.existing(&name) {
                 topic.unsubscribe(client);
             }
+        }
+    }
+}
+
+/// Releases a client id claimed for a connection that never came to be.
+struct ClaimGuard<'a> {
+    broker: &'a SSEBroker,
+    id: &'a str,
+    serial: &'a str,
+    armed: bool,
+}
+
+impl Drop for ClaimGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.broker.release_claim(self.id, self.serial);
         }
     }
 }

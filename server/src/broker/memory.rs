@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::backplane::{frame_with_id, Backplane, BackplaneError, BoxFuture, Replay, Sink};
+use super::claims::{ClaimTable, Claimed, ClientClaim};
 use super::id::{Epoch, EventId};
 use super::{read, write};
 
@@ -76,6 +77,7 @@ pub struct MemoryBackplane {
     /// before it on a topic we no longer know is reported as a gap.
     forgotten_through: AtomicU64,
     sink: OnceLock<Arc<dyn Sink>>,
+    claims: Mutex<ClaimTable>,
 }
 
 impl std::fmt::Debug for MemoryBackplane {
@@ -107,7 +109,13 @@ impl MemoryBackplane {
             logs: RwLock::new(HashMap::new()),
             forgotten_through: AtomicU64::new(0),
             sink: OnceLock::new(),
+            claims: Mutex::new(ClaimTable::default()),
         }
+    }
+
+    fn claims(&self) -> std::sync::MutexGuard<'_, ClaimTable> {
+        // Every update is one insert, field change or retain.
+        self.claims.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn log(&self, topic: &str) -> Arc<Mutex<Log>> {
@@ -209,8 +217,22 @@ impl Backplane for MemoryBackplane {
         Box::pin(std::future::ready(Ok(replay)))
     }
 
+    fn claim_client<'a>(
+        &'a self,
+        id: &'a str,
+        claim: ClientClaim<'a>,
+    ) -> BoxFuture<'a, Result<Claimed, BackplaneError>> {
+        let claimed = self.claims().claim(id, &claim, Instant::now());
+        Box::pin(std::future::ready(Ok(claimed)))
+    }
+
+    fn release_client(&self, id: &str, holder: &str, keep_for: Duration) {
+        self.claims().release(id, holder, keep_for, Instant::now());
+    }
+
     fn sweep(&self) {
         let now = Instant::now();
+        self.claims().sweep(now);
         let empty: Vec<String> = read(&self.logs)
             .iter()
             .filter_map(|(name, log)| {

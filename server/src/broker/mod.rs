@@ -41,6 +41,7 @@
 //! ```
 
 mod backplane;
+mod claims;
 mod client;
 mod config;
 mod connect;
@@ -66,6 +67,7 @@ use herald_shared::SseEvent;
 pub use backplane::{
     frame_with_id, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Replay, Sink,
 };
+pub use claims::{ClaimTable, Claimed, ClientClaim};
 pub use client::{ClientState, Ready, Subscription};
 pub use config::{BrokerConfig, HeartbeatStyle, Hook};
 pub use connect::ConnectOptions;
@@ -206,8 +208,9 @@ impl SSEBroker {
     /// Called when a [`Subscription`] is dropped.
     pub(crate) fn remove_connection(&self, client: &Arc<ClientState>) {
         if let Some(group) = &client.group {
-            self.inner.backplane.release(&group.key, &client.secret);
+            self.inner.backplane.release(&group.key, &client.serial);
         }
+        self.release_claim(&client.id, &client.serial);
         let removed = self.inner.registry.remove(client);
         self.unsubscribe_all(client);
         if removed {

@@ -11,7 +11,8 @@
 //! | `feed:<n>` | stream | fan-out: every event of the topics hashed to shard `n` |
 //! | `idem:<topic>` | hash | publisher idempotency key → event id |
 //! | `floor` | string | history below this sequence may be gone from expired topics |
-//! | `conns:<user>` | sorted set | the user's connections on every node, scored by expiry |
+//! | `conns:<group>` | sorted set | a user's (`user:<uid>`) or an address's (`ip:<addr>`) connections on every node, scored by expiry |
+//! | `cid:<id>` | hash | who client id `<id>` belongs to (`broker::claims`): held while a connection has it, kept for the history's age after |
 //!
 //! A publish is one Lua script, so one round trip and atomic: it takes the
 //! next number from `seq` and appends the event under the entry id
@@ -57,6 +58,7 @@ use redis::{AsyncConnectionConfig, Client, Script, Value};
 use super::backplane::{
     frame_with_id, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Replay, Sink,
 };
+use super::claims::{Claimed, ClientClaim};
 use super::id::{Epoch, EventId};
 use super::memory::HistoryLimits;
 
@@ -124,6 +126,9 @@ struct Shared {
     sink: OnceLock<Arc<dyn Sink>>,
     /// This node's admitted `(user, member)` connections, refreshed in Redis.
     admitted: Mutex<HashSet<(String, String)>>,
+    /// `(client id, holder)` of this node's connections, whose claims are
+    /// refreshed in Redis.
+    claimed: Mutex<HashSet<(String, String)>>,
     /// `(when, seq)` samples that become the floor once older than the history age.
     samples: Mutex<VecDeque<(Instant, u64)>>,
     /// Where the feed reader starts: the shards' ends when `connect` ran, so
@@ -138,6 +143,8 @@ struct Scripts {
     replay: Script,
     admit: Script,
     raise_floor: Script,
+    claim: Script,
+    release_claim: Script,
 }
 
 impl Scripts {
@@ -204,6 +211,34 @@ impl Scripts {
                 r"
                 local floor = tonumber(redis.call('GET', KEYS[1]) or '0')
                 if tonumber(ARGV[1]) > floor then redis.call('SET', KEYS[1], ARGV[1]) end
+                return 1",
+            ),
+            // KEYS: the id's claim hash {u: user, s: session, k: secret,
+            // h: holder}. ARGV: user, session, offered secret ('' for
+            // none), new secret, holder, ttl (ms). Returns {'fresh'},
+            // {'continued', secret} or {'refused'} (see `claims`).
+            claim: Script::new(
+                r"
+                local rec = redis.call('HMGET', KEYS[1], 'u', 's', 'k')
+                if rec[3] then
+                  local proven = (ARGV[1] ~= '' and rec[1] == ARGV[1])
+                    or (ARGV[2] ~= '' and rec[2] == ARGV[2])
+                    or (ARGV[3] ~= '' and rec[3] == ARGV[3])
+                  if not proven then return {'refused'} end
+                  redis.call('HSET', KEYS[1], 'h', ARGV[5])
+                  redis.call('PEXPIRE', KEYS[1], ARGV[6])
+                  return {'continued', rec[3]}
+                end
+                redis.call('HSET', KEYS[1], 'u', ARGV[1], 's', ARGV[2], 'k', ARGV[4], 'h', ARGV[5])
+                redis.call('PEXPIRE', KEYS[1], ARGV[6])
+                return {'fresh'}",
+            ),
+            // KEYS: the id's claim hash. ARGV: holder, keep (ms).
+            release_claim: Script::new(
+                r"
+                if redis.call('HGET', KEYS[1], 'h') == ARGV[1] then
+                  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+                end
                 return 1",
             ),
         }
@@ -335,6 +370,7 @@ impl RedisBackplane {
             last_error: Mutex::new(None),
             sink: OnceLock::new(),
             admitted: Mutex::new(HashSet::new()),
+            claimed: Mutex::new(HashSet::new()),
             samples: Mutex::new(VecDeque::new()),
             scripts,
             options,
@@ -543,6 +579,73 @@ impl Backplane for RedisBackplane {
         })
     }
 
+    fn claim_client<'a>(
+        &'a self,
+        id: &'a str,
+        claim: ClientClaim<'a>,
+    ) -> BoxFuture<'a, Result<Claimed, BackplaneError>> {
+        Box::pin(async move {
+            let s = &self.shared;
+            let mut con = s.commands.clone();
+            let reply: Vec<String> = s
+                .scripts
+                .claim
+                .key(s.key(&format!("cid:{id}")))
+                .arg(claim.user.unwrap_or(""))
+                .arg(claim.session.unwrap_or(""))
+                .arg(claim.offered_secret.unwrap_or(""))
+                .arg(claim.new_secret)
+                .arg(claim.holder)
+                .arg(CONNECTION_TTL.as_millis() as u64)
+                .invoke_async(&mut con)
+                .await
+                .map_err(unavailable)?;
+            let claimed = match reply.as_slice() {
+                [kind] if kind == "fresh" => Claimed::Fresh,
+                [kind, secret] if kind == "continued" => Claimed::Continued {
+                    secret: secret.clone(),
+                },
+                [kind] if kind == "refused" => Claimed::Refused,
+                other => return Err(BackplaneError(format!("redis: claim answered {other:?}"))),
+            };
+            if claimed != Claimed::Refused {
+                s.claimed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert((id.to_owned(), claim.holder.to_owned()));
+            }
+            Ok(claimed)
+        })
+    }
+
+    fn release_client(&self, id: &str, holder: &str, keep_for: Duration) {
+        let s = self.shared.clone();
+        s.claimed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(id.to_owned(), holder.to_owned()));
+        let (key, holder) = (s.key(&format!("cid:{id}")), holder.to_owned());
+        let keep = (keep_for.as_millis() as u64).max(1);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let mut con = s.commands.clone();
+                let released: Result<i64, _> = s
+                    .scripts
+                    .release_claim
+                    .key(key)
+                    .arg(holder)
+                    .arg(keep)
+                    .invoke_async(&mut con)
+                    .await;
+                if let Err(e) = released {
+                    // It expires by itself within the connection TTL: the
+                    // id is then free sooner than `keep_for`, never held.
+                    tracing::debug!(error = %e, "could not release a client id");
+                }
+            });
+        }
+    }
+
     fn release(&self, user: &str, member: &str) {
         let s = self.shared.clone();
         let was_admitted = s
@@ -571,7 +674,8 @@ impl Backplane for RedisBackplane {
     }
 }
 
-/// Keeps this node's connections counted: re-scores them before they expire.
+/// Keeps this node's connections counted and their client ids held:
+/// re-scores and re-expires them before they expire.
 async fn refresh_connections(shared: std::sync::Weak<Shared>) {
     let mut tick = tokio::time::interval(REFRESH_EVERY);
     loop {
@@ -584,10 +688,18 @@ async fn refresh_connections(shared: std::sync::Weak<Shared>) {
             .iter()
             .cloned()
             .collect();
-        if admitted.is_empty() {
+        let claimed: Vec<(String, String)> = s
+            .claimed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        if admitted.is_empty() && claimed.is_empty() {
             continue;
         }
-        let expiry = now_ms() + CONNECTION_TTL.as_millis() as u64;
+        let ttl = CONNECTION_TTL.as_millis() as u64;
+        let expiry = now_ms() + ttl;
         let mut pipe = redis::pipe();
         for (user, member) in &admitted {
             pipe.cmd("ZADD")
@@ -595,6 +707,12 @@ async fn refresh_connections(shared: std::sync::Weak<Shared>) {
                 .arg("XX")
                 .arg(expiry)
                 .arg(member)
+                .ignore();
+        }
+        for (id, _) in &claimed {
+            pipe.cmd("PEXPIRE")
+                .arg(s.key(&format!("cid:{id}")))
+                .arg(ttl)
                 .ignore();
         }
         let mut con = s.commands.clone();

@@ -12,7 +12,7 @@ use herald_shared::wire::Event;
 use super::{error::ApiError, AppState};
 use crate::auth::Claims;
 use crate::broker::policy::{Principal, Publisher};
-use crate::broker::EventId;
+use crate::broker::{BrokerError, EventId};
 
 /// How a route publishes for its caller (see [`Publisher`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,8 +30,12 @@ pub enum Publishing {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub claims: Option<Claims>,
+    /// The session this server's signed cookie proves, if any.
+    pub cookie_session: Option<String>,
     /// The TCP peer (absent when the app runs without `net::serve`).
     pub peer: Option<IpAddr>,
+    /// Whether the request came over HTTPS (through a proxy that says so).
+    pub https: bool,
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -43,7 +47,16 @@ impl FromRequestParts<AppState> for Caller {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip());
-        Ok(Caller { claims, peer })
+        let https = parts
+            .headers
+            .get("x-forwarded-proto")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+        Ok(Caller {
+            cookie_session: state.auth.session_from(&parts.headers),
+            claims,
+            peer,
+            https,
+        })
     }
 }
 
@@ -58,12 +71,48 @@ impl Caller {
         })
     }
 
-    /// Who the caller is, as verified (anonymous without a token).
+    /// Who the caller is, as verified (anonymous without a token); its
+    /// session from the token, else from this server's cookie.
     pub fn principal(&self) -> Principal {
-        self.claims
+        let mut principal = self
+            .claims
             .as_ref()
             .map(Principal::from_claims)
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if principal.session_id.is_none() {
+            principal.session_id = self.cookie_session.clone();
+        }
+        principal
+    }
+
+    /// Who a stream that carries sessions (`/_sse/connect`, `/api/sse`)
+    /// runs as: [`principal`](Self::principal), with a session issued now
+    /// when it has none (the `Set-Cookie` value to send is returned). A
+    /// `sessionId` the caller declares must be that session (403
+    /// otherwise): a declared id proves nothing, or anyone could read
+    /// anyone's session. Dev mode trusts it, as the demo's pages declare
+    /// theirs.
+    pub fn stream_principal(
+        &self,
+        state: &AppState,
+        declared: Option<String>,
+    ) -> Result<(Principal, Option<String>), ApiError> {
+        let mut principal = self.principal();
+        let token_session = self.claims.as_ref().and_then(|c| c.session_id.as_ref());
+        match declared.filter(|d| !d.is_empty()) {
+            Some(d) if principal.session_id.as_ref() == Some(&d) => Ok((principal, None)),
+            Some(d) if state.auth.is_dev() && token_session.is_none() => {
+                principal.session_id = Some(d);
+                Ok((principal, None))
+            }
+            Some(d) => Err(BrokerError::SessionNotProven(d).into()),
+            None if principal.session_id.is_some() => Ok((principal, None)),
+            None => {
+                let (sid, cookie) = state.auth.sessions().issue(self.https);
+                principal.session_id = Some(sid);
+                Ok((principal, Some(cookie)))
+            }
+        }
     }
 
     /// Admits a publish: a token is needed unless the server publishes

@@ -1,9 +1,14 @@
-//! `GET /_sse/connect?clientId=&sessionId=&topics=a,b&lastEventId=` — the stream.
+//! `GET /_sse/connect?clientId=&sessionId=&topics=a,b&lastEventId=&secret=` — the stream.
 //!
 //! Anonymous connections are allowed. With a token (Bearer header, cookie,
-//! or `?token=`), the connection is also on `user:<sub>`, its session comes
-//! from the token, and the topics it asks for must match the token's
-//! `subscribe` claim (403 otherwise); a bad token is a 401.
+//! or `?token=`), the connection is also on `user:<sub>`; a bad token is a
+//! 401. Every topic asked for goes through the broker's topic policy (401
+//! when it needs a token, 403 when it is not the caller's). The session is
+//! the token's, else this server's signed session cookie's, else a new one
+//! (set as that cookie); a `sessionId` that is not one of those is a 403.
+//! A `clientId` on record is continued by its owner (same user, same
+//! session, or its `secret` as `?secret=` or `X-Herald-Secret`), refused
+//! with a 409 for anyone else.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -23,6 +28,8 @@ pub struct ConnectQuery {
     topics: Option<String>,
     /// For EventSource polyfills that cannot send `Last-Event-ID`.
     last_event_id: Option<String>,
+    /// The client id's secret, for clients that cannot send headers.
+    secret: Option<String>,
 }
 
 /// Opens a stream: `connected` first, then missed history, then live events.
@@ -50,15 +57,12 @@ pub async fn connect(
                 .collect()
         })
         .unwrap_or_default();
-    let mut principal = caller.principal();
-    // A token's session wins over a self-declared one.
-    if principal.session_id.is_none() {
-        principal.session_id = q.session_id.filter(|s| !s.is_empty());
-    }
+    let (principal, new_session) = caller.stream_principal(&state, q.session_id)?;
     let sub = state
         .broker
         .connect(ConnectOptions {
             client_id: q.client_id.filter(|s| !s.is_empty()),
+            secret: super::offered_secret(&headers, q.secret),
             principal,
             topics,
             last_event_id,
@@ -73,5 +77,6 @@ pub async fn connect(
                 .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
         }
     }
+    super::set_cookie(&mut response, new_session);
     Ok(response.into_response())
 }

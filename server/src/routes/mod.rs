@@ -136,6 +136,24 @@ async fn limit_uri(
     Ok(next.run(request).await)
 }
 
+/// A client id's secret as a reconnecting client offers it: the
+/// `X-Herald-Secret` header, else `secret` from the query.
+pub fn offered_secret(headers: &axum::http::HeaderMap, query: Option<String>) -> Option<String> {
+    headers
+        .get("x-herald-secret")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or(query)
+        .filter(|s| !s.is_empty())
+}
+
+/// Adds a `Set-Cookie` (a session just issued) to a response.
+pub fn set_cookie(response: &mut Response, cookie: Option<String>) {
+    if let Some(v) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
 /// How many queued frames one write may carry.
 const MAX_COALESCE: usize = 64;
 

@@ -112,8 +112,27 @@ impl TestServer {
         query: &str,
         last_event_id: Option<&str>,
     ) -> (SseStream, Value) {
-        let mut stream =
-            SseStream::open(&self.url(&format!("/_sse/connect{query}")), last_event_id).await;
+        self.connect_as(query, last_event_id, &[]).await
+    }
+
+    /// `connect_with`, with extra request headers (a session `Cookie`, an
+    /// `X-Herald-Secret`, an `Authorization`).
+    pub async fn connect_as(
+        &self,
+        query: &str,
+        last_event_id: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> (SseStream, Value) {
+        let mut req = reqwest::Client::new()
+            .get(self.url(&format!("/_sse/connect{query}")))
+            .header("accept", "text/event-stream");
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let mut stream = SseStream::request(req).await;
         let connected = stream.next_named("connected").await;
         (
             stream,
@@ -217,6 +236,18 @@ impl SseStream {
             parser: Parser::new(),
             frames: VecDeque::new(),
         }
+    }
+
+    /// The `herald_session=...` pair of the session this response issued,
+    /// as a browser would send it back in `Cookie`.
+    pub fn session_cookie(&self) -> Option<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("herald_session="))
+            .and_then(|v| v.split(';').next())
+            .map(str::to_owned)
     }
 
     /// The next frame, or `None` when the server ended the stream.
