@@ -281,6 +281,8 @@ async fn start(kind: Kind, args: &CompareArgs) -> anyhow::Result<Server> {
                 .args(["--addr", &addr.to_string()])
                 .args(["--anonymous-publish", "--publish-rate", "0"])
                 .args(["--max-connections", "100000", "--status-secs", "3600"])
+                // Every generated subscriber comes from a few loopback addresses.
+                .args(["--max-connections-per-ip", "0"])
                 .env("RUST_LOG", "warn")
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())

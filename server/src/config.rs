@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::broker::config as broker_defaults;
 use crate::broker::policy::Rule;
 use crate::broker::{BrokerConfig, HeartbeatStyle};
 
@@ -99,8 +100,26 @@ pub struct Config {
     pub max_connections: usize,
 
     /// Open connections allowed per user.
-    #[arg(long, env = "HERALD_MAX_CONNECTIONS_PER_USER", default_value_t = 5)]
+    #[arg(long, env = "HERALD_MAX_CONNECTIONS_PER_USER", default_value_t = broker_defaults::DEFAULT_MAX_CONNECTIONS_PER_USER)]
     pub max_connections_per_user: usize,
+
+    /// Open anonymous connections allowed per source address; 0 for no
+    /// limit (behind a proxy every client has the proxy's address).
+    #[arg(long, env = "HERALD_MAX_CONNECTIONS_PER_IP", default_value_t = broker_defaults::DEFAULT_MAX_CONNECTIONS_PER_IP)]
+    pub max_connections_per_ip: usize,
+
+    /// Topics one connection may ask for (besides the ones the server
+    /// puts it on).
+    #[arg(long, env = "HERALD_MAX_TOPICS", default_value_t = broker_defaults::DEFAULT_MAX_TOPICS)]
+    pub max_topics: usize,
+
+    /// Unfinished demo jobs one user may have.
+    #[arg(long, env = "HERALD_MAX_JOBS_PER_USER", default_value_t = crate::apps::jobs::DEFAULT_MAX_JOBS_PER_USER)]
+    pub max_jobs_per_user: usize,
+
+    /// Unfinished demo jobs in all.
+    #[arg(long, env = "HERALD_MAX_JOBS", default_value_t = crate::apps::jobs::DEFAULT_MAX_JOBS)]
+    pub max_jobs: usize,
 
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "HERALD_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
@@ -231,6 +250,8 @@ impl Config {
     pub fn jobs(&self) -> crate::apps::jobs::JobSettings {
         crate::apps::jobs::JobSettings {
             step: Duration::from_millis(self.job_step_ms),
+            max_per_user: self.max_jobs_per_user,
+            max_unfinished: self.max_jobs,
             ..Default::default()
         }
     }
@@ -259,6 +280,8 @@ impl Config {
             retry_hint_ms: self.retry_ms,
             max_connections: self.max_connections,
             max_connections_per_user: self.max_connections_per_user,
+            max_connections_per_ip: self.max_connections_per_ip,
+            max_topics: self.max_topics,
             topic_rules: self.topic_rules.clone(),
             open_publishing: self.anonymous_publish || self.dev,
             ..BrokerConfig::default()

@@ -18,7 +18,14 @@ const SECRET: &[u8] = b"jobs test secret, comfortably longer than 32 bytes";
 
 async fn server(step: Duration) -> TestServer {
     TestServer::start_with_state(quiet_config(), None, move |b| AppState {
-        jobs: JobQueue::new(b.clone(), JobSettings { workers: 2, step }),
+        jobs: JobQueue::new(
+            b.clone(),
+            JobSettings {
+                workers: 2,
+                step,
+                ..JobSettings::default()
+            },
+        ),
         ..AppState::with_auth(b, Verifier::hs256(SECRET))
     })
     .await

@@ -17,7 +17,8 @@ use serde_json::{json, Value};
 
 const SECRET: &[u8] = b"security test secret, comfortably longer than 32 bytes";
 
-/// A production-mode server whose demo jobs take 5 × 40 ms.
+/// A production-mode server whose demo jobs take 5 × 40 ms, two at a time
+/// per user.
 async fn production() -> TestServer {
     TestServer::start_with_state(quiet_config(), None, |b| AppState {
         jobs: JobQueue::new(
@@ -25,6 +26,8 @@ async fn production() -> TestServer {
             JobSettings {
                 workers: 2,
                 step: Duration::from_millis(40),
+                max_per_user: 2,
+                ..JobSettings::default()
             },
         ),
         ..AppState::with_auth(b, Verifier::hs256(SECRET))
@@ -498,4 +501,152 @@ async fn a_newcomer_to_a_released_id_never_sees_its_past() {
     .await;
     let seen = everything_within(&mut newcomer, Duration::from_millis(300)).await;
     assert!(!seen.contains("LATE") && !seen.contains("FIRST"), "{seen}");
+}
+
+/// A production-mode server with `config` and a publish rate of its own.
+async fn production_with(
+    config: herald_server::broker::BrokerConfig,
+    rate: Option<(f64, u32)>,
+) -> TestServer {
+    TestServer::start_with_state(config, None, move |b| {
+        let state = AppState::with_auth(b, Verifier::hs256(SECRET));
+        match rate {
+            Some((rate, burst)) => AppState {
+                publish_limit: std::sync::Arc::new(herald_server::ratelimit::RateLimiter::new(
+                    rate, burst,
+                )),
+                ..state
+            },
+            None => state,
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn topics_per_connection_are_capped() {
+    let server = production_with(
+        herald_server::broker::BrokerConfig {
+            max_topics: 3,
+            ..quiet_config()
+        },
+        None,
+    )
+    .await;
+    let (status, body) = refused(&server, "/_sse/connect?topics=a,b,c,d", None).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(error_of(&body).contains("limit 3"), "{body}");
+    // Repeats are one topic.
+    let (_s, hello) = open(&server, "/_sse/connect?topics=a,a,b,b", None).await;
+    let subscribe = |topics: Value| {
+        post(
+            &server,
+            "/_sse/subscribe",
+            None,
+            json!({"clientId": hello["clientId"], "secret": hello["secret"], "topics": topics}),
+        )
+    };
+    assert_eq!(subscribe(json!(["c", "a"])).await.0, 200);
+    let (status, body) = subscribe(json!(["d"])).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(error_of(&body).contains("limit 3"), "{body}");
+
+    // Chat rooms: repeats joined once, and the same cap.
+    let bob = user("bob");
+    let (mut chat, _) = open(&server, "/chat/stream?room=r1,r1,r2,r1", Some(&bob)).await;
+    let seen = everything_within(&mut chat, Duration::from_millis(300)).await;
+    assert_eq!(seen.matches("user-joined").count(), 2, "{seen}");
+    let (status, body) = refused(&server, "/chat/stream?room=r1,r2,r3,r4", Some(&bob)).await;
+    assert_eq!(status, 400, "{body}");
+}
+
+#[tokio::test]
+async fn chat_presence_counts_against_the_publish_rate() {
+    // One publish a second, bursts of four: a stream in one room costs
+    // two (its join now, its leave later).
+    let server = production_with(quiet_config(), Some((1.0, 4))).await;
+    let mallory = user("mallory");
+    let (mut watcher, _) = open(&server, "/chat/stream?room=general", Some(&user("bob"))).await;
+    // A reconnect loop: two streams use mallory's burst, the third waits.
+    let mut loops = Vec::new();
+    for _ in 0..2 {
+        loops.push(open(&server, "/chat/stream?room=general", Some(&mallory)).await);
+    }
+    let (status, body) = refused(&server, "/chat/stream?room=general", Some(&mallory)).await;
+    assert_eq!(status, 429, "{body}");
+    // So is a message: presence and messages share one budget.
+    let (status, _) = post(
+        &server,
+        "/chat/send",
+        Some(&mallory),
+        json!({"roomId": "general", "message": "spam"}),
+    )
+    .await;
+    assert_eq!(status, 429);
+    let seen = everything_within(&mut watcher, Duration::from_millis(300)).await;
+    // Bob's own join and mallory's two; nothing of the refused ones.
+    assert_eq!(seen.matches("user-joined").count(), 3, "{seen}");
+    assert!(!seen.contains("spam"), "{seen}");
+}
+
+#[tokio::test]
+async fn anonymous_streams_are_limited_per_address() {
+    let server = production_with(
+        herald_server::broker::BrokerConfig {
+            max_connections_per_ip: 3,
+            ..quiet_config()
+        },
+        None,
+    )
+    .await;
+    // Three anonymous streams from this address, on three routes.
+    let first = open(&server, "/_sse/connect", None).await;
+    let _second = SseStream::open(&server.url("/sse"), None).await;
+    let _third = SseStream::open(&server.url("/system/status/stream"), None).await;
+    for path in ["/_sse/connect", "/sse", "/api/sse"] {
+        let (status, body) = refused(&server, path, None).await;
+        assert_eq!(status, 429, "{path}: {body}");
+        assert!(error_of(&body).contains("address"), "{body}");
+    }
+    // A user counts per user, not per address.
+    let _alice = open(&server, "/_sse/connect", Some(&user("alice"))).await;
+    // A closed stream frees its slot.
+    drop(first);
+    server.wait_for_clients(3).await;
+    let _again = open(&server, "/_sse/connect", None).await;
+}
+
+#[tokio::test]
+async fn jobs_are_bounded_per_user() {
+    let server = production().await;
+    let (alice, bob) = (user("alice"), user("bob"));
+    let create = |token: String| {
+        let server = &server;
+        async move {
+            post(
+                server,
+                "/api/v1/media",
+                Some(&token),
+                json!({"prompt": "a lighthouse"}),
+            )
+            .await
+        }
+    };
+    assert_eq!(create(alice.clone()).await.0, 202);
+    assert_eq!(create(alice.clone()).await.0, 202);
+    let (status, body) = create(alice.clone()).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(error_of(&body).contains("limit 2"), "{body}");
+    // Others are not starved.
+    assert_eq!(create(bob).await.0, 202);
+    // Once alice's jobs finish, she may queue again.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, _) = create(alice.clone()).await;
+        if status == 202 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never freed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

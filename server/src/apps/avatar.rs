@@ -41,10 +41,16 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn stream(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn stream(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let sub = state
         .broker
         .connect(ConnectOptions {
+            principal: caller.principal(),
+            peer: caller.peer,
             topics: vec![TOPIC.to_owned()],
             no_broadcasts: true,
             greeting: Some(Vec::new()),

@@ -85,6 +85,7 @@ async fn stream(
             client_id: non_empty(q.client_id),
             secret: crate::routes::offered_secret(&headers, q.secret),
             principal,
+            peer: caller.peer,
             last_event_id: super::last_event_id(&headers),
             ..ConnectOptions::default()
         })

@@ -17,6 +17,7 @@ use axum::{Json, Router};
 use herald_shared::events::SystemStatus;
 
 use crate::broker::{names, ConnectOptions, SSEBroker};
+use crate::routes::caller::Caller;
 use crate::routes::{error::ApiError, sse_response, AppState};
 
 /// The topic status events are published to.
@@ -39,10 +40,12 @@ async fn status(State(state): State<AppState>) -> Json<SystemStatus> {
     Json(snapshot(&state.broker, false))
 }
 
-async fn stream(State(state): State<AppState>) -> Result<Response, ApiError> {
+async fn stream(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     let sub = state
         .broker
         .connect(ConnectOptions {
+            principal: caller.principal(),
+            peer: caller.peer,
             topics: vec![TOPIC.to_owned()],
             no_broadcasts: true,
             ..ConnectOptions::default()

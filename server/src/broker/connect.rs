@@ -8,6 +8,7 @@
 //! resumes, what it missed is replayed before live events.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -54,8 +55,12 @@ pub struct ConnectOptions {
     /// connection on `user:` and `session:`, and is what the topic policy
     /// judges its topics by.
     pub principal: Principal,
-    /// Extra topics, on top of the implicit ones.
+    /// Extra topics, on top of the implicit ones (at most
+    /// [`max_topics`](super::BrokerConfig::max_topics)).
     pub topics: Vec<String>,
+    /// The peer's address: anonymous connections count against a limit
+    /// per address, as authenticated ones do per user.
+    pub peer: Option<IpAddr>,
     /// Resume after this id (`Last-Event-ID`).
     pub last_event_id: Option<String>,
     pub metadata: HashMap<String, String>,
@@ -76,7 +81,12 @@ impl SSEBroker {
     /// is read second; live frames queued in between that the replay also
     /// holds are dropped by the [`Subscription`], so nothing falls between
     /// replay and live and nothing arrives twice.
-    pub async fn connect(&self, opts: ConnectOptions) -> Result<Subscription, BrokerError> {
+    pub async fn connect(&self, mut opts: ConnectOptions) -> Result<Subscription, BrokerError> {
+        dedup(&mut opts.topics);
+        let limit = self.inner.config.max_topics;
+        if opts.topics.len() > limit {
+            return Err(BrokerError::TooManyTopics { limit });
+        }
         let policy = self.policy();
         for topic in &opts.topics {
             names::validate_topic(topic)?;
@@ -132,11 +142,20 @@ impl SSEBroker {
             armed: true,
         };
 
-        let group = principal.user_id.as_ref().map(|uid| Group {
-            key: names::user(uid),
-            scope: "user",
-            limit: self.inner.config.max_connections_per_user,
-        });
+        let config = &self.inner.config;
+        let group = match (&principal.user_id, opts.peer) {
+            (Some(uid), _) => Some(Group {
+                key: names::user(uid),
+                scope: "user",
+                limit: config.max_connections_per_user,
+            }),
+            (None, Some(ip)) if config.max_connections_per_ip > 0 => Some(Group {
+                key: format!("ip:{ip}"),
+                scope: "address",
+                limit: config.max_connections_per_ip,
+            }),
+            (None, _) => None,
+        };
         let client = Arc::new(ClientState::new(
             id.clone(),
             secret,
@@ -315,6 +334,15 @@ impl SSEBroker {
         for t in topics {
             self.policy().check_request(&client.principal, t)?;
         }
+        // The cap counts the topics it asked for, not the assigned ones.
+        let limit = self.inner.config.max_topics;
+        let held = client.lock_topics().clone();
+        let assigned = held.iter().filter(|t| is_assigned(&client, t)).count();
+        let mut after = held;
+        after.extend(topics.iter().cloned());
+        if after.len() - assigned > limit {
+            return Err(BrokerError::TooManyTopics { limit });
+        }
         for name in topics {
             self.inner.hub.topic(name).subscribe(&client);
             client.lock_topics().insert(name.clone());
@@ -355,6 +383,22 @@ impl SSEBroker {
             }
         }
     }
+}
+
+/// Removes repeats, keeping the first of each.
+fn dedup(topics: &mut Vec<String>) {
+    let mut seen = std::collections::HashSet::new();
+    topics.retain(|t| seen.insert(t.clone()));
+}
+
+/// Whether `topic` is one the server put `client` on by itself.
+fn is_assigned(client: &ClientState, topic: &str) -> bool {
+    topic == names::ALL
+        || topic == names::client(&client.id)
+        || client.user_id().is_some_and(|u| topic == names::user(u))
+        || client
+            .session_id()
+            .is_some_and(|s| topic == names::session(s))
 }
 
 /// Releases a client id claimed for a connection that never came to be.

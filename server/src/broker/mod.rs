@@ -43,7 +43,7 @@
 mod backplane;
 mod claims;
 mod client;
-mod config;
+pub mod config;
 mod connect;
 mod error;
 mod helper;

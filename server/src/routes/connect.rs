@@ -64,6 +64,7 @@ pub async fn connect(
             client_id: q.client_id.filter(|s| !s.is_empty()),
             secret: super::offered_secret(&headers, q.secret),
             principal,
+            peer: caller.peer,
             topics,
             last_event_id,
             ..ConnectOptions::default()

@@ -15,7 +15,10 @@
 
 mod queue;
 
-pub use queue::{job_topic, owner_topic, JobKind, JobQueue, JobSettings, Snapshot};
+pub use queue::{
+    job_topic, owner_topic, JobError, JobKind, JobQueue, JobSettings, Snapshot, DEFAULT_MAX_JOBS,
+    DEFAULT_MAX_JOBS_PER_USER,
+};
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -101,7 +104,17 @@ async fn create(
     input: Value,
     fail: bool,
 ) -> Result<Response, ApiError> {
-    let id = s.jobs.create(kind, owner, input, fail).await?;
+    let id = s
+        .jobs
+        .create(kind, owner, input, fail)
+        .await
+        .map_err(|e| match e {
+            JobError::Busy { .. } => ApiError {
+                retry_after: Some(5),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string())
+            },
+            JobError::Broker(e) => e.into(),
+        })?;
     let kind = kind.as_str();
     Ok((
         StatusCode::ACCEPTED,

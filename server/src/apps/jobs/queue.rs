@@ -38,6 +38,11 @@ impl JobKind {
 
 pub use crate::broker::names::{job as job_topic, jobs_of as owner_topic};
 
+/// Unfinished jobs one owner may have.
+pub const DEFAULT_MAX_JOBS_PER_USER: usize = 10;
+/// Unfinished jobs in all.
+pub const DEFAULT_MAX_JOBS: usize = 1000;
+
 /// Queue settings.
 #[derive(Debug, Clone)]
 pub struct JobSettings {
@@ -45,6 +50,11 @@ pub struct JobSettings {
     pub workers: usize,
     /// Time per progress step (five steps per job).
     pub step: Duration,
+    /// Unfinished (waiting or running) jobs one owner may have: one user
+    /// cannot fill the queue and starve the others.
+    pub max_per_user: usize,
+    /// Unfinished jobs in all.
+    pub max_unfinished: usize,
 }
 
 impl Default for JobSettings {
@@ -52,8 +62,19 @@ impl Default for JobSettings {
         JobSettings {
             workers: 4,
             step: Duration::from_millis(500),
+            max_per_user: DEFAULT_MAX_JOBS_PER_USER,
+            max_unfinished: DEFAULT_MAX_JOBS,
         }
     }
+}
+
+/// Why a job was not queued.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("too many unfinished jobs for this {scope} (limit {limit}); wait for one to finish")]
+    Busy { scope: &'static str, limit: usize },
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
 }
 
 /// A job as the queue keeps it.
@@ -93,7 +114,7 @@ pub struct Snapshot {
 /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 /// let queue = JobQueue::new(
 ///     SSEBroker::new(BrokerConfig::default()),
-///     JobSettings { workers: 1, step: Duration::from_millis(1) },
+///     JobSettings { workers: 1, step: Duration::from_millis(1), ..JobSettings::default() },
 /// );
 /// let id = queue
 ///     .create(JobKind::Character, "alice", serde_json::json!({"name": "Ada"}), false)
@@ -120,6 +141,8 @@ struct Inner {
     receiver: Mutex<Option<mpsc::UnboundedReceiver<String>>>,
     workers: usize,
     step: Duration,
+    max_per_user: usize,
+    max_unfinished: usize,
     /// Held from an update's publish until its state is recorded: updates
     /// are recorded in the order they were numbered, so a snapshot's state
     /// and position always agree (anything published but not yet recorded
@@ -144,6 +167,8 @@ impl JobQueue {
                 receiver: Mutex::new(Some(rx)),
                 workers: settings.workers.max(1),
                 step: settings.step,
+                max_per_user: settings.max_per_user,
+                max_unfinished: settings.max_unfinished,
                 publishing: tokio::sync::Mutex::new(()),
             }),
         }
@@ -195,15 +220,16 @@ impl JobQueue {
         }
     }
 
-    /// Queues a job for `owner`; its `waiting` update is published before
-    /// this returns, so every stream opened afterwards starts from it.
+    /// Queues a job for `owner`, within the limits; its `waiting` update
+    /// is published before this returns, so every stream opened afterwards
+    /// starts from it.
     pub async fn create(
         &self,
         kind: JobKind,
         owner: &str,
         input: Value,
         fail: bool,
-    ) -> Result<String, BrokerError> {
+    ) -> Result<String, JobError> {
         let id = crate::broker::random_token(6);
         let state = JobState {
             job_id: id.clone(),
@@ -217,6 +243,24 @@ impl JobQueue {
         };
         {
             let mut jobs = self.lock_jobs();
+            let unfinished = jobs.values().filter(|j| !j.state.status.is_final());
+            let (all, mine) = unfinished.fold((0, 0), |(all, mine), j| {
+                (all + 1, mine + usize::from(j.owner == owner))
+            });
+            if mine >= self.inner.max_per_user {
+                let limit = self.inner.max_per_user;
+                return Err(JobError::Busy {
+                    scope: "user",
+                    limit,
+                });
+            }
+            if all >= self.inner.max_unfinished {
+                let limit = self.inner.max_unfinished;
+                return Err(JobError::Busy {
+                    scope: "server",
+                    limit,
+                });
+            }
             if jobs.len() >= KEEP_FINISHED {
                 jobs.retain(|_, j| !j.state.status.is_final());
             }

@@ -48,18 +48,25 @@ async fn stream(
 ) -> Result<Response, ApiError> {
     let user = caller.user()?;
     let Query(q) = query?;
-    let rooms: Vec<String> = q
-        .room
-        .as_deref()
-        .unwrap_or(DEFAULT_ROOM)
-        .split(',')
-        .map(str::trim)
-        .filter(|r| !r.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let mut rooms: Vec<String> = Vec::new();
+    for room in q.room.as_deref().unwrap_or(DEFAULT_ROOM).split(',') {
+        let room = room.trim();
+        if !room.is_empty() && !rooms.iter().any(|r| r == room) {
+            rooms.push(room.to_owned());
+        }
+    }
     if rooms.is_empty() {
         return Err(ApiError::bad_request("room must name at least one room"));
     }
+    let limit = state.broker.config().max_topics;
+    if rooms.len() > limit {
+        return Err(crate::broker::BrokerError::TooManyTopics { limit }.into());
+    }
+    // Each room hears this stream join and, later, leave: publishes that
+    // count against the caller's rate like any other, so a reconnect loop
+    // cannot flood a room with presence.
+    let presence_events = u32::try_from(rooms.len() * 2).unwrap_or(u32::MAX);
+    caller.admit_publishes(&state, presence_events)?;
     let topics = rooms.iter().map(|r| room_topic(r)).collect();
     let sub = super::open(&state, user, &headers, topics).await?;
     // Joined once the stream exists, so the joiner sees its own entry too.
