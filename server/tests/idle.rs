@@ -1,6 +1,8 @@
 //! A client that opens a stream and never reads is released: the broker
-//! evicts it when its queue fills, and the write idle timeout closes the
-//! connection hyper would otherwise hold open forever.
+//! evicts it when its queue fills, which ends a stream Herald writes itself
+//! at once; a stream hyper serves (no `Accept: text/event-stream`) is
+//! closed by the write idle timeout, as hyper would otherwise hold it open
+//! forever.
 
 mod common;
 

@@ -650,3 +650,93 @@ async fn jobs_are_bounded_per_user() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn an_evicted_subscriber_is_gone_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Stalled writes time out only after a minute: whatever releases the
+    // stalled clients below within seconds is the eviction itself.
+    let server = TestServer::start_with_options(
+        herald_server::broker::BrokerConfig {
+            event_buffer_size: 32,
+            ..quiet_config()
+        },
+        Some(Duration::from_secs(60)),
+        herald_server::net::ServeOptions::default(),
+        |b| AppState::with_auth(b, Verifier::hs256(SECRET)),
+    )
+    .await;
+    let (mut fast, _) = open(&server, "/_sse/connect?topics=hot", None).await;
+    // Twenty clients that read their greeting, then never again, with
+    // receive buffers of 4 KiB.
+    let mut stalled = Vec::new();
+    for i in 0..20 {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("rcvbuf");
+        let mut tcp = socket.connect(server.addr).await.expect("connect");
+        let head = format!(
+            "GET /_sse/connect?clientId=stalled-{i}&topics=hot HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n"
+        );
+        tcp.write_all(head.as_bytes()).await.expect("request");
+        stalled.push(tcp);
+    }
+    server.wait_for_clients(21).await;
+
+    // More than the kernel buffers of a stalled connection take.
+    let payload = "x".repeat(64 * 1024);
+    let total = 200;
+    let reader = tokio::spawn(async move {
+        let mut got = Vec::new();
+        while got.len() < total {
+            got.push(fast.next_event().await.last_event_id);
+        }
+        (got, fast)
+    });
+    let mut ids = Vec::new();
+    for _ in 0..total {
+        let id = server
+            .broker
+            .publish("hot", herald_shared::wire::Event::data(payload.clone()))
+            .await
+            .expect("publish");
+        ids.push(id.to_string());
+        tokio::task::yield_now().await;
+    }
+    let (got, _fast) = tokio::time::timeout(Duration::from_secs(20), reader)
+        .await
+        .expect("the fast reader stalled")
+        .expect("join");
+    assert_eq!(got, ids, "the fast reader lost or reordered events");
+
+    // Released at once: registrations, slots and sockets, counted once each
+    // although every one of them was on four topics and more events came.
+    let released = tokio::time::timeout(Duration::from_secs(3), server.wait_for_clients(1)).await;
+    assert!(
+        released.is_ok(),
+        "evicted clients still registered: {} clients, {} evictions",
+        server.broker.client_count(),
+        server.broker.stats().evictions
+    );
+    for _ in 0..20 {
+        server
+            .broker
+            .broadcast(herald_shared::wire::Event::data("more"))
+            .await
+            .expect("publish");
+    }
+    assert_eq!(server.broker.stats().evictions, 20);
+    for mut tcp in stalled {
+        // Whatever was buffered, then the end (a close or a reset).
+        let mut sink = vec![0u8; 64 * 1024];
+        let closed = tokio::time::timeout(Duration::from_secs(3), async {
+            loop {
+                match tcp.read(&mut sink).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "an evicted client's socket is still open");
+    }
+}

@@ -34,11 +34,35 @@ impl Delivery {
 /// Why a [`Subscription::on_ready`] hook is called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ready {
-    /// Frames were queued, or the stream was closed.
+    /// Frames were queued, or the stream was closed (it ends once what
+    /// is queued is written).
     Queued,
     /// The queue is full: write what the socket takes now; the push
     /// retries once right after, and evicts the client if still full.
     Full,
+    /// The client was evicted: its queued frames are gone and its stream
+    /// should end now, without waiting for the socket (it reconnects and
+    /// resumes from history).
+    Evicted,
+}
+
+/// What [`ClientState::offer`] did with a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Offered {
+    Queued,
+    /// The queue was full: the client is evicted (counted once, here).
+    Evicted,
+    /// The stream was already closed or evicted.
+    Closed,
+}
+
+/// "End the stream after the frame `at` of topic `key`" (a job stream
+/// after the job's final update), and the highest seq of that topic seen.
+#[derive(Debug, Clone, Copy)]
+struct End {
+    key: usize,
+    seen: u64,
+    at: Option<u64>,
 }
 
 /// A client's bounded queue of frames.
@@ -70,6 +94,24 @@ struct QueueState {
     items: VecDeque<Delivery>,
     /// No more pushes; what is queued is still read.
     closed: bool,
+    /// Closed for reading too slowly: what was queued is dropped.
+    evicted: bool,
+    /// Boxed: only job streams have one.
+    end: Option<Box<End>>,
+}
+
+impl QueueState {
+    /// Closes the queue if `d` is the frame it was to end after.
+    fn note(&mut self, d: &Delivery) {
+        if let Some(end) = self.end.as_deref_mut() {
+            if d.key == end.key {
+                end.seen = end.seen.max(d.seq);
+                if end.at.is_some_and(|at| end.seen >= at) {
+                    self.closed = true;
+                }
+            }
+        }
+    }
 }
 
 impl Queue {
@@ -87,11 +129,12 @@ impl Queue {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues `d`; a full queue is closed instead (see `ClientState::offer`).
-    fn push(&self, d: Delivery) -> bool {
+    /// Queues `d`; a full queue evicts the client instead (see
+    /// `ClientState::offer`).
+    fn push(&self, d: Delivery) -> Offered {
         let mut state = self.lock();
         if state.closed {
-            return false;
+            return Offered::Closed;
         }
         if state.items.len() >= self.capacity {
             if let Some(hook) = self.hook.get() {
@@ -101,31 +144,76 @@ impl Queue {
                 hook(Ready::Full);
                 state = self.lock();
                 if state.closed {
-                    return false;
+                    return Offered::Closed;
                 }
             }
         }
-        let queued = state.items.len() < self.capacity;
-        if queued {
-            state.items.push_back(d);
-        } else {
+        if state.items.len() >= self.capacity {
+            // Gone at once: nothing more is written, so the connection
+            // (and its slot) is released now, not when a stalled write
+            // times out.
             state.closed = true;
+            state.evicted = true;
+            state.items = VecDeque::new();
+            drop(state);
+            self.wake(Ready::Evicted);
+            return Offered::Evicted;
         }
+        state.note(&d);
+        state.items.push_back(d);
         drop(state);
-        self.wake();
-        queued
+        self.wake(Ready::Queued);
+        Offered::Queued
     }
 
     fn close(&self) {
         self.lock().closed = true;
-        self.wake();
+        self.wake(Ready::Queued);
     }
 
-    fn wake(&self) {
+    fn wake(&self, why: Ready) {
         match self.hook.get() {
-            Some(hook) => hook(Ready::Queued),
+            Some(hook) => hook(why),
             None => self.ready.notify_one(),
         }
+    }
+
+    fn is_evicted(&self) -> bool {
+        self.lock().evicted
+    }
+
+    /// Starts noting the frames of topic `key` (the highest seq seen,
+    /// counting what is queued and what the replay gave, `replayed`), so
+    /// that [`end_at`](Self::end_at) knows whether its frame came already.
+    fn watch(&self, key: usize, replayed: u64) {
+        let mut state = self.lock();
+        let queued = state
+            .items
+            .iter()
+            .filter(|d| d.key == key)
+            .map(|d| d.seq)
+            .max()
+            .unwrap_or(0);
+        state.end = Some(Box::new(End {
+            key,
+            seen: queued.max(replayed),
+            at: None,
+        }));
+    }
+
+    /// Ends the stream after frame `seq` of the watched topic: now, if it
+    /// came already, else when it does.
+    fn end_at(&self, seq: u64) {
+        let mut state = self.lock();
+        let Some(end) = state.end.as_deref_mut() else {
+            return;
+        };
+        end.at = Some(seq);
+        if end.seen >= seq {
+            state.closed = true;
+        }
+        drop(state);
+        self.wake(Ready::Queued);
     }
 
     /// Closed, and nothing left to read.
@@ -189,8 +277,8 @@ pub struct ClientState {
     /// What it counts against besides the global limit.
     pub(crate) group: Option<Group>,
     pub(crate) topics: Mutex<BTreeSet<String>>,
-    /// Frames waiting to be written. Closed on eviction, which ends the
-    /// client's stream once it has drained what is already queued.
+    /// Frames waiting to be written. Closing it ends the stream once what
+    /// is queued is written; evicting it ends the stream at once.
     queue: Queue,
 }
 
@@ -227,10 +315,10 @@ impl ClientState {
     }
 
     /// Queues a frame without waiting. A full queue means the client reads
-    /// slower than events arrive: it is closed rather than skipped, so its
+    /// slower than events arrive: it is evicted rather than skipped, so its
     /// EventSource reconnects with its last id and resumes from history
-    /// instead of silently missing events. Returns false if not queued.
-    pub(crate) fn offer(&self, frame: Delivery) -> bool {
+    /// instead of silently missing events.
+    pub(crate) fn offer(&self, frame: Delivery) -> Offered {
         self.queue.push(frame)
     }
 
@@ -268,7 +356,6 @@ impl ClientState {
 /// assert_eq!(broker.client_count(), 0);
 /// # });
 /// ```
-#[derive(Debug)]
 pub struct Subscription {
     pub(crate) broker: SSEBroker,
     pub(crate) client: Arc<ClientState>,
@@ -276,6 +363,17 @@ pub struct Subscription {
     /// Per topic key: the last seq the replay gave. Live frames at or below
     /// it were queued while the replay was read and are duplicates.
     pub(crate) replayed_through: Vec<(usize, u64)>,
+    /// Kept for as long as the stream lives ([`hold`](Self::hold)).
+    pub(crate) held: Option<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("client", &self.client.id)
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Subscription {
@@ -291,25 +389,58 @@ impl Subscription {
 
     /// The next frame to write, or `None` once the broker closed the
     /// connection (eviction, replacement by a newer connection with the same
-    /// id, shutdown, or `disconnect`).
+    /// id, shutdown, `disconnect`, or [`end_after`](Self::end_after)).
     pub async fn recv(&mut self) -> Option<Bytes> {
-        self.recv_with_seq().await.map(|(_, frame)| frame)
-    }
-
-    /// Like [`recv`](Self::recv), with the event's sequence number (the
-    /// number in its id, `<epoch>-<seq>`), or 0 for frames that are not
-    /// published events (greetings, heartbeats). Lets a stream end once a
-    /// known event has gone out (a job stream after the job's last update).
-    pub async fn recv_with_seq(&mut self) -> Option<(u64, Bytes)> {
+        if self.is_evicted() {
+            return None;
+        }
         if let Some(d) = self.pending.pop_front() {
-            return Some((d.seq, d.frame));
+            return Some(d.frame);
         }
         loop {
             let delivery = self.client.queue.pop().await?;
             if !self.already_replayed(&delivery) {
-                return Some((delivery.seq, delivery.frame));
+                return Some(delivery.frame);
             }
         }
+    }
+
+    /// Keeps `value` for as long as this stream lives, and drops it when
+    /// the stream ends, for whatever reason: a route's "on disconnect"
+    /// (the chat's `user-left` announcement).
+    pub fn hold(&mut self, value: impl std::any::Any + Send + Sync) {
+        self.held = Some(Box::new(value));
+    }
+
+    /// Ends the stream right after the event of `topic` whose sequence
+    /// number `last` will say (a job stream after the job's final update,
+    /// whose number is known only once it is published): it may already
+    /// have gone out, be queued, or come later. A `last` that closes
+    /// without a number ends the stream too (nothing final is coming).
+    pub fn end_after(&self, topic: &str, mut last: tokio::sync::watch::Receiver<Option<u64>>) {
+        let Some(key) = self.broker.inner.hub.existing(topic).map(|t| t.key()) else {
+            return;
+        };
+        let replayed = self
+            .replayed_through
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or(0, |(_, through)| *through);
+        // Noted from now on, before any writer drains a frame.
+        self.client.queue.watch(key, replayed);
+        let client = Arc::downgrade(&self.client);
+        tokio::spawn(async move {
+            let seq = match last.wait_for(Option::is_some).await {
+                Ok(seq) => *seq,
+                Err(_) => None,
+            };
+            if let Some(client) = client.upgrade() {
+                match seq {
+                    Some(seq) => client.queue.end_at(seq),
+                    None => client.close(),
+                }
+            }
+        });
     }
 
     fn already_replayed(&self, d: &Delivery) -> bool {
@@ -320,10 +451,15 @@ impl Subscription {
                 .any(|&(key, through)| key == d.key && d.seq <= through)
     }
 
-    /// Has the stream ended: the broker closed it and everything queued
+    /// Has the stream ended: evicted, or closed and everything queued
     /// was read?
     pub fn is_finished(&self) -> bool {
-        self.pending.is_empty() && self.client.queue.is_drained()
+        self.is_evicted() || (self.pending.is_empty() && self.client.queue.is_drained())
+    }
+
+    /// Was the client evicted (too slow)? Its stream should end at once.
+    pub fn is_evicted(&self) -> bool {
+        self.client.queue.is_evicted()
     }
 
     /// Calls `ready` whenever frames are queued (or the stream is closed),
@@ -333,8 +469,8 @@ impl Subscription {
     /// `net::flusher`). `ready` runs on the publishing thread: on
     /// [`Ready::Queued`] it should only schedule work; on [`Ready::Full`]
     /// it should write what it can at once, because the client is evicted
-    /// if the queue is still full right after. Set once; later calls are
-    /// ignored.
+    /// if the queue is still full right after; on [`Ready::Evicted`] it
+    /// should end the stream. Set once; later calls are ignored.
     ///
     /// ```
     /// use std::sync::atomic::{AtomicUsize, Ordering};
@@ -363,6 +499,9 @@ impl Subscription {
     /// Everything already available without waiting, appended to `out`:
     /// lets the HTTP layer coalesce a burst into one write.
     pub fn drain_ready(&mut self, out: &mut Vec<Bytes>, max: usize) {
+        if self.is_evicted() {
+            return;
+        }
         while out.len() < max {
             let Some(d) = self.pending.pop_front() else {
                 break;

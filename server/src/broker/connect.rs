@@ -190,6 +190,7 @@ impl SSEBroker {
             client: client.clone(),
             pending: VecDeque::new(),
             replayed_through: Vec::new(),
+            held: None,
         };
         // The group limit holds across nodes: the backplane counts too.
         if let Some(group) = &client.group {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use herald_shared::events::Heartbeat;
 use herald_shared::wire::Event;
 
-use super::client::Delivery;
+use super::client::{Delivery, Offered};
 use super::{typed_event, HeartbeatStyle, SSEBroker};
 
 impl SSEBroker {
@@ -37,7 +37,7 @@ impl SSEBroker {
         if let Ok(frame) = frame {
             let clients = self.inner.registry.all();
             for client in clients {
-                if !client.offer(Delivery::control(frame.clone())) {
+                if client.offer(Delivery::control(frame.clone())) == Offered::Evicted {
                     self.inner.hub.stats.evicted();
                 }
             }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 
-use super::client::{ClientState, Delivery};
+use super::client::{ClientState, Delivery, Offered};
 use super::stats::Stats;
 
 /// See the module docs.
@@ -33,25 +33,29 @@ impl Topic {
     }
 
     /// Queues the same frame for every subscriber. A subscriber whose queue
-    /// is full is dropped from the topic (and closed by `offer`).
+    /// is full is evicted by `offer` (counted once, where it happens) and
+    /// dropped from the topic, as is one whose stream already ended.
     pub fn deliver(self: &Arc<Self>, seq: u64, frame: Bytes, stats: &Stats) {
         let key = self.key();
         let mut subscribers = self.lock();
-        let mut evicted = Vec::new();
+        let mut gone = Vec::new();
         for (id, client) in subscribers.iter() {
-            if client.offer(Delivery {
+            let offered = client.offer(Delivery {
                 key,
                 seq,
                 frame: frame.clone(),
-            }) {
-                stats.delivered();
-            } else {
-                evicted.push(id.clone());
+            });
+            match offered {
+                Offered::Queued => stats.delivered(),
+                Offered::Evicted => {
+                    stats.evicted();
+                    gone.push(id.clone());
+                }
+                Offered::Closed => gone.push(id.clone()),
             }
         }
-        for id in evicted {
+        for id in gone {
             subscribers.remove(&id);
-            stats.evicted();
         }
     }
 

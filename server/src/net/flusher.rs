@@ -13,11 +13,15 @@
 //! non-blocking vectored write, all queued frames in one HTTP chunk. A
 //! flusher that is still busy when more events arrive writes them all in
 //! its next pass: under load, batches grow by themselves and the cost per
-//! event falls. The publishing runtime is never blocked by writing.
+//! event falls. A publish writes to a socket itself only when a client's
+//! queue is full (`Ready::Full`): one try, to tell a lagging flusher from
+//! a client that reads too slowly, before the client is evicted.
 //!
 //! The connection's own task only sleeps until something needs it: the
 //! socket was full (it waits until writable, with the idle timeout, and
-//! flushes itself), the stream ended, the peer closed, or shutdown.
+//! flushes itself), the stream ended, the client was evicted (the stream
+//! ends at once, even mid-chunk: the client resumes from the last event
+//! it read whole), the peer closed, or shutdown.
 
 use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -117,6 +121,13 @@ impl Flusher {
                             conn.flush_for_flusher(&mut Vec::new());
                         }
                     }
+                    // The task ends the stream, even if it is waiting for
+                    // a full socket to drain.
+                    Ready::Evicted => {
+                        if let Some(conn) = weak.upgrade() {
+                            conn.task.notify_one();
+                        }
+                    }
                 });
             }
         }
@@ -214,6 +225,16 @@ struct ConnState {
     outcome: Option<Outcome>,
 }
 
+/// What a connection's task does after a wake-up.
+enum Next {
+    /// Look at the stream again.
+    Look,
+    /// The socket is full: wait until it drains, and flush.
+    Drain,
+    /// Shutdown: write what is left and end.
+    Stop,
+}
+
 /// What one flush did.
 enum Flushed {
     /// Everything queued was written.
@@ -250,6 +271,11 @@ impl Conn {
     /// flusher, or the task after the socket drained) writes in order.
     /// `frames` is scratch space, left empty.
     fn flush(&self, state: &mut ConnState, frames: &mut Vec<Bytes>) -> Flushed {
+        if state.sub.as_ref().is_some_and(Subscription::is_evicted) {
+            // Nothing more is written: a half-written chunk is cut short,
+            // and the client resumes from the last event it read whole.
+            return self.fail(state, evicted_error());
+        }
         if !state.leftover.is_empty() {
             match self.tcp.try_write(&state.leftover) {
                 Ok(n) if n == state.leftover.len() => state.leftover = Vec::new(),
@@ -300,22 +326,40 @@ impl Conn {
         // nothing; a pipelined request is dropped with the connection).
         let mut ignored = Vec::new();
         loop {
-            let woken = self.task.notified();
-            tokio::pin!(woken);
-            woken.as_mut().enable();
-            if self.settled()? {
-                // The chunked body's end: the client sees a clean close.
-                let _ = self.tcp.try_write(b"0\r\n\r\n");
-                return Ok(());
-            }
-            if lock(&self.state).blocked {
-                Box::pin(self.flush_from_task(idle)).await?;
-                continue;
-            }
-            tokio::select! {
-                () = woken => {}
-                () = peer_closed(&self.tcp, &mut ignored) => return Ok(()),
-                () = stopping.cancelled() => {
+            // What to do once `woken` is gone: a task waits on one
+            // `Notified` at a time, or a notification meant for the one
+            // it waits on could go to a forgotten one.
+            let next = {
+                let woken = self.task.notified();
+                tokio::pin!(woken);
+                woken.as_mut().enable();
+                if self.settled()? {
+                    // The chunked body's end: the client sees a clean close.
+                    let _ = self.tcp.try_write(b"0\r\n\r\n");
+                    return Ok(());
+                }
+                let (evicted, blocked) = {
+                    let state = lock(&self.state);
+                    let evicted = state.sub.as_ref().is_some_and(Subscription::is_evicted);
+                    (evicted, state.blocked)
+                };
+                if evicted {
+                    return Err(evicted_error());
+                }
+                if blocked {
+                    Next::Drain
+                } else {
+                    tokio::select! {
+                        () = woken => Next::Look,
+                        () = peer_closed(&self.tcp, &mut ignored) => return Ok(()),
+                        () = stopping.cancelled() => Next::Stop,
+                    }
+                }
+            };
+            match next {
+                Next::Look => {}
+                Next::Drain => Box::pin(self.flush_from_task(idle)).await?,
+                Next::Stop => {
                     // Shutdown closed the broker's streams first: what they
                     // queued last (a retry hint) still goes out.
                     Box::pin(self.flush_from_task(idle)).await?;
@@ -337,12 +381,15 @@ impl Conn {
     }
 
     /// Flushes until everything queued is out, waiting for the socket
-    /// between tries (a stall longer than `idle` fails the stream).
-    /// Boxed where it is awaited: its timer and readiness future are only
-    /// needed while a socket is full, and an idle stream should not carry
-    /// them.
+    /// between tries (a stall longer than `idle` fails the stream; an
+    /// eviction ends the wait at once). Boxed where it is awaited: its
+    /// timer and readiness future are only needed while a socket is full,
+    /// and an idle stream should not carry them.
     async fn flush_from_task(&self, idle: Option<Duration>) -> io::Result<()> {
         loop {
+            let woken = self.task.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
             let flushed = {
                 let mut state = lock(&self.state);
                 let flushed = self.flush(&mut state, &mut Vec::new());
@@ -353,9 +400,17 @@ impl Conn {
                 Flushed::Done | Flushed::Over => return Ok(()),
                 Flushed::Blocked => {}
             }
-            writable_within(&self.tcp, idle).await?;
+            tokio::select! {
+                writable = writable_within(&self.tcp, idle) => writable?,
+                () = woken => {}
+            }
         }
     }
+}
+
+/// The error an evicted stream ends with.
+fn evicted_error() -> io::Error {
+    io::Error::other("evicted: the client read too slowly")
 }
 
 /// Writes `frames` as one HTTP chunk without waiting. `Ok(None)`: all of

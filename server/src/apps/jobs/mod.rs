@@ -26,15 +26,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use bytes::Bytes;
 use herald_shared::events::{JobConnected, JobMessage, SseEvent};
 use herald_shared::wire::Event;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::watch;
 
 use crate::broker::policy::Principal;
-use crate::broker::{ConnectOptions, Subscription};
+use crate::broker::ConnectOptions;
 use crate::routes::caller::Caller;
 use crate::routes::{error::ApiError, sse_stream_response, AppState};
 
@@ -184,64 +182,22 @@ async fn job_stream(
         return Ok(sse_stream_response(futures::stream::iter(frames)));
     }
     let user = caller.user()?;
+    let topic = job_topic(&id);
     let sub = s
         .broker
         .connect(ConnectOptions {
             principal: Principal::from_claims(user),
-            topics: vec![job_topic(&id)],
+            topics: vec![topic.clone()],
             no_broadcasts: true,
             greeting: Some(greeting),
             last_event_id: Some(snapshot.after.to_string()),
             ..ConnectOptions::default()
         })
         .await?;
-    Ok(sse_stream_response(until_finished(sub, snapshot.finished)))
-}
-
-/// The subscription's frames, ending right after the job's final update.
-///
-/// The final update's sequence number is recorded just after it is
-/// published, so it may reach the stream first: every sequence number
-/// seen is remembered and checked again when the record arrives.
-fn until_finished(
-    sub: Subscription,
-    finished: watch::Receiver<Option<u64>>,
-) -> impl futures::Stream<Item = Bytes> + Send + 'static {
-    struct Follow {
-        sub: Subscription,
-        finished: watch::Receiver<Option<u64>>,
-        seen: Vec<u64>,
-    }
-    futures::stream::unfold(
-        Follow {
-            sub,
-            finished,
-            seen: Vec::new(),
-        },
-        |mut f| async move {
-            loop {
-                let last = *f.finished.borrow_and_update();
-                if last.is_some_and(|seq| f.seen.contains(&seq)) {
-                    return None;
-                }
-                tokio::select! {
-                    got = f.sub.recv_with_seq() => {
-                        let (seq, frame) = got?;
-                        if seq != 0 {
-                            f.seen.push(seq);
-                        }
-                        return Some((frame, f));
-                    }
-                    changed = f.finished.changed(), if last.is_none() => {
-                        if changed.is_err() {
-                            // The job was forgotten: no final update is coming.
-                            return None;
-                        }
-                    }
-                }
-            }
-        },
-    )
+    // The job's final update may be published before or after this
+    // connected: the stream ends right after it either way.
+    sub.end_after(&topic, snapshot.finished);
+    Ok(crate::routes::sse_response(sub))
 }
 
 async fn my_jobs(State(s): State<AppState>, caller: Caller) -> Result<Response, ApiError> {

@@ -12,7 +12,6 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures::StreamExt;
 use herald_shared::events::{ChatMessage, Presence, SseEvent, Typing, UserJoined, UserLeft};
 use serde::Deserialize;
 use serde_json::Value;
@@ -20,7 +19,7 @@ use serde_json::Value;
 use crate::auth::Claims;
 use crate::broker::SSEBroker;
 use crate::routes::caller::Caller;
-use crate::routes::{coalesced, error::ApiError, sse_stream_response, AppState};
+use crate::routes::{error::ApiError, sse_response, AppState};
 
 /// The room a stream joins when it names none.
 pub const DEFAULT_ROOM: &str = "general";
@@ -77,15 +76,13 @@ async fn stream(
             .publish_typed(&room_topic(room), &joined)
             .await?;
     }
-    let leaving = Leaving {
+    let mut sub = sub;
+    sub.hold(Leaving {
         broker: state.broker.clone(),
         user: user.clone(),
         rooms,
-    };
-    Ok(sse_stream_response(coalesced(sub).map(move |frame| {
-        let _announces_on_drop = &leaving;
-        frame
-    })))
+    });
+    Ok(sse_response(sub))
 }
 
 fn presence(user: &Claims, room: &str) -> Presence {
