@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use herald_server::broker::{
     Backplane, BackplaneError, BoxFuture, BrokerConfig, Claimed, ClientClaim, ConnectOptions,
-    Epoch, EventId, HistoryLimits, MemoryBackplane, Replay, SSEBroker, Sink,
+    Epoch, EventId, HistoryLimits, MemoryBackplane, Page, Replay, SSEBroker, Sink,
 };
 use herald_server::routes::{router, AppState};
 use herald_shared::wire::{Event, Parser};
@@ -40,7 +40,7 @@ impl Backplane for RacyReplay {
     fn replay<'a>(
         &'a self,
         topic: &'a str,
-        after: u64,
+        page: Page,
     ) -> BoxFuture<'a, Result<Replay, BackplaneError>> {
         Box::pin(async move {
             if topic == "feed" {
@@ -48,8 +48,11 @@ impl Backplane for RacyReplay {
                     .append(topic, None, Event::data("raced").encode().expect("valid"))
                     .await?;
             }
-            self.0.replay(topic, after).await
+            self.0.replay(topic, page).await
         })
+    }
+    fn head(&self) -> BoxFuture<'_, Result<u64, BackplaneError>> {
+        self.0.head()
     }
     fn claim_client<'a>(
         &'a self,
@@ -66,7 +69,7 @@ impl Backplane for RacyReplay {
 async fn data_of(sub: &mut herald_server::broker::Subscription) -> Vec<String> {
     let mut out = Vec::new();
     let mut frames = Vec::new();
-    sub.drain_ready(&mut frames, 100);
+    sub.drain_ready(&mut frames, 100, usize::MAX);
     for f in frames {
         for frame in Parser::parse_all(&f) {
             if let herald_shared::Frame::Event(e) = frame {
@@ -128,7 +131,10 @@ impl Backplane for Down {
     ) -> BoxFuture<'a, Result<EventId, BackplaneError>> {
         Box::pin(async { Err(BackplaneError("connection refused".into())) })
     }
-    fn replay<'a>(&'a self, _: &'a str, _: u64) -> BoxFuture<'a, Result<Replay, BackplaneError>> {
+    fn replay<'a>(&'a self, _: &'a str, _: Page) -> BoxFuture<'a, Result<Replay, BackplaneError>> {
+        Box::pin(async { Err(BackplaneError("connection refused".into())) })
+    }
+    fn head(&self) -> BoxFuture<'_, Result<u64, BackplaneError>> {
         Box::pin(async { Err(BackplaneError("connection refused".into())) })
     }
     fn claim_client<'a>(

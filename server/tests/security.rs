@@ -740,3 +740,89 @@ async fn an_evicted_subscriber_is_gone_at_once() {
         assert!(closed.is_ok(), "an evicted client's socket is still open");
     }
 }
+
+/// Resident memory of a process, from `/proc` (Linux), in bytes.
+fn rss_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS");
+    kib * 1024
+}
+
+#[tokio::test]
+async fn a_resume_that_is_never_read_pins_little_memory() {
+    use tokio::io::AsyncWriteExt;
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let secret = std::str::from_utf8(SECRET).expect("utf8");
+    let node = common::Node::start(&["--jwt-secret", secret, "--publish-rate", "0"]).await;
+    // 300 events of 32 KiB in history: 9.4 MiB.
+    let big = "x".repeat(32 * 1024);
+    let client = reqwest::Client::new();
+    let mut first = None;
+    for _ in 0..300 {
+        let resp = client
+            .post(node.url("/_sse/publish"))
+            .bearer_auth(service())
+            .json(&json!({"topic": "big", "data": big}))
+            .send()
+            .await
+            .expect("publish");
+        let (status, body) = read_json(resp).await;
+        assert_eq!(status, 200, "{body}");
+        first.get_or_insert(body["id"].as_str().expect("id").to_owned());
+    }
+    let widest = from_the_start(first.as_deref().expect("an id"));
+    let pid = node.process.0.id();
+    let before = rss_of(pid);
+
+    // Thirty clients resume from the start and never read a byte, with
+    // 4 KiB receive buffers.
+    let mut idle = Vec::new();
+    for _ in 0..30 {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("rcvbuf");
+        let mut tcp = socket
+            .connect(node.addr.parse().expect("addr"))
+            .await
+            .expect("connect");
+        let head = format!(
+            "GET /_sse/connect?topics=big HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\nLast-Event-ID: {widest}\r\n\r\n"
+        );
+        tcp.write_all(head.as_bytes()).await.expect("request");
+        idle.push(tcp);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats: Value = reqwest::get(node.url("/_sse/stats"))
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("JSON");
+        if stats["clientCount"] == 30 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{stats}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Let every stream write what its socket takes.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = rss_of(pid);
+    let grown = after.saturating_sub(before);
+    eprintln!(
+        "RSS {} KiB → {} KiB: +{} KiB for 30 stalled resumes of 9.4 MiB each",
+        before / 1024,
+        after / 1024,
+        grown / 1024
+    );
+    // Queued whole, each would hold its history and the megabytes of a
+    // first write the socket could not take: hundreds of MiB.
+    assert!(grown < 32 * 1024 * 1024, "+{} KiB", grown / 1024);
+    drop(idle);
+}

@@ -336,6 +336,80 @@ async fn reset_when_history_is_gone_or_the_id_is_foreign() {
 }
 
 #[tokio::test]
+async fn an_id_ahead_of_the_log_is_a_reset_then_everything() {
+    let server = TestServer::start(quiet_config()).await;
+    let (mut stream, _) = server.connect("?topics=t").await;
+    server.publish(json!({"topic": "t", "data": "1"})).await;
+    let id = stream.next_event().await.last_event_id;
+    let (epoch, seq) = id.split_once('-').expect("epoch-seq");
+    let seq: u64 = seq.parse().expect("seq");
+    // This log's epoch, a position it never reached.
+    let ahead = format!("{epoch}-{}", seq + 1000);
+    let (mut back, _) = server.connect_with("?topics=t", Some(&ahead)).await;
+    let reset = back.next_named("reset").await;
+    assert!(reset.data.contains("ahead-of-log"), "{}", reset.data);
+    assert_eq!(back.next_event().await.data, "1", "then all the log holds");
+    server.publish(json!({"topic": "t", "data": "2"})).await;
+    assert_eq!(back.next_event().await.data, "2");
+}
+
+#[tokio::test]
+async fn a_long_resume_across_topics_arrives_once_in_id_order_while_live_events_flow() {
+    let server = TestServer::start(BrokerConfig {
+        event_buffer_size: 1000,
+        ..quiet_config()
+    })
+    .await;
+    let (mut first, _) = server.connect("?topics=a,b,c").await;
+    server.publish(json!({"topic": "a", "data": "0"})).await;
+    let start = first.next_event().await.last_event_id;
+    drop(first);
+    // Many more than one page of history, spread over three topics.
+    for i in 1..=600 {
+        let topic = ["a", "b", "c"][i % 3];
+        server
+            .broker
+            .publish(topic, herald_shared::wire::Event::data(i.to_string()))
+            .await
+            .expect("publish");
+    }
+    let (mut back, _) = server.connect_with("?topics=a,b,c", Some(&start)).await;
+    // Live events while the history is still being written.
+    let broker = server.broker.clone();
+    let live = tokio::spawn(async move {
+        for i in 601..=700 {
+            let topic = ["a", "b", "c"][i % 3];
+            broker
+                .publish(topic, herald_shared::wire::Event::data(i.to_string()))
+                .await
+                .expect("publish");
+            tokio::task::yield_now().await;
+        }
+    });
+    let mut got = Vec::new();
+    let mut last_seq = 0u64;
+    while got.len() < 700 {
+        let e = back.next_event().await;
+        let seq: u64 = e
+            .last_event_id
+            .split_once('-')
+            .expect("id")
+            .1
+            .parse()
+            .expect("seq");
+        assert!(seq > last_seq, "ids went backwards: {seq} after {last_seq}");
+        last_seq = seq;
+        got.push(e.data.parse::<usize>().expect("number"));
+    }
+    live.await.expect("publisher");
+    assert_eq!(
+        got,
+        (1..=700).collect::<Vec<_>>(),
+        "lost, doubled or reordered"
+    );
+}
+
+#[tokio::test]
 async fn a_stalled_reader_is_evicted_while_a_fast_reader_gets_everything() {
     let server = TestServer::start(BrokerConfig {
         event_buffer_size: 8,

@@ -44,12 +44,22 @@ pub struct BackplaneHealth {
     pub error: Option<String>,
 }
 
-/// The events a resuming client missed on one topic.
+/// Which part of a topic's log to read: at most `limit` events with
+/// `after < seq <= until`, oldest first. A resuming stream reads its
+/// history a page at a time, as its socket drains, never all at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub after: u64,
+    pub until: u64,
+    pub limit: usize,
+}
+
+/// One page of the events a resuming client missed on one topic.
 #[derive(Debug, Default, Clone)]
 pub struct Replay {
     /// `(seq, frame)` in order.
     pub entries: Vec<(u64, Bytes)>,
-    /// History no longer reaches back to the requested position.
+    /// History no longer reaches back to the page's `after`.
     pub gap: bool,
 }
 
@@ -63,7 +73,7 @@ pub struct BackplaneError(pub String);
 /// ```
 /// use std::sync::{Arc, Mutex};
 /// use bytes::Bytes;
-/// use herald_server::broker::{Backplane, MemoryBackplane, Sink};
+/// use herald_server::broker::{Backplane, MemoryBackplane, Page, Sink};
 ///
 /// struct Collect(Mutex<Vec<(String, u64)>>);
 /// impl Sink for Collect {
@@ -78,7 +88,8 @@ pub struct BackplaneError(pub String);
 /// log.attach(sink.clone());
 /// let id = log.append("news", None, Bytes::from_static(b"data: hi\n\n")).await.unwrap();
 /// assert_eq!(*sink.0.lock().unwrap(), [("news".to_owned(), id.seq)]);
-/// let replay = log.replay("news", 0).await.unwrap();
+/// let head = log.head().await.unwrap();
+/// let replay = log.replay("news", Page { after: 0, until: head, limit: 100 }).await.unwrap();
 /// assert_eq!(replay.entries.len(), 1);
 /// # });
 /// ```
@@ -106,12 +117,16 @@ pub trait Backplane: Send + Sync + 'static {
         body: Bytes,
     ) -> BoxFuture<'a, Result<EventId, BackplaneError>>;
 
-    /// The events of `topic` after position `after`, in order.
+    /// A page of `topic`'s events, in order.
     fn replay<'a>(
         &'a self,
         topic: &'a str,
-        after: u64,
+        page: Page,
     ) -> BoxFuture<'a, Result<Replay, BackplaneError>>;
+
+    /// The last sequence number handed out (in this epoch): every event
+    /// numbered up to it is in its topic's log, if still kept.
+    fn head(&self) -> BoxFuture<'_, Result<u64, BackplaneError>>;
 
     /// Drops expired history; called periodically by the broker.
     fn sweep(&self) {}

@@ -9,7 +9,12 @@ use tokio::sync::Notify;
 
 use super::policy::Principal;
 use super::registry::Group;
-use super::SSEBroker;
+use super::replay::ReplayCursor;
+use super::{BrokerError, SSEBroker};
+
+/// Events written from history to resuming clients.
+pub(crate) static REPLAYED: std::sync::LazyLock<metrics::Counter> =
+    std::sync::LazyLock::new(|| metrics::counter!("herald_events_replayed_total"));
 
 /// One frame on its way to a client. `key` and `seq` say which topic and
 /// which position it comes from (both 0 for heartbeats and control frames),
@@ -240,10 +245,19 @@ impl Queue {
         }
     }
 
-    /// Up to `max` queued frames, without waiting, under one lock.
-    fn take_ready(&self, max: usize) -> Vec<Delivery> {
+    /// Queued frames, without waiting, under one lock: up to `max`
+    /// frames and `bytes` bytes (the first frame whatever its size).
+    fn take_ready(&self, max: usize, bytes: usize) -> Vec<Delivery> {
         let mut state = self.lock();
-        let n = state.items.len().min(max);
+        let mut n = 0;
+        let mut taken = 0;
+        for d in state.items.iter().take(max) {
+            if n > 0 && taken + d.frame.len() > bytes {
+                break;
+            }
+            taken += d.frame.len();
+            n += 1;
+        }
         state.items.drain(..n).collect()
     }
 }
@@ -365,6 +379,9 @@ pub struct Subscription {
     pub(crate) replayed_through: Vec<(usize, u64)>,
     /// Kept for as long as the stream lives ([`hold`](Self::hold)).
     pub(crate) held: Option<Box<dyn std::any::Any + Send + Sync>>,
+    /// The rest of a resuming stream's history, read as it is written
+    /// (boxed: most streams have none).
+    pub(crate) replay: Option<Box<ReplayCursor>>,
 }
 
 impl std::fmt::Debug for Subscription {
@@ -391,11 +408,21 @@ impl Subscription {
     /// connection (eviction, replacement by a newer connection with the same
     /// id, shutdown, `disconnect`, or [`end_after`](Self::end_after)).
     pub async fn recv(&mut self) -> Option<Bytes> {
-        if self.is_evicted() {
-            return None;
-        }
-        if let Some(d) = self.pending.pop_front() {
-            return Some(d.frame);
+        loop {
+            if self.is_evicted() {
+                return None;
+            }
+            if let Some(d) = self.pending.pop_front() {
+                return Some(d.frame);
+            }
+            if self.replay.is_none() {
+                break;
+            }
+            if let Err(e) = self.read_replay().await {
+                // The client reconnects and resumes from what it got.
+                tracing::warn!(client = %self.client.id, error = %e, "replay failed; ending the stream");
+                return None;
+            }
         }
         loop {
             let delivery = self.client.queue.pop().await?;
@@ -403,6 +430,28 @@ impl Subscription {
                 return Some(delivery.frame);
             }
         }
+    }
+
+    /// Whether history must be read before anything more can be written
+    /// ([`read_replay`](Self::read_replay)): live frames wait behind it.
+    pub fn needs_replay(&self) -> bool {
+        self.pending.is_empty() && self.replay.is_some() && !self.is_evicted()
+    }
+
+    /// Reads the next page of a resuming stream's history into the frames
+    /// to write; a writer calls it when [`needs_replay`](Self::needs_replay)
+    /// says so ([`recv`](Self::recv) does it by itself).
+    pub async fn read_replay(&mut self) -> Result<(), BrokerError> {
+        let Some(cursor) = self.replay.as_mut() else {
+            return Ok(());
+        };
+        let (batch, _) = cursor.next_batch(self.broker.backplane().as_ref()).await?;
+        if cursor.is_done() {
+            self.replay = None;
+        }
+        REPLAYED.increment(batch.len() as u64);
+        self.pending.extend(batch);
+        Ok(())
     }
 
     /// Keeps `value` for as long as this stream lives, and drops it when
@@ -488,7 +537,7 @@ impl Subscription {
     /// assert_eq!(calls.load(Ordering::Relaxed), 1);
     ///
     /// let mut frames = Vec::new();
-    /// sub.drain_ready(&mut frames, 64); // `connected`, then "hi"
+    /// sub.drain_ready(&mut frames, 64, 64 * 1024); // `connected`, then "hi"
     /// assert_eq!(frames.len(), 2);
     /// # });
     /// ```
@@ -496,25 +545,43 @@ impl Subscription {
         let _ = self.client.queue.hook.set(Box::new(ready));
     }
 
-    /// Everything already available without waiting, appended to `out`:
-    /// lets the HTTP layer coalesce a burst into one write.
-    pub fn drain_ready(&mut self, out: &mut Vec<Bytes>, max: usize) {
+    /// Everything already available without waiting, appended to `out`,
+    /// up to `max` frames and `max_bytes` bytes (at least one frame): lets
+    /// the HTTP layer coalesce a burst into one write of bounded size.
+    /// Stops where history must be read first
+    /// ([`needs_replay`](Self::needs_replay)).
+    pub fn drain_ready(&mut self, out: &mut Vec<Bytes>, max: usize, max_bytes: usize) {
         if self.is_evicted() {
             return;
         }
+        let mut bytes: usize = out.iter().map(Bytes::len).sum();
         while out.len() < max {
-            let Some(d) = self.pending.pop_front() else {
+            let Some(d) = self.pending.front() else {
                 break;
             };
-            out.push(d.frame);
+            if !out.is_empty() && bytes + d.frame.len() > max_bytes {
+                return;
+            }
+            bytes += d.frame.len();
+            if let Some(d) = self.pending.pop_front() {
+                out.push(d.frame);
+            }
         }
-        if self.pending.is_empty() && self.pending.capacity() > 0 {
+        if !self.pending.is_empty() || self.replay.is_some() {
+            return;
+        }
+        if self.pending.capacity() > 0 {
             // The greeting is out: an idle stream should not keep its slots.
             self.pending = VecDeque::new();
         }
         let room = max.saturating_sub(out.len());
-        if room > 0 {
-            for d in self.client.queue.take_ready(room) {
+        if room > 0 && (out.is_empty() || bytes < max_bytes) {
+            let budget = if out.is_empty() {
+                max_bytes
+            } else {
+                max_bytes - bytes
+            };
+            for d in self.client.queue.take_ready(room, budget) {
                 if !self.already_replayed(&d) {
                     out.push(d.frame);
                 }

@@ -7,7 +7,7 @@
 //! for, each one allowed by [`TopicPolicy::check_request`]. Then, when it
 //! resumes, what it missed is replayed before live events.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -16,9 +16,10 @@ use herald_shared::events::{Connected, Reset, ResetReason};
 use herald_shared::wire::Event;
 
 use super::claims::{Claimed, ClientClaim};
-use super::client::Delivery;
+use super::client::{Delivery, REPLAYED};
 use super::policy::Principal;
 use super::registry::Group;
+use super::replay::ReplayCursor;
 use super::{
     names, random_token, typed_event, BrokerError, ClientState, EventId, SSEBroker, Subscription,
 };
@@ -78,9 +79,10 @@ impl SSEBroker {
     /// Registers a client and returns the stream of frames to write to it.
     ///
     /// The client is subscribed to its topics first and the missed history
-    /// is read second; live frames queued in between that the replay also
-    /// holds are dropped by the [`Subscription`], so nothing falls between
-    /// replay and live and nothing arrives twice.
+    /// is read second, up to the log's head as it was then: live frames
+    /// numbered up to it are dropped by the [`Subscription`] (the replay has
+    /// them), later ones wait behind the replay. So nothing falls between
+    /// replay and live, nothing arrives twice, and ids only grow.
     pub async fn connect(&self, mut opts: ConnectOptions) -> Result<Subscription, BrokerError> {
         dedup(&mut opts.topics);
         let limit = self.inner.config.max_topics;
@@ -191,6 +193,7 @@ impl SSEBroker {
             pending: VecDeque::new(),
             replayed_through: Vec::new(),
             held: None,
+            replay: None,
         };
         // The group limit holds across nodes: the backplane counts too.
         if let Some(group) = &client.group {
@@ -256,26 +259,34 @@ impl SSEBroker {
             keys.push(topic.key());
             client.lock_topics().insert(name.clone());
         }
-        // 2. Then what was missed, merged across topics in id order; a
-        // newcomer to an id is not shown what was sent to it before.
-        let mut replay: BTreeMap<u64, Delivery> = BTreeMap::new();
-        if let Some(after) = after {
+        // 2. Then what was missed up to the log's head now, merged across
+        // topics in id order, a page at a time; later events come live.
+        // A newcomer to an id is not shown what was sent to it before.
+        let mut first_page = Vec::new();
+        if let Some(mut after) = after {
+            let head = self.inner.backplane.head().await?;
+            if after > head {
+                // A position this log never reached: not ours, or the log
+                // lost its tail. Start over from all it has.
+                reset = reset.or(Some(ResetReason::AheadOfLog));
+                after = 0;
+            }
             let own = names::client(&id);
-            for (name, key) in topics.iter().zip(keys) {
-                if *name == own && !continued {
-                    continue;
-                }
-                let r = self.inner.backplane.replay(name, after).await?;
-                if r.gap && reset.is_none() {
-                    reset = Some(ResetReason::HistoryGap);
-                }
-                let through = r.entries.last().map_or(after, |(seq, _)| *seq);
-                sub.replayed_through.push((key, through));
-                replay.extend(
-                    r.entries
-                        .into_iter()
-                        .map(|(seq, frame)| (seq, Delivery { key, seq, frame })),
-                );
+            let missed: Vec<(String, usize, u64)> = topics
+                .iter()
+                .zip(keys)
+                .filter(|(name, _)| continued || **name != own)
+                .map(|(name, key)| (name.clone(), key, after))
+                .collect();
+            sub.replayed_through = missed.iter().map(|(_, key, _)| (*key, head)).collect();
+            let mut cursor = ReplayCursor::new(missed, head);
+            let (batch, gap) = cursor.next_batch(self.inner.backplane.as_ref()).await?;
+            if gap && reset.is_none() {
+                reset = Some(ResetReason::HistoryGap);
+            }
+            first_page = batch;
+            if !cursor.is_done() {
+                sub.replay = Some(Box::new(cursor));
             }
         }
 
@@ -310,8 +321,8 @@ impl SSEBroker {
             sub.pending
                 .push_back(Delivery::control(typed_event(&reset)?.encode()?));
         }
-        metrics::counter!("herald_events_replayed_total").increment(replay.len() as u64);
-        sub.pending.extend(replay.into_values());
+        REPLAYED.increment(first_page.len() as u64);
+        sub.pending.extend(first_page);
 
         if let Some(hook) = &self.inner.config.on_connect {
             hook(&client);

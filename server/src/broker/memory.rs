@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::backplane::{frame_with_id, Backplane, BackplaneError, BoxFuture, Replay, Sink};
+use super::backplane::{frame_with_id, Backplane, BackplaneError, BoxFuture, Page, Replay, Sink};
 use super::claims::{ClaimTable, Claimed, ClientClaim};
 use super::id::{Epoch, EventId};
 use super::{read, write};
@@ -165,20 +165,23 @@ impl MemoryBackplane {
         id
     }
 
-    fn replay_now(&self, topic: &str, after: u64) -> Replay {
+    fn replay_now(&self, topic: &str, page: Page) -> Replay {
         let Some(log) = read(&self.logs).get(topic).cloned() else {
             return Replay {
                 entries: Vec::new(),
-                gap: after < self.forgotten_through.load(Ordering::Relaxed),
+                gap: page.after < self.forgotten_through.load(Ordering::Relaxed),
             };
         };
         let log = lock(&log);
+        // Entries are in seq order: find the page's start by bisection.
+        let start = log.entries.partition_point(|e| e.seq <= page.after);
         Replay {
-            gap: after < log.trimmed_through,
+            gap: page.after < log.trimmed_through,
             entries: log
                 .entries
-                .iter()
-                .filter(|e| e.seq > after)
+                .range(start..)
+                .take_while(|e| e.seq <= page.until)
+                .take(page.limit)
                 .map(|e| (e.seq, e.frame.clone()))
                 .collect(),
         }
@@ -211,10 +214,14 @@ impl Backplane for MemoryBackplane {
     fn replay<'a>(
         &'a self,
         topic: &'a str,
-        after: u64,
+        page: Page,
     ) -> BoxFuture<'a, Result<Replay, BackplaneError>> {
-        let replay = self.replay_now(topic, after);
+        let replay = self.replay_now(topic, page);
         Box::pin(std::future::ready(Ok(replay)))
+    }
+
+    fn head(&self) -> BoxFuture<'_, Result<u64, BackplaneError>> {
+        Box::pin(std::future::ready(Ok(self.seq.load(Ordering::Relaxed))))
     }
 
     fn claim_client<'a>(
@@ -265,6 +272,53 @@ impl Backplane for MemoryBackplane {
 mod tests {
     use super::*;
 
+    fn all_after(after: u64) -> Page {
+        Page {
+            after,
+            until: u64::MAX,
+            limit: usize::MAX,
+        }
+    }
+
+    #[test]
+    fn pages_are_bounded_by_until_and_limit() {
+        let log = MemoryBackplane::new(HistoryLimits::default());
+        for _ in 0..10 {
+            log.append_now("t", None, b"data: x\n\n");
+        }
+        let seqs = |page| {
+            log.replay_now("t", page)
+                .entries
+                .iter()
+                .map(|(s, _)| *s)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            seqs(Page {
+                after: 2,
+                until: 6,
+                limit: 100
+            }),
+            [3, 4, 5, 6]
+        );
+        assert_eq!(
+            seqs(Page {
+                after: 2,
+                until: 10,
+                limit: 3
+            }),
+            [3, 4, 5]
+        );
+        assert_eq!(
+            seqs(Page {
+                after: 10,
+                until: 12,
+                limit: 3
+            }),
+            Vec::<u64>::new()
+        );
+    }
+
     #[test]
     fn history_is_bounded_by_count_and_gaps_are_reported() {
         let log = MemoryBackplane::new(HistoryLimits {
@@ -274,14 +328,14 @@ mod tests {
         for _ in 0..5 {
             log.append_now("t", None, b"data: x\n\n");
         }
-        let r = log.replay_now("t", 1);
+        let r = log.replay_now("t", all_after(1));
         assert!(r.gap);
         assert_eq!(
             r.entries.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
             [4, 5]
         );
-        assert!(!log.replay_now("t", 3).gap);
-        assert!(log.replay_now("t", 5).entries.is_empty());
+        assert!(!log.replay_now("t", all_after(3)).gap);
+        assert!(log.replay_now("t", all_after(5)).entries.is_empty());
     }
 
     #[test]
@@ -292,7 +346,7 @@ mod tests {
         let elsewhere = log.append_now("u", Some("order-7"), b"data: x\n\n");
         assert_eq!(a, again);
         assert_ne!(a, elsewhere);
-        assert_eq!(log.replay_now("t", 0).entries.len(), 1);
+        assert_eq!(log.replay_now("t", all_after(0)).entries.len(), 1);
     }
 
     #[test]
@@ -306,9 +360,9 @@ mod tests {
         log.sweep();
         assert_eq!(log.topic_count(), 0);
         assert!(
-            log.replay_now("t", 0).gap,
+            log.replay_now("t", all_after(0)).gap,
             "a client that saw nothing missed seq 1"
         );
-        assert!(!log.replay_now("t", 1).gap);
+        assert!(!log.replay_now("t", all_after(1)).gap);
     }
 }

@@ -55,6 +55,7 @@ pub mod names;
 pub mod policy;
 mod redis_streams;
 mod registry;
+mod replay;
 mod stats;
 mod topic;
 
@@ -65,7 +66,7 @@ use herald_shared::wire::Event;
 use herald_shared::SseEvent;
 
 pub use backplane::{
-    frame_with_id, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Replay, Sink,
+    frame_with_id, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Page, Replay, Sink,
 };
 pub use claims::{ClaimTable, Claimed, ClientClaim};
 pub use client::{ClientState, Ready, Subscription};

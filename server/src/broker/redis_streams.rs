@@ -56,7 +56,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncConnectionConfig, Client, Script, Value};
 
 use super::backplane::{
-    frame_with_id, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Replay, Sink,
+    frame_with_id, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Page, Replay, Sink,
 };
 use super::claims::{Claimed, ClientClaim};
 use super::id::{Epoch, EventId};
@@ -179,10 +179,10 @@ impl Scripts {
                 end
                 return id",
             ),
-            // KEYS: topic stream, floor. ARGV: start of the range.
-            // Returns {trimmed-through, entries}: the stream's last deleted
-            // id, or for a topic with no stream (never used, or expired)
-            // the floor.
+            // KEYS: topic stream, floor. ARGV: start and end of the range,
+            // most entries. Returns {trimmed-through, entries}: the
+            // stream's last deleted id, or for a topic with no stream
+            // (never used, or expired) the floor.
             replay: Script::new(
                 r"
                 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -193,7 +193,7 @@ impl Scripts {
                 for i = 1, #info, 2 do
                   if info[i] == 'max-deleted-entry-id' then trimmed = info[i + 1] end
                 end
-                return {trimmed, redis.call('XRANGE', KEYS[1], ARGV[1], '+')}",
+                return {trimmed, redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[2], 'COUNT', ARGV[3])}",
             ),
             // KEYS: the user's connection set. ARGV: now (ms), expiry (ms),
             // member, limit, ttl (ms).
@@ -445,15 +445,22 @@ impl Backplane for RedisBackplane {
     fn replay<'a>(
         &'a self,
         topic: &'a str,
-        after: u64,
+        page: Page,
     ) -> BoxFuture<'a, Result<Replay, BackplaneError>> {
         Box::pin(async move {
             let s = &self.shared;
+            let after = page.after;
             let epoch = s.epoch.load(Ordering::Relaxed);
             let start = if after == 0 {
                 "-".to_owned()
             } else {
                 format!("({epoch}-{after}")
+            };
+            // While the epoch is unknown there is no bound to write.
+            let end = if epoch == 0 || page.until == u64::MAX {
+                "+".to_owned()
+            } else {
+                format!("{epoch}-{}", page.until)
             };
             let mut con = s.commands.clone();
             let reply: Result<Value, _> = s
@@ -462,6 +469,8 @@ impl Backplane for RedisBackplane {
                 .key(s.key(&format!("t:{topic}")))
                 .key(s.key("floor"))
                 .arg(start)
+                .arg(end)
+                .arg(page.limit.clamp(1, i64::MAX as usize))
                 .invoke_async(&mut con)
                 .await;
             let reply = reply.map_err(unavailable);
@@ -478,7 +487,8 @@ impl Backplane for RedisBackplane {
                 if let (Ok(id), Some(body)) = (id.parse::<EventId>(), field(&fields, b"b")) {
                     // While the epoch is unknown (Redis came back empty and
                     // this node has not read the new log yet) all of it is new.
-                    if (epoch == 0 || id.epoch.0 == epoch) && id.seq > after {
+                    if (epoch == 0 || id.epoch.0 == epoch) && id.seq > after && id.seq <= page.until
+                    {
                         out.push((id.seq, frame_with_id(id, body)));
                     }
                 }
@@ -487,6 +497,23 @@ impl Backplane for RedisBackplane {
                 entries: out,
                 gap: after < trimmed,
             })
+        })
+    }
+
+    fn head(&self) -> BoxFuture<'_, Result<u64, BackplaneError>> {
+        Box::pin(async move {
+            let s = &self.shared;
+            let mut con = s.commands.clone();
+            let seq: Option<u64> = redis::cmd("GET")
+                .arg(s.key("seq"))
+                .query_async(&mut con)
+                .await
+                .map_err(|e| {
+                    let e = unavailable(e);
+                    s.failed(&e);
+                    e
+                })?;
+            Ok(seq.unwrap_or(0))
         })
     }
 

@@ -38,6 +38,10 @@ use crate::broker::{Ready, Subscription};
 
 /// Frames one write may carry (well under the kernel's 1024 iovecs).
 const MAX_BATCH: usize = 256;
+/// Bytes one write may carry (a single larger frame goes alone): what a
+/// full socket leaves over is copied until it drains, so a client that
+/// reads slowly holds at most this much of the server's memory.
+const MAX_CHUNK_BYTES: usize = 64 * 1024;
 
 /// The flusher threads.
 #[derive(Debug)]
@@ -229,6 +233,8 @@ struct ConnState {
 enum Next {
     /// Look at the stream again.
     Look,
+    /// Read the next page of history, and write it.
+    Replay,
     /// The socket is full: wait until it drains, and flush.
     Drain,
     /// Shutdown: write what is left and end.
@@ -239,6 +245,9 @@ enum Next {
 enum Flushed {
     /// Everything queued was written.
     Done,
+    /// Everything read was written; more history must be read (by the
+    /// connection's task: it is async) before anything else goes out.
+    Replay,
     /// The socket is full.
     Blocked,
     /// The stream is over (see `ConnState::outcome`).
@@ -260,7 +269,7 @@ impl Conn {
                 drop(state);
                 self.task.notify_one();
             }
-            Flushed::Over => {
+            Flushed::Over | Flushed::Replay => {
                 drop(state);
                 self.task.notify_one();
             }
@@ -292,11 +301,14 @@ impl Conn {
         };
         loop {
             frames.clear();
-            sub.drain_ready(frames, MAX_BATCH);
+            sub.drain_ready(frames, MAX_BATCH, MAX_CHUNK_BYTES);
             if frames.is_empty() {
                 if sub.is_finished() {
                     state.outcome = Some(Outcome::Finished);
                     return Flushed::Over;
+                }
+                if sub.needs_replay() {
+                    return Flushed::Replay;
                 }
                 return Flushed::Done;
             }
@@ -338,16 +350,20 @@ impl Conn {
                     let _ = self.tcp.try_write(b"0\r\n\r\n");
                     return Ok(());
                 }
-                let (evicted, blocked) = {
+                let (evicted, blocked, replay) = {
                     let state = lock(&self.state);
-                    let evicted = state.sub.as_ref().is_some_and(Subscription::is_evicted);
-                    (evicted, state.blocked)
+                    let sub = state.sub.as_ref();
+                    let evicted = sub.is_some_and(Subscription::is_evicted);
+                    let replay = sub.is_some_and(Subscription::needs_replay);
+                    (evicted, state.blocked, replay)
                 };
                 if evicted {
                     return Err(evicted_error());
                 }
                 if blocked {
                     Next::Drain
+                } else if replay {
+                    Next::Replay
                 } else {
                     tokio::select! {
                         () = woken => Next::Look,
@@ -359,6 +375,10 @@ impl Conn {
             match next {
                 Next::Look => {}
                 Next::Drain => Box::pin(self.flush_from_task(idle)).await?,
+                Next::Replay => {
+                    Box::pin(self.read_replay()).await?;
+                    Box::pin(self.flush_from_task(idle)).await?;
+                }
                 Next::Stop => {
                     // Shutdown closed the broker's streams first: what they
                     // queued last (a retry hint) still goes out.
@@ -368,6 +388,18 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// Reads the next page of the stream's history. The subscription is
+    /// taken out meanwhile (flushers leave a connection without one alone;
+    /// live frames wait in its queue, behind the history).
+    async fn read_replay(&self) -> io::Result<()> {
+        let Some(mut sub) = lock(&self.state).sub.take() else {
+            return Ok(());
+        };
+        let read = sub.read_replay().await;
+        lock(&self.state).sub = Some(sub);
+        read.map_err(io::Error::other)
     }
 
     /// Whether the stream is over: `Ok(true)` finished, an error if failed.
@@ -397,7 +429,7 @@ impl Conn {
                 flushed
             };
             match flushed {
-                Flushed::Done | Flushed::Over => return Ok(()),
+                Flushed::Done | Flushed::Over | Flushed::Replay => return Ok(()),
                 Flushed::Blocked => {}
             }
             tokio::select! {

@@ -156,6 +156,8 @@ pub fn set_cookie(response: &mut Response, cookie: Option<String>) {
 
 /// How many queued frames one write may carry.
 const MAX_COALESCE: usize = 64;
+/// How many bytes one write may carry (beyond a first frame larger still).
+const MAX_COALESCE_BYTES: usize = 64 * 1024;
 
 /// A `text/event-stream` response that writes a subscription's frames.
 /// Frames that are already queued are coalesced into one write.
@@ -194,7 +196,7 @@ pub(crate) fn coalesced(sub: Subscription) -> impl futures::Stream<Item = Bytes>
     futures::stream::unfold(sub, |mut sub| async move {
         let first = sub.recv().await?;
         let mut more = Vec::new();
-        sub.drain_ready(&mut more, MAX_COALESCE);
+        sub.drain_ready(&mut more, MAX_COALESCE, MAX_COALESCE_BYTES);
         let chunk = if more.is_empty() {
             first
         } else {

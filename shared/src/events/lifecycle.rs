@@ -52,6 +52,9 @@ pub enum ResetReason {
     UnknownEpoch,
     /// The id could not be parsed at all.
     InvalidId,
+    /// The id is past anything the log has numbered (not one of its ids,
+    /// or the log lost its tail): everything it holds follows.
+    AheadOfLog,
 }
 
 /// Sent before any replay when the missed events cannot all be delivered:
