@@ -10,6 +10,9 @@ use crate::broker::config as broker_defaults;
 use crate::broker::policy::Rule;
 use crate::broker::{BrokerConfig, HeartbeatStyle};
 
+/// Below this an HS256 secret is weak (RFC 7518 §3.2: at least the hash's size).
+const MIN_SECRET_BYTES: usize = 32;
+
 fn parse_rule(text: &str) -> Result<Rule, String> {
     Rule::parse(text).map_err(|e| e.to_string())
 }
@@ -70,6 +73,19 @@ pub struct Config {
     #[arg(long, env = "HERALD_JWT_PUBLIC_KEY")]
     pub jwt_public_key: Option<std::path::PathBuf>,
 
+    /// Accept only tokens whose `aud` claim is this.
+    #[arg(long, env = "HERALD_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// Accept only tokens whose `iss` claim is this.
+    #[arg(long, env = "HERALD_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// Key for signing session cookies, shared by every node (by default
+    /// derived from the HS256 secret; needed with --jwt-public-key).
+    #[arg(long, env = "HERALD_SESSION_SECRET", hide_env_values = true)]
+    pub session_secret: Option<String>,
+
     /// Algorithm of --jwt-public-key.
     #[arg(long, env = "HERALD_JWT_ALGORITHM", value_enum, default_value_t = KeyAlgorithm::Rs256)]
     pub jwt_algorithm: KeyAlgorithm,
@@ -122,8 +138,12 @@ pub struct Config {
     pub max_jobs: usize,
 
     /// Largest request body accepted, in bytes.
-    #[arg(long, env = "HERALD_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    #[arg(long, env = "HERALD_MAX_BODY_BYTES", default_value_t = crate::routes::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+
+    /// Seconds a client may take to send a request body; 0 waits forever.
+    #[arg(long, env = "HERALD_BODY_TIMEOUT_SECS", default_value_t = crate::routes::DEFAULT_BODY_TIMEOUT_SECS)]
+    pub body_timeout_secs: u64,
 
     /// Address to listen on.
     #[arg(long, env = "LEPTOS_SITE_ADDR", default_value = "127.0.0.1:3000")]
@@ -214,15 +234,33 @@ impl Config {
                 KeyAlgorithm::Es256 => Verifier::es256(&pem)?,
             }
         } else if let Some(secret) = self.jwt_secret.as_deref().filter(|s| !s.is_empty()) {
+            if secret.len() < MIN_SECRET_BYTES {
+                tracing::warn!(
+                    bytes = secret.len(),
+                    "HERALD_JWT_SECRET is shorter than {MIN_SECRET_BYTES} bytes: an HS256 secret that short can be guessed offline from any token"
+                );
+            }
             Verifier::hs256(secret.as_bytes())
         } else {
             tracing::warn!("no HERALD_JWT_SECRET or public key configured: generated a random secret for this run");
             let secret: [u8; 32] = rand::random();
             Verifier::hs256(&secret)
         };
-        Ok(verifier
+        let mut verifier = verifier
             .dev_mode(self.dev)
-            .cookie_name(self.auth_cookie.clone()))
+            .cookie_name(self.auth_cookie.clone());
+        if let Some(key) = self.session_secret.as_deref().filter(|s| !s.is_empty()) {
+            verifier = verifier.session_key(crate::auth::SessionKey::derive(key.as_bytes()));
+        } else if self.jwt_public_key.is_some() {
+            tracing::warn!("no HERALD_SESSION_SECRET: session cookies are signed with a key of this process only (set one shared by every node)");
+        }
+        if let Some(aud) = self.jwt_audience.as_deref().filter(|s| !s.is_empty()) {
+            verifier = verifier.audience(aud);
+        }
+        if let Some(iss) = self.jwt_issuer.as_deref().filter(|s| !s.is_empty()) {
+            verifier = verifier.issuer(iss);
+        }
+        Ok(verifier)
     }
 
     /// The write idle timeout, if enabled.

@@ -84,6 +84,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
     let mut state = AppState::with_auth(broker.clone(), config.verifier()?);
     state.max_body_bytes = config.max_body_bytes;
+    state.body_timeout = (config.body_timeout_secs > 0)
+        .then(|| std::time::Duration::from_secs(config.body_timeout_secs));
     state.jobs = herald_server::apps::jobs::JobQueue::new(broker.clone(), config.jobs());
     let metrics =
         herald_server::routes::install_prometheus().map_err(|e| anyhow::anyhow!("metrics: {e}"))?;

@@ -298,3 +298,33 @@ async fn a_body_over_the_limit_is_413_json() {
     assert!(body["error"].is_string());
     still_serving(&server, false).await;
 }
+
+#[test]
+fn a_short_hs256_secret_is_warned_about_at_start() {
+    use std::io::{BufRead, BufReader};
+    let port = common::free_port();
+    let mut child = common::Process(
+        std::process::Command::new(env!("CARGO_BIN_EXE_herald-server"))
+            .args([
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+                "--jwt-secret",
+                "short",
+            ])
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start herald-server"),
+    );
+    let out = child.0.stdout.take().expect("stdout");
+    // Everything said at start comes before "herald listening".
+    let start: Vec<String> = BufReader::new(out)
+        .lines()
+        .map_while(Result::ok)
+        .take_while(|line| !line.contains("herald listening"))
+        .collect();
+    let warned = start.iter().any(|line| line.contains("shorter than 32 bytes"));
+    child.kill();
+    assert!(warned, "no warning about a 5-byte secret");
+}

@@ -826,3 +826,86 @@ async fn a_resume_that_is_never_read_pins_little_memory() {
     assert!(grown < 32 * 1024 * 1024, "+{} KiB", grown / 1024);
     drop(idle);
 }
+
+#[tokio::test]
+async fn a_trickled_body_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start_with_state(quiet_config(), None, |b| AppState {
+        body_timeout: Some(Duration::from_millis(500)),
+        ..AppState::with_auth(b, Verifier::hs256(SECRET))
+    })
+    .await;
+    let mut tcp = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /_sse/publish HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{",
+        service()
+    );
+    tcp.write_all(head.as_bytes()).await.expect("head");
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut buf = [0u8; 1024];
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    if answer.windows(2).any(|w| w == b"}\"") || answer.ends_with(b"}") {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the trickled body was never cut off");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains(r#"{"error":"#), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // The server keeps serving.
+    let (status, _) = post(
+        &server,
+        "/_sse/publish",
+        Some(&service()),
+        json!({"data": "x"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn tokens_in_any_spelling_are_read_and_any_bearer_case_works() {
+    let server = production().await;
+    let alice = user("alice");
+    // `tok%65n` is `token` once decoded: accepted (so logs must hide it too).
+    let (_s, hello) = open(&server, &format!("/_sse/connect?tok%65n={alice}"), None).await;
+    assert_eq!(hello["userId"], "alice");
+    assert_eq!(
+        herald_server::auth::redact_query(&format!("tok%65n={alice}&topics=a")),
+        "tok%65n=REDACTED&topics=a"
+    );
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let auth = format!("{scheme} {alice}");
+        let (_s, hello) = open_with(&server, "/_sse/connect", &[("authorization", &auth)]).await;
+        assert_eq!(hello["userId"], "alice", "{scheme}");
+    }
+}
+
+#[tokio::test]
+async fn the_plain_broadcast_stream_honours_the_configured_origin() {
+    let server = TestServer::start_with_state(quiet_config(), None, |b| AppState {
+        cors_origin: Some("https://app.example".into()),
+        ..AppState::with_auth(b, Verifier::hs256(SECRET))
+    })
+    .await;
+    for path in ["/sse", "/_sse/connect"] {
+        let s = SseStream::open(&server.url(path), None).await;
+        assert_eq!(
+            s.headers["access-control-allow-origin"], "https://app.example",
+            "{path}"
+        );
+    }
+}

@@ -6,12 +6,13 @@
 //! nothing but the `retry:` hint (the documented stream has no greeting),
 //! carries no other broadcasts, and gets the usual headers
 //! (`Content-Type: text/event-stream`, `Cache-Control: no-cache`,
-//! `Connection: keep-alive`, `Access-Control-Allow-Origin: *`). A client
+//! `Connection: keep-alive`, and `Access-Control-Allow-Origin` as
+//! `--cors-origin` says: `*` by default, as documented). A client
 //! that fails is dropped by the broker alone; the others never notice.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -59,10 +60,7 @@ async fn stream(
         })
         .await?;
     let mut response = sse_response(sub);
-    response.headers_mut().insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
+    crate::routes::allow_origin(&state, &mut response);
     Ok(response)
 }
 

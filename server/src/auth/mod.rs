@@ -189,6 +189,32 @@ impl Verifier {
         self
     }
 
+    /// Accepts only tokens whose `aud` claim names `audience` (a token
+    /// for another service is then refused here).
+    ///
+    /// ```
+    /// use herald_server::auth::{Claims, Verifier};
+    /// let v = Verifier::hs256(b"an example secret, at least 32 bytes!").audience("herald");
+    /// let token = v.mint("alice", 60, None, None).unwrap();
+    /// assert!(v.verify(&token).is_err(), "no aud claim");
+    /// ```
+    pub fn audience(mut self, audience: &str) -> Self {
+        self.validation.set_audience(&[audience]);
+        self.validation
+            .required_spec_claims
+            .insert("aud".to_owned());
+        self
+    }
+
+    /// Accepts only tokens whose `iss` claim is `issuer`.
+    pub fn issuer(mut self, issuer: &str) -> Self {
+        self.validation.set_issuer(&[issuer]);
+        self.validation
+            .required_spec_claims
+            .insert("iss".to_owned());
+        self
+    }
+
     pub fn is_dev(&self) -> bool {
         self.dev
     }
@@ -259,8 +285,11 @@ impl Verifier {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
         {
-            if let Some(token) = auth.strip_prefix("Bearer ").map(str::trim) {
-                return Some(token.to_owned());
+            // The scheme is case-insensitive (RFC 7235).
+            if let Some((scheme, token)) = auth.split_once(' ') {
+                if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() {
+                    return Some(token.trim().to_owned());
+                }
             }
         }
         if let Some(token) = cookie(headers, &self.cookie) {
@@ -333,23 +362,57 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Redacts `token` / `access_token` values from a query string for logs.
+/// Query parameters whose values are credentials.
+const SECRET_PARAMS: [&str; 3] = ["token", "access_token", "secret"];
+
+/// Redacts `token`, `access_token` and `secret` values from a query
+/// string for logs, however their names are spelled: the server decodes
+/// `tok%65n` to `token` when it reads one, so the log must too.
 ///
 /// ```
 /// use herald_server::auth::redact_query;
 /// assert_eq!(redact_query("topics=a&token=secret.jwt"), "topics=a&token=REDACTED");
+/// assert_eq!(redact_query("tok%65n=secret.jwt&x=1"), "tok%65n=REDACTED&x=1");
+/// assert_eq!(redact_query("access%5Ftoken=a.b"), "access%5Ftoken=REDACTED");
 /// ```
 pub fn redact_query(query: &str) -> String {
     query
         .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((k, _)) if k == "token" || k == "access_token" || k == "secret" => {
-                format!("{k}=REDACTED")
+        .map(|pair| {
+            let key = pair.split_once('=').map_or(pair, |(k, _)| k);
+            if SECRET_PARAMS.contains(&percent_decoded(key).as_str()) {
+                format!("{key}=REDACTED")
+            } else {
+                pair.to_owned()
             }
-            _ => pair.to_owned(),
         })
         .collect::<Vec<_>>()
         .join("&")
+}
+
+/// A query component as `application/x-www-form-urlencoded` decodes it
+/// (`%XX` escapes and `+`); malformed escapes stay as written.
+fn percent_decoded(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -419,6 +482,63 @@ mod tests {
             .expect("dev token");
         assert_eq!((c.sub.as_str(), c.display_name()), ("test123", "testuser"));
         assert_eq!(c.roles, ["user", "admin"]);
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        let v = Verifier::hs256(SECRET);
+        for value in ["Bearer t", "bearer t", "BEARER  t", "bEaReR t "] {
+            let mut h = HeaderMap::new();
+            h.insert(
+                header::AUTHORIZATION,
+                HeaderValue::from_str(value).expect("ascii"),
+            );
+            assert_eq!(v.token_from(&h, None).as_deref(), Some("t"), "{value:?}");
+        }
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic dXNlcg=="),
+        );
+        assert_eq!(v.token_from(&h, None), None);
+    }
+
+    #[test]
+    fn audience_and_issuer_are_checked_when_configured() {
+        #[derive(serde::Serialize)]
+        struct WithAudience<'a> {
+            sub: &'a str,
+            exp: u64,
+            aud: &'a str,
+            iss: &'a str,
+        }
+        let sign = |aud, iss| {
+            let claims = WithAudience {
+                sub: "alice",
+                exp: now_secs() + 60,
+                aud,
+                iss,
+            };
+            jsonwebtoken::encode(
+                &jsonwebtoken::Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(SECRET),
+            )
+            .expect("sign")
+        };
+        let v = Verifier::hs256(SECRET)
+            .audience("herald")
+            .issuer("https://id.example");
+        assert!(v.verify(&sign("herald", "https://id.example")).is_ok());
+        assert!(v.verify(&sign("billing", "https://id.example")).is_err());
+        assert!(v.verify(&sign("herald", "https://evil.example")).is_err());
+    }
+
+    #[test]
+    fn percent_decoding_of_keys() {
+        assert_eq!(percent_decoded("tok%65n"), "token");
+        assert_eq!(percent_decoded("a+b%2"), "a b%2");
+        assert_eq!(percent_decoded("%zz%"), "%zz%");
     }
 
     #[test]

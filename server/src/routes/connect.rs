@@ -12,7 +12,7 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
@@ -71,13 +71,7 @@ pub async fn connect(
         })
         .await?;
     let mut response = sse_response(sub);
-    if let Some(origin) = &state.cors_origin {
-        if let Ok(v) = HeaderValue::from_str(origin) {
-            response
-                .headers_mut()
-                .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
-        }
-    }
+    super::allow_origin(&state, &mut response);
     super::set_cookie(&mut response, new_session);
     Ok(response.into_response())
 }

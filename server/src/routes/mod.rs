@@ -27,6 +27,10 @@ use crate::broker::{SSEBroker, Subscription};
 
 /// Publishes per second per caller, sustained (`--publish-rate`).
 pub const DEFAULT_PUBLISH_RATE: f64 = 100.0;
+/// Seconds a client may take to send a request body (`--body-timeout-secs`).
+pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 10;
+/// Largest request body accepted (`--max-body-bytes`).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 /// Publishes a caller may make at once (`--publish-burst`).
 pub const DEFAULT_PUBLISH_BURST: u32 = 200;
 
@@ -40,6 +44,10 @@ pub struct AppState {
     pub cors_origin: Option<String>,
     /// Largest request body accepted (64 KiB).
     pub max_body_bytes: usize,
+    /// How long a request body may take to arrive, whole (10 s); `None`
+    /// waits forever. A body trickled a byte at a time would otherwise
+    /// hold its connection and its handler as long as the client likes.
+    pub body_timeout: Option<std::time::Duration>,
     /// Publish rate limit per user (or per IP when anonymous).
     pub publish_limit: std::sync::Arc<crate::ratelimit::RateLimiter>,
     /// The job-progress app's queue.
@@ -62,7 +70,8 @@ impl AppState {
             broker,
             auth: std::sync::Arc::new(auth),
             cors_origin: Some("*".to_owned()),
-            max_body_bytes: 64 * 1024,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            body_timeout: Some(std::time::Duration::from_secs(DEFAULT_BODY_TIMEOUT_SECS)),
             publish_limit: std::sync::Arc::new(crate::ratelimit::RateLimiter::new(
                 DEFAULT_PUBLISH_RATE,
                 DEFAULT_PUBLISH_BURST,
@@ -105,8 +114,12 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(stats::healthz))
         .route("/metrics", get(stats::metrics))
         .with_state(state.clone())
-        .merge(crate::apps::router(state))
+        .merge(crate::apps::router(state.clone()))
         .layer(body_limit)
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            read_body_in_time,
+        ))
         .layer(axum::middleware::from_fn(limit_uri));
     match cors {
         Some(layer) => routes.layer(layer),
@@ -147,11 +160,74 @@ pub fn offered_secret(headers: &axum::http::HeaderMap, query: Option<String>) ->
         .filter(|s| !s.is_empty())
 }
 
+/// Sets `Access-Control-Allow-Origin` on a stream as configured
+/// (`--cors-origin`): also for requests without an `Origin` header, which
+/// the CORS layer leaves alone (curl, the documented header sets).
+pub fn allow_origin(state: &AppState, response: &mut Response) {
+    if let Some(v) = state
+        .cors_origin
+        .as_deref()
+        .and_then(|o| HeaderValue::from_str(o).ok())
+    {
+        response
+            .headers_mut()
+            .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+    }
+}
+
 /// Adds a `Set-Cookie` (a session just issued) to a response.
 pub fn set_cookie(response: &mut Response, cookie: Option<String>) {
     if let Some(v) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
         response.headers_mut().append(header::SET_COOKIE, v);
     }
+}
+
+/// Reads a request's body whole within [`AppState::body_timeout`] before
+/// the route sees it: 408 when it does not arrive in time, 413 when it is
+/// over [`AppState::max_body_bytes`].
+async fn read_body_in_time(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Result<Response, error::ApiError> {
+    use http_body_util::BodyExt;
+    use hyper::body::Body as _;
+    let (parts, body) = request.into_parts();
+    let Some(limit) = state.body_timeout.filter(|_| !body.is_end_stream()) else {
+        return Ok(next
+            .run(axum::extract::Request::from_parts(parts, body))
+            .await);
+    };
+    let read = http_body_util::Limited::new(body, state.max_body_bytes).collect();
+    let bytes = match tokio::time::timeout(limit, read).await {
+        Err(_) => {
+            return Err(error::ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} s",
+                    limit.as_secs_f64()
+                ),
+            ))
+        }
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(error::ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "request body over the limit of {} bytes",
+                    state.max_body_bytes
+                ),
+            ))
+        }
+        Ok(Err(e)) => {
+            return Err(error::ApiError::bad_request(format!(
+                "reading the body: {e}"
+            )))
+        }
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
+    Ok(next
+        .run(axum::extract::Request::from_parts(parts, Body::from(bytes)))
+        .await)
 }
 
 /// How many queued frames one write may carry.
