@@ -324,7 +324,9 @@ fn a_short_hs256_secret_is_warned_about_at_start() {
         .map_while(Result::ok)
         .take_while(|line| !line.contains("herald listening"))
         .collect();
-    let warned = start.iter().any(|line| line.contains("shorter than 32 bytes"));
+    let warned = start
+        .iter()
+        .any(|line| line.contains("shorter than 32 bytes"));
     child.kill();
     assert!(warned, "no warning about a 5-byte secret");
 }

@@ -909,3 +909,71 @@ async fn the_plain_broadcast_stream_honours_the_configured_origin() {
         );
     }
 }
+
+#[tokio::test]
+async fn legitimate_readers_get_everything_in_order_while_the_attacks_run() {
+    let server = production().await;
+    let (mut reader, hello) =
+        open(&server, "/_sse/connect?topics=news", Some(&user("reader"))).await;
+    let victim_session = hello["sessionId"].as_str().expect("session").to_owned();
+    let publisher = {
+        let url = server.url("/_sse/publish");
+        let token = token("newsroom", None, Some(&["news"]));
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            for i in 1..=200 {
+                let resp = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&json!({"topic": "news", "data": i.to_string()}))
+                    .send()
+                    .await
+                    .expect("publish");
+                assert_eq!(resp.status(), 200);
+            }
+        })
+    };
+    let attacker = {
+        let base = format!("http://{}", server.addr);
+        let mallory = user("mallory");
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut refused = 0;
+            for _ in 0..40 {
+                let attempts = [
+                    client
+                        .post(format!("{base}/_sse/publish"))
+                        .bearer_auth(&mallory)
+                        .json(&json!({"topic": "news", "data": "FORGED"})),
+                    client
+                        .post(format!("{base}/_sse/publish"))
+                        .json(&json!({"topic": "news", "event": "connected", "data": "FORGED"})),
+                    client
+                        .get(format!("{base}/_sse/connect?sessionId={victim_session}"))
+                        .header("accept", "text/event-stream"),
+                    client
+                        .get(format!(
+                            "{base}/_sse/connect?topics=jobs:reader,chat:general"
+                        ))
+                        .header("accept", "text/event-stream"),
+                ];
+                for attempt in attempts {
+                    let status = attempt.send().await.expect("attack").status();
+                    assert!(status.is_client_error(), "{status}");
+                    refused += 1;
+                }
+            }
+            refused
+        })
+    };
+    let mut got = Vec::new();
+    while got.len() < 200 {
+        let e = reader.next_event().await;
+        assert_ne!(e.event, "connected", "a forged lifecycle event arrived");
+        got.push(e.data.parse::<u32>().expect("only the newsroom's numbers"));
+    }
+    assert_eq!(got, (1..=200).collect::<Vec<_>>());
+    publisher.await.expect("publisher");
+    assert_eq!(attacker.await.expect("attacker"), 160);
+    reader.expect_silence(Duration::from_millis(200)).await;
+}
