@@ -49,7 +49,8 @@ pub struct TokenArgs {
     /// Topic patterns the token may subscribe to (repeatable; none = no limit).
     #[arg(long)]
     pub subscribe: Vec<String>,
-    /// Topic patterns the token may publish to (repeatable; none = no limit).
+    /// Topic patterns the token may publish to (repeatable; none: it
+    /// publishes nothing over HTTP).
     #[arg(long)]
     pub publish: Vec<String>,
     /// Lifetime in seconds.

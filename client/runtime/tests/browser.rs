@@ -198,17 +198,17 @@ async fn dropping_a_handle_removes_its_handler() {
     let dropped = Rc::new(RefCell::new(0));
     let k = kept.clone();
     p.client
-        .on_named("ping", move |_| *k.borrow_mut() += 1)
+        .on_named("poke", move |_| *k.borrow_mut() += 1)
         .forget();
     let d = dropped.clone();
-    let handle = p.client.on_named("ping", move |_| *d.borrow_mut() += 1);
+    let handle = p.client.on_named("poke", move |_| *d.borrow_mut() += 1);
     p.client.connect();
     let id = p.connected().await;
-    publish(serde_json::json!({"target": {"clientId": id}, "event": "ping", "data": "1"})).await;
-    wait_for("first ping", || *kept.borrow() == 1).await;
+    publish(serde_json::json!({"target": {"clientId": id}, "event": "poke", "data": "1"})).await;
+    wait_for("first poke", || *kept.borrow() == 1).await;
     handle.unsubscribe();
-    publish(serde_json::json!({"target": {"clientId": id}, "event": "ping", "data": "2"})).await;
-    wait_for("second ping", || *kept.borrow() == 2).await;
+    publish(serde_json::json!({"target": {"clientId": id}, "event": "poke", "data": "2"})).await;
+    wait_for("second poke", || *kept.borrow() == 2).await;
     assert_eq!(*dropped.borrow(), 1);
     p.client.disconnect();
 }

@@ -8,8 +8,9 @@
 //!
 //! Claims: `sub` (the user id), `roles`, an optional `sessionId`, and the
 //! topic claims `subscribe` / `publish` — lists of patterns where `*`
-//! matches anything ([`topic_matches`]). A claim that is absent puts no
-//! limit of its own; one that is present allows only what it matches.
+//! matches anything ([`topic_matches`]). What they allow is the topic
+//! policy's to say (`broker::policy`): `subscribe` narrows what the token
+//! may read, and only a `publish` claim lets it publish over HTTP.
 //!
 //! In dev mode only (`HERALD_DEV=1`), the multi-stream API's documented demo
 //! token format is accepted too: base64 of `id:username:email:roles`.
@@ -38,10 +39,12 @@ pub struct Claims {
     pub roles: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
-    /// Topic patterns this token may subscribe to (absent: no limit of its own).
+    /// Topic patterns this token may subscribe to (absent: no limit of its
+    /// own beyond the topic policy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subscribe: Option<Vec<String>>,
-    /// Topic patterns this token may publish to (absent: no limit of its own).
+    /// Topic patterns this token may publish to (absent: it publishes
+    /// nothing over HTTP; see `broker::policy`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publish: Option<Vec<String>>,
     /// Expiry, seconds since the epoch.
@@ -51,20 +54,6 @@ pub struct Claims {
 }
 
 impl Claims {
-    /// Whether this token may subscribe to `topic`.
-    pub fn may_subscribe(&self, topic: &str) -> bool {
-        self.subscribe
-            .as_deref()
-            .is_none_or(|p| any_matches(p, topic))
-    }
-
-    /// Whether this token may publish to `topic`.
-    pub fn may_publish(&self, topic: &str) -> bool {
-        self.publish
-            .as_deref()
-            .is_none_or(|p| any_matches(p, topic))
-    }
-
     /// The display name (the `name` claim, else the user id).
     pub fn display_name(&self) -> &str {
         self.name.as_deref().unwrap_or(&self.sub)
@@ -122,7 +111,7 @@ impl Verifier {
     /// let token = v.mint("alice", 3600, Some(vec!["room:*".into()]), None).unwrap();
     /// let claims = v.verify(&token).unwrap();
     /// assert_eq!(claims.sub, "alice");
-    /// assert!(claims.may_subscribe("room:general") && !claims.may_subscribe("admin"));
+    /// assert_eq!(claims.subscribe, Some(vec!["room:*".to_owned()]));
     /// ```
     pub fn hs256(secret: &[u8]) -> Self {
         Self::with_key(
@@ -462,14 +451,6 @@ mod tests {
             Verifier::hs256(SECRET).verify("garbage"),
             Err(AuthError::Invalid(_))
         ));
-    }
-
-    #[test]
-    fn topic_claims_limit_only_when_present() {
-        let c = claims(u64::MAX, None);
-        assert!(c.may_subscribe("anything"));
-        assert!(c.may_publish("room:1"));
-        assert!(!c.may_publish("news"));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The broker: clients, topics, targeted and broadcast sends, history and
-//! resume. Plain Rust + tokio channels; no HTTP types in here.
+//! resume. Plain Rust, locks and tokio tasks; no HTTP types in here.
 //!
 //! **Everything is a topic.** A connection is put on `client:<id>`, `all`,
 //! `user:<uid>` (when it has one), `session:<sid>` (when it has one) and the
@@ -7,20 +7,28 @@
 //! [`SSEBroker::broadcast`] and friends are all [`SSEBroker::publish`] to the
 //! matching topic: one fan-out path, one history, one resume mechanism.
 //!
+//! **Every topic has an owner.** The [`policy`] table says who may read and
+//! who may publish each topic; [`SSEBroker::connect`],
+//! [`SSEBroker::subscribe`] and [`SSEBroker::publish_as`] ask it, whatever
+//! route the request came by. Identities are verified ones
+//! ([`policy::Principal`]); a client id has an owner beyond its connection
+//! ([`claims`]).
+//!
 //! **Encode once.** A published event is encoded to bytes once; every
 //! subscriber's queue gets a clone of the same `Bytes` (a reference count).
 //!
 //! **Ordered ids, behind a seam.** The [`Backplane`] numbers events and keeps
 //! their history ([`MemoryBackplane`] by default; a shared log for clusters);
 //! ids are written as `id: <epoch>-<seq>`. A client reconnecting with that id gets what it
-//! missed on its topics, in order, before live events; if history no longer
-//! reaches back that far, or the id is from another epoch, it first gets a
+//! missed on its topics, in order, before live events, read a page at a
+//! time as it is written; if history no longer reaches back that far, or
+//! the id is from another epoch or past the log's head, it first gets a
 //! `reset` event.
 //!
 //! **Slow consumers never block anyone.** Queues are bounded; a publish
 //! never waits, and a client whose queue is still full after its writer
-//! had a chance to flush is disconnected (counted as an eviction) so that
-//! it reconnects and resumes from history.
+//! had a chance to flush is evicted at once (counted once) so that it
+//! reconnects and resumes from history.
 //!
 //! ```
 //! use herald_server::broker::{BrokerConfig, ConnectOptions, SSEBroker};
@@ -41,7 +49,7 @@
 //! ```
 
 mod backplane;
-mod claims;
+pub mod claims;
 mod client;
 pub mod config;
 mod connect;
