@@ -692,16 +692,7 @@ async fn an_evicted_subscriber_is_gone_at_once() {
         }
         (got, fast)
     });
-    let mut ids = Vec::new();
-    for _ in 0..total {
-        let id = server
-            .broker
-            .publish("hot", herald_shared::wire::Event::data(payload.clone()))
-            .await
-            .expect("publish");
-        ids.push(id.to_string());
-        tokio::task::yield_now().await;
-    }
+    let ids = server.publish_burst("hot", &payload, total).await;
     let (got, _fast) = tokio::time::timeout(Duration::from_secs(20), reader)
         .await
         .expect("the fast reader stalled")

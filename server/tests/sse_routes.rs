@@ -430,16 +430,7 @@ async fn a_stalled_reader_is_evicted_while_a_fast_reader_gets_everything() {
         }
         got
     });
-    let mut ids = Vec::new();
-    for _ in 0..total {
-        let id = server
-            .broker
-            .publish("hot", herald_shared::wire::Event::data(payload.clone()))
-            .await
-            .expect("publish");
-        ids.push(id.to_string());
-        tokio::task::yield_now().await;
-    }
+    let ids = server.publish_burst("hot", &payload, total).await;
     let got = tokio::time::timeout(Duration::from_secs(20), reader)
         .await
         .expect("fast reader stalled")

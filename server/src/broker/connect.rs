@@ -21,7 +21,8 @@ use super::policy::Principal;
 use super::registry::Group;
 use super::replay::ReplayCursor;
 use super::{
-    names, random_token, typed_event, BrokerError, ClientState, EventId, SSEBroker, Subscription,
+    names, random_token, typed_event, BrokerError, ClientState, Epoch, EventId, SSEBroker,
+    Subscription,
 };
 
 /// What a new connection asks for.
@@ -84,109 +85,43 @@ impl SSEBroker {
     /// them), later ones wait behind the replay. So nothing falls between
     /// replay and live, nothing arrives twice, and ids only grow.
     pub async fn connect(&self, mut opts: ConnectOptions) -> Result<Subscription, BrokerError> {
-        dedup(&mut opts.topics);
-        let limit = self.inner.config.max_topics;
-        if opts.topics.len() > limit {
-            return Err(BrokerError::TooManyTopics { limit });
-        }
-        let policy = self.policy();
-        for topic in &opts.topics {
-            names::validate_topic(topic)?;
-            policy.check_request(&opts.principal, topic)?;
-        }
+        self.check_request(&mut opts)?;
         let requested = opts.client_id.is_some();
-        let id: Arc<str> = match opts.client_id {
-            Some(id) => {
-                names::validate_client_id(&id)?;
-                id.into()
-            }
+        let id: Arc<str> = match opts.client_id.take() {
+            Some(id) => id.into(),
             None => random_token(8).into(),
         };
-        let principal = opts.principal;
-        if let Some(uid) = &principal.user_id {
-            names::validate_topic(&names::user(uid))?;
-        }
-        if let Some(sid) = &principal.session_id {
-            names::validate_topic(&names::session(sid))?;
-        }
-        // The id is its owner's, across nodes and for the history's age
-        // after its last connection: whoever continues it gets its secret
-        // and its history, a newcomer neither.
         let serial = random_token(8);
-        let new_secret = random_token(16);
-        let claim = ClientClaim {
-            user: principal.user_id.as_deref(),
-            session: principal.session_id.as_deref(),
-            offered_secret: opts.secret.as_deref().filter(|s| !s.is_empty()),
-            new_secret: &new_secret,
-            holder: &serial,
-        };
-        let (secret, continued) = match self.inner.backplane.claim_client(&id, claim).await {
-            Ok(Claimed::Fresh) => (new_secret, false),
-            Ok(Claimed::Continued { secret }) => (secret, true),
-            Ok(Claimed::Refused) => {
-                self.inner.hub.stats.refused();
-                return Err(BrokerError::ClientIdInUse(id.to_string()));
-            }
-            // An id the client asked for cannot be vouched for.
-            Err(e) if requested => return Err(e.into()),
-            // A fresh random id is nobody else's: the stream may work
-            // without the record (a later reconnect with it starts fresh).
-            Err(e) => {
-                tracing::warn!(error = %e, "client id not recorded");
-                (new_secret, false)
-            }
-        };
+        let (secret, continued) = self
+            .claim_id(
+                &id,
+                &serial,
+                &opts.principal,
+                opts.secret.as_deref(),
+                requested,
+            )
+            .await?;
         let mut claim_guard = ClaimGuard {
             broker: self,
             id: &id,
             serial: &serial,
             armed: true,
         };
-
-        let config = &self.inner.config;
-        let group = match (&principal.user_id, opts.peer) {
-            (Some(uid), _) => Some(Group {
-                key: names::user(uid),
-                scope: "user",
-                limit: config.max_connections_per_user,
-            }),
-            (None, Some(ip)) if config.max_connections_per_ip > 0 => Some(Group {
-                key: format!("ip:{ip}"),
-                scope: "address",
-                limit: config.max_connections_per_ip,
-            }),
-            (None, _) => None,
-        };
+        let group = self.group_of(&opts.principal, opts.peer);
         let client = Arc::new(ClientState::new(
             id.clone(),
             secret,
             serial.clone(),
-            principal,
+            std::mem::take(&mut opts.principal),
             group,
-            opts.metadata,
+            std::mem::take(&mut opts.metadata),
             self.inner.config.event_buffer_size,
         ));
-        let registered = self
-            .inner
-            .registry
-            .register(&client, self.inner.config.max_connections);
-        match registered {
-            Ok(Some(old)) => {
-                // Same id reconnecting before we noticed the old stream died.
-                old.close();
-                self.unsubscribe_all(&old);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                self.inner.hub.stats.refused();
-                return Err(e);
-            }
-        }
-        // From here on the subscription releases the claim.
+        self.register(&client)?;
+        // From here on dropping `sub` (also on an early `?`) cleans up,
+        // the claim included.
         claim_guard.armed = false;
         self.inner.hub.stats.connected();
-        // From here on, dropping `sub` (also on an early `?`) cleans up.
         let mut sub = Subscription {
             broker: self.clone(),
             client: client.clone(),
@@ -195,62 +130,10 @@ impl SSEBroker {
             held: None,
             replay: None,
         };
-        // The group limit holds across nodes: the backplane counts too.
-        if let Some(group) = &client.group {
-            match self
-                .inner
-                .backplane
-                .admit(&group.key, &client.serial, group.limit)
-                .await
-            {
-                Ok(true) => {}
-                Ok(false) => {
-                    self.inner.hub.stats.refused();
-                    return Err(BrokerError::TooManyConnections {
-                        scope: group.scope,
-                        limit: group.limit,
-                    });
-                }
-                // Counting is down with the backplane: the local limit
-                // still holds, and the stream itself may still work.
-                Err(e) => {
-                    tracing::warn!(group = %group.key, error = %e, "cluster-wide connection count unavailable")
-                }
-            }
-        }
+        self.admit_group(&client).await?;
 
-        let mut topics = vec![names::client(&id)];
-        if !opts.no_broadcasts {
-            topics.push(names::ALL.to_owned());
-        }
-        topics.extend(client.user_id().map(names::user));
-        topics.extend(client.session_id().map(names::session));
-        for topic in opts.topics {
-            if !topics.contains(&topic) {
-                topics.push(topic);
-            }
-        }
-
-        // Resume point: `None` = live only.
-        let mut reset = None;
-        let after = match opts.last_event_id.as_deref().filter(|s| !s.is_empty()) {
-            None => None,
-            Some(raw) => match raw.parse::<EventId>() {
-                Ok(id) if id.epoch == self.epoch() => Some(id.seq),
-                // An id from another epoch: the log restarted since (or it
-                // is not ours). Its tail may be lost, so `reset`; everything
-                // in the current log came after it, so replay all of it.
-                Ok(_) => {
-                    reset = Some(ResetReason::UnknownEpoch);
-                    Some(0)
-                }
-                Err(_) => {
-                    reset = Some(ResetReason::InvalidId);
-                    None
-                }
-            },
-        };
-
+        let topics = topics_of(&client, &opts);
+        let (after, mut reset) = resume_point(opts.last_event_id.as_deref(), self.epoch());
         // 1. Live first: from now on every new event reaches the queue.
         let mut keys = Vec::with_capacity(topics.len());
         for name in &topics {
@@ -289,12 +172,172 @@ impl SSEBroker {
                 sub.replay = Some(Box::new(cursor));
             }
         }
+        // 3. What goes out first: the greeting, a reset, the first page.
+        self.greet(&mut sub, opts.greeting.take(), topics)?;
+        if let Some(reason) = reset {
+            let reset = Reset {
+                reason,
+                last_event_id: opts.last_event_id.take().unwrap_or_default(),
+            };
+            sub.pending
+                .push_back(Delivery::control(typed_event(&reset)?.encode()?));
+        }
+        REPLAYED.increment(first_page.len() as u64);
+        sub.pending.extend(first_page);
 
+        if let Some(hook) = &self.inner.config.on_connect {
+            hook(&client);
+        }
+        Ok(sub)
+    }
+
+    /// Checks what a connection asks for before anything is held for it:
+    /// its topics (repeats dropped, within the cap, each allowed by the
+    /// policy), its client id and its identity's topic names.
+    fn check_request(&self, opts: &mut ConnectOptions) -> Result<(), BrokerError> {
+        dedup(&mut opts.topics);
+        let limit = self.inner.config.max_topics;
+        if opts.topics.len() > limit {
+            return Err(BrokerError::TooManyTopics { limit });
+        }
+        for topic in &opts.topics {
+            names::validate_topic(topic)?;
+            self.policy().check_request(&opts.principal, topic)?;
+        }
+        if let Some(id) = &opts.client_id {
+            names::validate_client_id(id)?;
+        }
+        if let Some(uid) = &opts.principal.user_id {
+            names::validate_topic(&names::user(uid))?;
+        }
+        if let Some(sid) = &opts.principal.session_id {
+            names::validate_topic(&names::session(sid))?;
+        }
+        Ok(())
+    }
+
+    /// Claims client id `id` for connection `serial`: its secret, and
+    /// whether the owner continues it (then its history is theirs). The id
+    /// is its owner's across nodes and for the history's age after its last
+    /// connection; a newcomer gets neither its secret nor its history.
+    async fn claim_id(
+        &self,
+        id: &str,
+        serial: &str,
+        principal: &Principal,
+        offered_secret: Option<&str>,
+        requested: bool,
+    ) -> Result<(String, bool), BrokerError> {
+        let new_secret = random_token(16);
+        let claim = ClientClaim {
+            user: principal.user_id.as_deref(),
+            session: principal.session_id.as_deref(),
+            offered_secret: offered_secret.filter(|s| !s.is_empty()),
+            new_secret: &new_secret,
+            holder: serial,
+        };
+        match self.inner.backplane.claim_client(id, claim).await {
+            Ok(Claimed::Fresh) => Ok((new_secret, false)),
+            Ok(Claimed::Continued { secret }) => Ok((secret, true)),
+            Ok(Claimed::Refused) => {
+                self.inner.hub.stats.refused();
+                Err(BrokerError::ClientIdInUse(id.to_owned()))
+            }
+            // An id the client asked for cannot be vouched for.
+            Err(e) if requested => Err(e.into()),
+            // A fresh random id is nobody else's: the stream may work
+            // without the record (a later reconnect with it starts fresh).
+            Err(e) => {
+                tracing::warn!(error = %e, "client id not recorded");
+                Ok((new_secret, false))
+            }
+        }
+    }
+
+    /// What a connection counts against besides the global limit: its
+    /// user, or for an anonymous one its address.
+    fn group_of(&self, principal: &Principal, peer: Option<IpAddr>) -> Option<Group> {
+        let config = &self.inner.config;
+        match (&principal.user_id, peer) {
+            (Some(uid), _) => Some(Group {
+                key: names::user(uid),
+                scope: "user",
+                limit: config.max_connections_per_user,
+            }),
+            (None, Some(ip)) if config.max_connections_per_ip > 0 => Some(Group {
+                key: format!("ip:{ip}"),
+                scope: "address",
+                limit: config.max_connections_per_ip,
+            }),
+            (None, _) => None,
+        }
+    }
+
+    /// Adds `client` to this node's registry within the limits; a live
+    /// connection with its id (proven to be the same owner's) is closed.
+    fn register(&self, client: &Arc<ClientState>) -> Result<(), BrokerError> {
+        let registered = self
+            .inner
+            .registry
+            .register(client, self.inner.config.max_connections);
+        match registered {
+            Ok(Some(old)) => {
+                // Same id reconnecting before we noticed the old stream died.
+                old.close();
+                self.unsubscribe_all(&old);
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => {
+                self.inner.hub.stats.refused();
+                Err(e)
+            }
+        }
+    }
+
+    /// Counts `client` against its group's limit across nodes (the
+    /// backplane counts too).
+    async fn admit_group(&self, client: &ClientState) -> Result<(), BrokerError> {
+        let Some(group) = &client.group else {
+            return Ok(());
+        };
+        match self
+            .inner
+            .backplane
+            .admit(&group.key, &client.serial, group.limit)
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                self.inner.hub.stats.refused();
+                Err(BrokerError::TooManyConnections {
+                    scope: group.scope,
+                    limit: group.limit,
+                })
+            }
+            // Counting is down with the backplane: the local limit still
+            // holds, and the stream itself may still work.
+            Err(e) => {
+                tracing::warn!(group = %group.key, error = %e, "cluster-wide connection count unavailable");
+                Ok(())
+            }
+        }
+    }
+
+    /// Queues the stream's first frames: the `retry:` hint and the
+    /// broker's `connected` event, or the API's own greeting.
+    fn greet(
+        &self,
+        sub: &mut Subscription,
+        greeting: Option<Vec<Event>>,
+        topics: Vec<String>,
+    ) -> Result<(), BrokerError> {
+        let client = &sub.client;
         let retry = self.inner.config.retry_hint_ms;
-        let greeting = match opts.greeting {
+        let greeting = match greeting {
             Some(events) => events,
             None => vec![typed_event(&Connected {
-                client_id: id.to_string(),
+                client_id: client.id.to_string(),
                 secret: Some(client.secret.clone()),
                 user_id: client.user_id().map(str::to_owned),
                 session_id: client.session_id().map(str::to_owned),
@@ -313,21 +356,7 @@ impl SSEBroker {
             }
             sub.pending.push_back(Delivery::control(event.encode()?));
         }
-        if let Some(reason) = reset {
-            let reset = Reset {
-                reason,
-                last_event_id: opts.last_event_id.unwrap_or_default(),
-            };
-            sub.pending
-                .push_back(Delivery::control(typed_event(&reset)?.encode()?));
-        }
-        REPLAYED.increment(first_page.len() as u64);
-        sub.pending.extend(first_page);
-
-        if let Some(hook) = &self.inner.config.on_connect {
-            hook(&client);
-        }
-        Ok(sub)
+        Ok(())
     }
 
     /// Adds a connected client to topics (live events only, no replay):
@@ -394,6 +423,39 @@ impl SSEBroker {
                 topic.unsubscribe(client);
             }
         }
+    }
+}
+
+/// The topics of a connection: its own, `all` (unless it opts out), its
+/// user's and session's, then those it asked for.
+fn topics_of(client: &ClientState, opts: &ConnectOptions) -> Vec<String> {
+    let mut topics = vec![names::client(&client.id)];
+    if !opts.no_broadcasts {
+        topics.push(names::ALL.to_owned());
+    }
+    topics.extend(client.user_id().map(names::user));
+    topics.extend(client.session_id().map(names::session));
+    for topic in &opts.topics {
+        if !topics.contains(topic) {
+            topics.push(topic.clone());
+        }
+    }
+    topics
+}
+
+/// Where a stream resumes (`None`: live only) and the `reset` it starts
+/// with, from its `Last-Event-ID`.
+fn resume_point(last_event_id: Option<&str>, epoch: Epoch) -> (Option<u64>, Option<ResetReason>) {
+    match last_event_id.filter(|s| !s.is_empty()) {
+        None => (None, None),
+        Some(raw) => match raw.parse::<EventId>() {
+            Ok(id) if id.epoch == epoch => (Some(id.seq), None),
+            // An id from another epoch: the log restarted since (or it is
+            // not ours). Its tail may be lost, so `reset`; everything in
+            // the current log came after it, so replay all of it.
+            Ok(_) => (Some(0), Some(ResetReason::UnknownEpoch)),
+            Err(_) => (None, Some(ResetReason::InvalidId)),
+        },
     }
 }
 

@@ -144,6 +144,22 @@ impl TestServer {
         post_json(&self.url("/_sse/publish"), &body).await
     }
 
+    /// Publishes `total` copies of `payload` to `topic` from code, yielding
+    /// between them (readers get to run); returns their ids in order.
+    pub async fn publish_burst(&self, topic: &str, payload: &str, total: usize) -> Vec<String> {
+        let mut ids = Vec::with_capacity(total);
+        for _ in 0..total {
+            let id = self
+                .broker
+                .publish(topic, herald_shared::wire::Event::data(payload))
+                .await
+                .expect("publish");
+            ids.push(id.to_string());
+            tokio::task::yield_now().await;
+        }
+        ids
+    }
+
     /// Polls until the broker reports `n` clients (disconnects are noticed asynchronously).
     pub async fn wait_for_clients(&self, n: usize) {
         self.wait_until_clients(n, false).await;
