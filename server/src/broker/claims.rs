@@ -16,6 +16,7 @@
 //! keeps it in a [`ClaimTable`], the Redis backplane in a hash per id.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::time::{Duration, Instant};
 
 /// A connection asking for a client id.
@@ -46,25 +47,18 @@ pub enum Claimed {
     Refused,
 }
 
+/// One id's owner. Every connection has a record while it lives, so it is
+/// kept small: the user, session and holder only need comparing, so they
+/// are kept as keyed 64-bit hashes (no copies of the strings; nobody can
+/// aim for a collision without the table's random key).
 #[derive(Debug, Clone)]
 struct Record {
-    user: Option<Box<str>>,
-    session: Option<Box<str>>,
+    user: Option<u64>,
+    session: Option<u64>,
     secret: Box<str>,
-    holder: Box<str>,
+    holder: u64,
     /// `None` while a connection holds the id.
     expires: Option<Instant>,
-}
-
-impl Record {
-    fn proven_by(&self, claim: &ClientClaim<'_>) -> bool {
-        let same = |kept: &Option<Box<str>>, given: Option<&str>| matches!((kept.as_deref(), given), (Some(a), Some(b)) if a == b);
-        same(&self.user, claim.user)
-            || same(&self.session, claim.session)
-            || claim
-                .offered_secret
-                .is_some_and(|s| constant_time_eq(s.as_bytes(), self.secret.as_bytes()))
-    }
 }
 
 /// Client-id records with time passed in.
@@ -100,17 +94,32 @@ impl Record {
 #[derive(Debug, Default)]
 pub struct ClaimTable {
     records: HashMap<Box<str>, Record>,
+    /// Keys the identity hashes.
+    key: RandomState,
 }
 
 impl ClaimTable {
+    fn hash(&self, s: &str) -> u64 {
+        self.key.hash_one(s)
+    }
+
     /// Claims `id` for `claim`'s connection at `now`.
     pub fn claim(&mut self, id: &str, claim: &ClientClaim<'_>, now: Instant) -> Claimed {
+        let user = claim.user.map(|u| self.hash(u));
+        let session = claim.session.map(|s| self.hash(s));
+        let holder = self.hash(claim.holder);
         if let Some(record) = self.records.get_mut(id) {
             if record.expires.is_none_or(|at| at > now) {
-                if !record.proven_by(claim) {
+                let same = |kept: Option<u64>, given: Option<u64>| kept.is_some() && kept == given;
+                let proven = same(record.user, user)
+                    || same(record.session, session)
+                    || claim
+                        .offered_secret
+                        .is_some_and(|s| constant_time_eq(s.as_bytes(), record.secret.as_bytes()));
+                if !proven {
                     return Claimed::Refused;
                 }
-                record.holder = claim.holder.into();
+                record.holder = holder;
                 record.expires = None;
                 return Claimed::Continued {
                     secret: record.secret.to_string(),
@@ -120,10 +129,10 @@ impl ClaimTable {
         self.records.insert(
             id.into(),
             Record {
-                user: claim.user.map(Into::into),
-                session: claim.session.map(Into::into),
+                user,
+                session,
                 secret: claim.new_secret.into(),
-                holder: claim.holder.into(),
+                holder,
                 expires: None,
             },
         );
@@ -133,8 +142,9 @@ impl ClaimTable {
     /// `holder` left: unless a newer connection holds the id, it stays
     /// its owner's for `keep_for`.
     pub fn release(&mut self, id: &str, holder: &str, keep_for: Duration, now: Instant) {
+        let holder = self.hash(holder);
         if let Some(record) = self.records.get_mut(id) {
-            if &*record.holder == holder {
+            if record.holder == holder {
                 record.expires = Some(now + keep_for);
             }
         }

@@ -1,7 +1,7 @@
 //! One connected client: its bounded queue, and the [`Subscription`] its
 //! stream reads from.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
@@ -10,6 +10,7 @@ use tokio::sync::Notify;
 use super::policy::Principal;
 use super::registry::Group;
 use super::replay::ReplayCursor;
+use super::topic::Topic;
 use super::{BrokerError, SSEBroker};
 
 /// Events written from history to resuming clients.
@@ -290,7 +291,8 @@ pub struct ClientState {
     pub metadata: HashMap<String, String>,
     /// What it counts against besides the global limit.
     pub(crate) group: Option<Group>,
-    pub(crate) topics: Mutex<BTreeSet<String>>,
+    /// The topics it is on (a few: a list costs less than a set).
+    topics: Mutex<Vec<Arc<Topic>>>,
     /// Frames waiting to be written. Closing it ends the stream once what
     /// is queued is written; evicting it ends the stream at once.
     queue: Queue,
@@ -313,7 +315,7 @@ impl ClientState {
             principal,
             group,
             metadata,
-            topics: Mutex::new(BTreeSet::new()),
+            topics: Mutex::new(Vec::new()),
             queue: Queue::new(queue_capacity),
         }
     }
@@ -341,14 +343,41 @@ impl ClientState {
         self.queue.close();
     }
 
-    /// The topics this connection is on.
+    /// The topics this connection is on, by name.
     pub fn topics(&self) -> Vec<String> {
-        self.lock_topics().iter().cloned().collect()
+        let mut names: Vec<String> = self
+            .lock_topics()
+            .iter()
+            .map(|t| t.name.to_string())
+            .collect();
+        names.sort();
+        names
     }
 
-    pub(crate) fn lock_topics(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
-        // Every update is one insert or remove.
+    fn lock_topics(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Topic>>> {
+        // Every update is one push, remove or take.
         self.topics.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notes that it is on `topic`.
+    pub(crate) fn add_topic(&self, topic: &Arc<Topic>) {
+        let mut topics = self.lock_topics();
+        match topics.iter_mut().find(|t| t.name == topic.name) {
+            Some(held) => *held = topic.clone(),
+            None => topics.push(topic.clone()),
+        }
+    }
+
+    /// Notes that it left topic `name`; returns the topic.
+    pub(crate) fn remove_topic(&self, name: &str) -> Option<Arc<Topic>> {
+        let mut topics = self.lock_topics();
+        let at = topics.iter().position(|t| &*t.name == name)?;
+        Some(topics.swap_remove(at))
+    }
+
+    /// Forgets every topic; returns them.
+    pub(crate) fn take_topics(&self) -> Vec<Arc<Topic>> {
+        std::mem::take(&mut *self.lock_topics())
     }
 }
 

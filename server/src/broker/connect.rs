@@ -137,10 +137,9 @@ impl SSEBroker {
         // 1. Live first: from now on every new event reaches the queue.
         let mut keys = Vec::with_capacity(topics.len());
         for name in &topics {
-            let topic = self.inner.hub.topic(name);
-            topic.subscribe(&client);
+            let topic = self.inner.hub.subscribe(name, &client);
             keys.push(topic.key());
-            client.lock_topics().insert(name.clone());
+            client.add_topic(&topic);
         }
         // 2. Then what was missed up to the log's head now, merged across
         // topics in id order, a page at a time; later events come live.
@@ -377,16 +376,15 @@ impl SSEBroker {
         }
         // The cap counts the topics it asked for, not the assigned ones.
         let limit = self.inner.config.max_topics;
-        let held = client.lock_topics().clone();
-        let assigned = held.iter().filter(|t| is_assigned(&client, t)).count();
-        let mut after = held;
+        let mut after: std::collections::BTreeSet<String> = client.topics().into_iter().collect();
+        let assigned = after.iter().filter(|t| is_assigned(&client, t)).count();
         after.extend(topics.iter().cloned());
         if after.len() - assigned > limit {
             return Err(BrokerError::TooManyTopics { limit });
         }
         for name in topics {
-            self.inner.hub.topic(name).subscribe(&client);
-            client.lock_topics().insert(name.clone());
+            let topic = self.inner.hub.subscribe(name, &client);
+            client.add_topic(&topic);
         }
         Ok(client.topics())
     }
@@ -401,8 +399,7 @@ impl SSEBroker {
             .client(client_id)
             .ok_or_else(|| BrokerError::UnknownClient(client_id.to_owned()))?;
         for name in topics {
-            client.lock_topics().remove(name);
-            if let Some(topic) = self.inner.hub.existing(name) {
+            if let Some(topic) = client.remove_topic(name) {
                 topic.unsubscribe(&client);
             }
         }
@@ -417,11 +414,8 @@ impl SSEBroker {
     }
 
     pub(crate) fn unsubscribe_all(&self, client: &Arc<ClientState>) {
-        let topics = std::mem::take(&mut *client.lock_topics());
-        for name in topics {
-            if let Some(topic) = self.inner.hub.existing(&name) {
-                topic.unsubscribe(client);
-            }
+        for topic in client.take_topics() {
+            topic.unsubscribe(client);
         }
     }
 }

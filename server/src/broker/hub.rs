@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 
+use super::client::ClientState;
 use super::stats::Stats;
 use super::topic::Topic;
 use super::{read, write, Sink};
@@ -15,21 +16,31 @@ use super::{read, write, Sink};
 #[derive(Default)]
 pub(crate) struct Hub {
     /// Read-locked on every delivery to find the topic, write-locked only to
-    /// create or drop one.
-    topics: RwLock<HashMap<String, Arc<Topic>>>,
+    /// create or drop one. The key is the topic's own name.
+    topics: RwLock<HashMap<Arc<str>, Arc<Topic>>>,
     pub stats: Stats,
 }
 
 impl Hub {
-    /// The topic, created if this node had no subscriber to it.
-    pub fn topic(&self, name: &str) -> Arc<Topic> {
-        if let Some(t) = read(&self.topics).get(name) {
-            return t.clone();
+    /// Puts `client` on topic `name` (created if this node had no
+    /// subscriber to it) and returns the topic. The subscription happens
+    /// under the map's lock, so a sweep cannot drop the topic in between
+    /// and leave the client on one that no longer receives.
+    pub fn subscribe(&self, name: &str, client: &Arc<ClientState>) -> Arc<Topic> {
+        {
+            let topics = read(&self.topics);
+            if let Some(t) = topics.get(name) {
+                t.subscribe(client);
+                return t.clone();
+            }
         }
-        write(&self.topics)
-            .entry(name.to_owned())
-            .or_default()
-            .clone()
+        let name: Arc<str> = name.into();
+        let mut topics = write(&self.topics);
+        let topic = topics
+            .entry(name.clone())
+            .or_insert_with(|| Arc::new(Topic::new(name)));
+        topic.subscribe(client);
+        topic.clone()
     }
 
     /// The topic if it exists (nobody is made a subscriber by asking).
@@ -54,7 +65,7 @@ impl Hub {
 
     /// Drops topics nobody here listens to any more.
     pub fn sweep(&self) {
-        let idle: Vec<String> = read(&self.topics)
+        let idle: Vec<Arc<str>> = read(&self.topics)
             .iter()
             .filter(|(_, t)| t.subscriber_count() == 0)
             .map(|(name, _)| name.clone())
