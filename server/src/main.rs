@@ -107,7 +107,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     ));
     if config.dev {
         tracing::warn!(
-            "dev mode: demo tokens accepted and anyone may publish; never use it in production"
+            "dev mode: demo tokens and declared session ids accepted, anyone may publish to open topics; never use it in production"
         );
     }
     state.cors_origin = Some(config.cors_origin.clone()).filter(|o| !o.is_empty());
