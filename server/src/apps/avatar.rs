@@ -12,7 +12,6 @@
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -21,7 +20,7 @@ use serde_json::{json, Value};
 
 use crate::broker::{names, ConnectOptions};
 use crate::routes::caller::{Caller, Publishing};
-use crate::routes::{error::ApiError, sse_response, AppState};
+use crate::routes::{error::ApiError, sse_response, AppState, LastEventId};
 
 /// The topic `/update` publishes to and `/sse` reads.
 pub const TOPIC: &str = names::AVATAR_UPDATES;
@@ -45,7 +44,7 @@ pub fn router(state: AppState) -> Router {
 async fn stream(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
+    LastEventId(last_event_id): LastEventId,
 ) -> Result<Response, ApiError> {
     let sub = state
         .broker
@@ -55,7 +54,7 @@ async fn stream(
             topics: vec![TOPIC.to_owned()],
             no_broadcasts: true,
             greeting: Some(Vec::new()),
-            last_event_id: super::last_event_id(&headers),
+            last_event_id,
             ..ConnectOptions::default()
         })
         .await?;

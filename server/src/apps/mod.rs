@@ -18,7 +18,6 @@ pub mod notifier;
 pub mod streams;
 pub mod system;
 
-use axum::http::HeaderMap;
 use axum::Router;
 
 use crate::routes::AppState;
@@ -31,12 +30,4 @@ pub fn router(state: AppState) -> Router {
         .merge(streams::router(state.clone()))
         .merge(system::router(state.clone()))
         .merge(jobs::router(state))
-}
-
-/// The `Last-Event-ID` a reconnecting `EventSource` sends.
-pub(crate) fn last_event_id(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
 }

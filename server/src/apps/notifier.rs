@@ -30,7 +30,7 @@ use serde_json::{json, Value};
 use crate::broker::{names, BrokerError, ConnectOptions, EventId, SSEBroker};
 use crate::routes::caller::{Caller, Publishing};
 use crate::routes::publish::{one_destination, Target};
-use crate::routes::{error::ApiError, sse_response, AppState};
+use crate::routes::{error::ApiError, sse_response, AppState, LastEventId};
 
 /// `/api/sse` and `/api/sse/send`.
 pub fn router(state: AppState) -> Router {
@@ -58,6 +58,7 @@ async fn stream(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
+    LastEventId(last_event_id): LastEventId,
     query: Result<Query<StreamQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query?;
@@ -86,7 +87,7 @@ async fn stream(
             secret: crate::routes::offered_secret(&headers, q.secret),
             principal,
             peer: caller.peer,
-            last_event_id: super::last_event_id(&headers),
+            last_event_id,
             ..ConnectOptions::default()
         })
         .await?;

@@ -18,7 +18,7 @@ use herald_shared::events::SystemStatus;
 
 use crate::broker::{names, ConnectOptions, SSEBroker};
 use crate::routes::caller::Caller;
-use crate::routes::{error::ApiError, sse_response, AppState};
+use crate::routes::{error::ApiError, sse_response, AppState, LastEventId};
 
 /// The topic status events are published to.
 pub const TOPIC: &str = names::SYSTEM_STATUS;
@@ -40,12 +40,17 @@ async fn status(State(state): State<AppState>) -> Json<SystemStatus> {
     Json(snapshot(&state.broker, false))
 }
 
-async fn stream(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+async fn stream(
+    State(state): State<AppState>,
+    caller: Caller,
+    LastEventId(last_event_id): LastEventId,
+) -> Result<Response, ApiError> {
     let sub = state
         .broker
         .connect(ConnectOptions {
             principal: caller.principal(),
             peer: caller.peer,
+            last_event_id,
             topics: vec![TOPIC.to_owned()],
             no_broadcasts: true,
             ..ConnectOptions::default()

@@ -16,7 +16,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{caller::Caller, error::ApiError, sse_response, AppState};
+use super::{caller::Caller, error::ApiError, sse_response, AppState, LastEventId};
 use crate::broker::ConnectOptions;
 
 #[derive(Debug, Deserialize)]
@@ -26,8 +26,6 @@ pub struct ConnectQuery {
     session_id: Option<String>,
     /// Comma-separated extra topics.
     topics: Option<String>,
-    /// For EventSource polyfills that cannot send `Last-Event-ID`.
-    last_event_id: Option<String>,
     /// The client id's secret, for clients that cannot send headers.
     secret: Option<String>,
 }
@@ -38,14 +36,10 @@ pub async fn connect(
     // Anonymous is allowed; a bad token is a 401, never silently anonymous.
     caller: Caller,
     headers: HeaderMap,
+    LastEventId(last_event_id): LastEventId,
     query: Result<Query<ConnectQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query?;
-    let last_event_id = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or(q.last_event_id);
     let topics = q
         .topics
         .as_deref()

@@ -5,7 +5,10 @@ pub mod caller;
 mod connect;
 pub mod error;
 pub mod publish;
+mod resume;
 mod stats;
+
+pub use resume::LastEventId;
 
 pub use stats::install_prometheus;
 mod subscribe;

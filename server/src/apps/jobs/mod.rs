@@ -31,10 +31,9 @@ use herald_shared::wire::Event;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::broker::policy::Principal;
-use crate::broker::ConnectOptions;
+use crate::broker::{ConnectOptions, EventId};
 use crate::routes::caller::Caller;
-use crate::routes::{error::ApiError, sse_stream_response, AppState};
+use crate::routes::{error::ApiError, sse_stream_response, AppState, LastEventId};
 
 /// The job routes, over the state's job queue.
 pub fn router(state: AppState) -> Router {
@@ -163,34 +162,59 @@ fn connected(job_id: &str, what: &str) -> Result<Event, ApiError> {
     }))
 }
 
+/// The position a reconnecting job stream resumes after, if its
+/// `Last-Event-ID` is one of this log's (any other id starts over from
+/// the job's state now, which says everything a `reset` would).
+fn resume_after(s: &AppState, last_event_id: Option<String>) -> Option<EventId> {
+    last_event_id?
+        .parse::<EventId>()
+        .ok()
+        .filter(|id| id.epoch == s.broker.epoch())
+}
+
+/// A job's stream. First time: `connected`, `initial_status` (the state
+/// now, with the id of the update it reflects), then each `job_update`;
+/// the stream ends after the final one. Reconnecting with an id: the
+/// updates missed since it. Reconnecting after the final update: `204 No
+/// Content`, which an `EventSource` takes as "done" and stops.
 async fn job_stream(
     State(s): State<AppState>,
     caller: Caller,
     Path((kind, id)): Path<(String, String)>,
+    LastEventId(last_event_id): LastEventId,
 ) -> Result<Response, ApiError> {
     let snapshot = owned(&s, &caller, kind_from(&kind)?, &id)?;
-    let greeting = vec![
-        connected(&id, "job status stream")?,
-        message(&JobMessage::InitialStatus(snapshot.state.clone()))?,
-    ];
-    if snapshot.state.status.is_final() {
-        // Nothing more will happen: say where it ended, and end.
+    let resume = resume_after(&s, last_event_id);
+    let final_seq = *snapshot.finished.borrow();
+    if let (Some(last), Some(at)) = (final_seq, resume) {
+        if at.seq >= last {
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
+    }
+    let mut greeting = vec![connected(&id, "job status stream")?];
+    if resume.is_none() {
+        let mut initial = message(&JobMessage::InitialStatus(snapshot.state.clone()))?;
+        initial.id = Some(snapshot.after.to_string());
+        greeting.push(initial);
+    }
+    if snapshot.state.status.is_final() && resume.is_none() {
+        // Nothing more will happen: say where it ended, and end. Its id
+        // brings a reconnect to the 204 above.
         let mut frames = Vec::new();
         for event in greeting {
             frames.push(event.encode().map_err(crate::broker::BrokerError::from)?);
         }
         return Ok(sse_stream_response(futures::stream::iter(frames)));
     }
-    let user = caller.user()?;
     let topic = job_topic(&id);
     let sub = s
         .broker
         .connect(ConnectOptions {
-            principal: Principal::from_claims(user),
+            principal: caller.principal(),
             topics: vec![topic.clone()],
             no_broadcasts: true,
             greeting: Some(greeting),
-            last_event_id: Some(snapshot.after.to_string()),
+            last_event_id: Some(resume.unwrap_or(snapshot.after).to_string()),
             ..ConnectOptions::default()
         })
         .await?;
@@ -200,21 +224,35 @@ async fn job_stream(
     Ok(crate::routes::sse_response(sub))
 }
 
-async fn my_jobs(State(s): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+/// Every job of the caller: `connected` and each unfinished job's
+/// `initial_status`, then every `job_update`; reconnecting with an id,
+/// the updates missed since it.
+async fn my_jobs(
+    State(s): State<AppState>,
+    caller: Caller,
+    LastEventId(last_event_id): LastEventId,
+) -> Result<Response, ApiError> {
     let user = caller.user()?;
+    let resume = resume_after(&s, last_event_id);
     let (running, after) = s.jobs.running_for(&user.sub);
     let mut greeting = vec![connected("my", "your jobs' status stream")?];
-    for state in running {
-        greeting.push(message(&JobMessage::InitialStatus(state))?);
+    if resume.is_none() {
+        for state in running {
+            greeting.push(message(&JobMessage::InitialStatus(state))?);
+        }
+        // A reconnect before the next update resumes from this snapshot.
+        if let Some(last) = greeting.last_mut() {
+            last.id = Some(after.to_string());
+        }
     }
     let sub = s
         .broker
         .connect(ConnectOptions {
-            principal: Principal::from_claims(user),
+            principal: caller.principal(),
             topics: vec![owner_topic(&user.sub)],
             no_broadcasts: true,
             greeting: Some(greeting),
-            last_event_id: Some(after.to_string()),
+            last_event_id: Some(resume.unwrap_or(after).to_string()),
             ..ConnectOptions::default()
         })
         .await?;

@@ -8,7 +8,6 @@
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -19,7 +18,7 @@ use serde_json::Value;
 use crate::auth::Claims;
 use crate::broker::SSEBroker;
 use crate::routes::caller::Caller;
-use crate::routes::{error::ApiError, sse_response, AppState};
+use crate::routes::{error::ApiError, sse_response, AppState, LastEventId};
 
 /// The room a stream joins when it names none.
 pub const DEFAULT_ROOM: &str = "general";
@@ -42,7 +41,7 @@ struct StreamQuery {
 async fn stream(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
+    last_event_id: LastEventId,
     query: Result<Query<StreamQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let user = caller.user()?;
@@ -67,7 +66,7 @@ async fn stream(
     let presence_events = u32::try_from(rooms.len() * 2).unwrap_or(u32::MAX);
     caller.admit_publishes(&state, presence_events)?;
     let topics = rooms.iter().map(|r| room_topic(r)).collect();
-    let sub = super::open(&state, user, &headers, topics).await?;
+    let sub = super::open(&state, &caller, last_event_id, topics).await?;
     // Joined once the stream exists, so the joiner sees its own entry too.
     for room in &rooms {
         let joined = UserJoined(presence(user, room));

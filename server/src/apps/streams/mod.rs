@@ -14,16 +14,14 @@ pub mod chat;
 pub mod notifications;
 pub mod realtime;
 
-use axum::http::HeaderMap;
 use axum::Router;
 use herald_shared::wire::Event;
 use serde_json::{json, Value};
 
 use crate::auth::Claims;
-use crate::broker::policy::Principal;
 use crate::broker::{ConnectOptions, Subscription};
 use crate::routes::caller::{Caller, Publishing};
-use crate::routes::{error::ApiError, AppState};
+use crate::routes::{error::ApiError, AppState, LastEventId};
 
 /// The three authenticated APIs' routes.
 pub fn router(state: AppState) -> Router {
@@ -37,17 +35,18 @@ pub fn router(state: AppState) -> Router {
 /// session topics), resuming after `Last-Event-ID`.
 async fn open(
     state: &AppState,
-    user: &Claims,
-    headers: &HeaderMap,
+    caller: &Caller,
+    last_event_id: LastEventId,
     topics: Vec<String>,
 ) -> Result<Subscription, ApiError> {
+    caller.user()?;
     Ok(state
         .broker
         .connect(ConnectOptions {
-            principal: Principal::from_claims(user),
+            principal: caller.principal(),
             topics,
             no_broadcasts: true,
-            last_event_id: super::last_event_id(headers),
+            last_event_id: last_event_id.0,
             ..ConnectOptions::default()
         })
         .await?)
@@ -59,9 +58,8 @@ fn topic_stream(topic: &'static str) -> axum::routing::MethodRouter<AppState> {
     axum::routing::get(
         move |axum::extract::State(state): axum::extract::State<AppState>,
               caller: Caller,
-              headers: HeaderMap| async move {
-            let user = caller.user()?;
-            let sub = open(&state, user, &headers, vec![topic.to_owned()]).await?;
+              last_event_id: LastEventId| async move {
+            let sub = open(&state, &caller, last_event_id, vec![topic.to_owned()]).await?;
             Ok::<_, ApiError>(crate::routes::sse_response(sub))
         },
     )
