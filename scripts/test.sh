@@ -24,7 +24,7 @@ cargo test --workspace 2>&1 | tee "$CARGO_TARGET_DIR/cargo-test.log"
 
 log "client runtime in headless Chromium (wasm-bindgen-test against a real server)"
 browser_addr="${HERALD_BROWSER_TEST_ADDR:-127.0.0.1:3217}"
-"$CARGO_TARGET_DIR/debug/herald-server" --addr "$browser_addr" --heartbeat-secs 0 --dev \
+"$CARGO_TARGET_DIR/debug/herald-server" --addr "$browser_addr" --heartbeat-secs 0 --dev --job-step-ms 100 \
   >"$CARGO_TARGET_DIR/browser-test-server.log" 2>&1 &
 server_pid=$!
 trap 'kill "$server_pid" 2>/dev/null || true' EXIT

@@ -1,11 +1,16 @@
-//! `SSEClient`: the browser's `EventSource`, driven by the runtime's state
-//! machine.
+//! `SSEClient`: a stream read by the browser (an `EventSource`, or `fetch`
+//! with a streamed body), driven by the runtime's state machine.
 //!
 //! This layer is thin on purpose. Every browser callback (open, error, an
-//! event, the timer) tells the [`Machine`] what happened and carries out the
-//! [`Action`]s it returns: open or close an EventSource, report a state. The
-//! browser's own silent retry is never relied on: on `error` the source is
-//! closed and the machine decides when to come back.
+//! event, a status, the timer) tells the [`Machine`] what happened and
+//! carries out the [`Action`]s it returns: open or close a connection,
+//! report a state or an error. The browser's own silent retry is never
+//! relied on: on `error` the connection is closed and the machine decides
+//! when to come back.
+//!
+//! The client owns its connection: when the last handle on it is dropped,
+//! the connection is closed, its timer cancelled and its callbacks
+//! released (nothing keeps running in the page).
 //!
 //! Outside a browser (server-side rendering, native tests) nothing is opened:
 //! the client stays `Connecting` after `connect()`, and components render.
@@ -18,32 +23,57 @@ use herald_shared::events::{Connected, SseEvent};
 use thiserror::Error;
 
 use crate::config::SseConfig;
-use crate::runtime::machine::{Action, Machine, SseState};
+use crate::runtime::machine::{Action, Failure, Machine, SseState};
 
 /// One event as handlers receive it.
 ///
 /// ```
 /// use herald_client::{SSEClient, SseConfig};
 /// let client = SSEClient::new(SseConfig::new("/_sse/connect"));
-/// client.on_named("alert", |m| println!("{} {} (after id {})", m.event, m.data, m.last_event_id)).forget();
+/// client.on_named("alert", |m| println!("{} {} (after id {})", m.event, m.value, m.last_event_id)).forget();
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SseMessage {
     /// The event name (`message` for unnamed events).
     pub event: String,
+    /// The data as sent.
     pub data: String,
+    /// The data as JSON, or the text itself (a JSON string) when it is not
+    /// JSON: what GoSPA's client hands its handlers.
+    pub value: serde_json::Value,
     /// The id the server gave it (or the last one before it).
     pub last_event_id: String,
 }
 
-/// What `on_error` handlers hear about.
+impl SseMessage {
+    /// An event with its data parsed as JSON where it is JSON.
+    ///
+    /// ```
+    /// use herald_client::SseMessage;
+    /// let m = SseMessage::new("update", r#"{"key":"count","value":42}"#, "e-7");
+    /// assert_eq!(m.value["value"], 42);
+    /// assert_eq!(SseMessage::new("message", "plain text", "").value, "plain text");
+    /// ```
+    pub fn new(event: &str, data: &str, last_event_id: &str) -> Self {
+        SseMessage {
+            event: event.to_owned(),
+            data: data.to_owned(),
+            value: serde_json::from_str(data)
+                .unwrap_or_else(|_| serde_json::Value::String(data.to_owned())),
+            last_event_id: last_event_id.to_owned(),
+        }
+    }
+}
+
+/// What `on_error` handlers hear about, with the attempt it happened on.
 ///
 /// ```
 /// use herald_client::{SSEClient, SseConfig, SseError};
 /// let client = SSEClient::new(SseConfig::new("/_sse/connect"));
-/// client.on_error(|e| match e {
-///     SseError::Decode { event, message } => eprintln!("bad {event}: {message}"),
-///     other => eprintln!("{other}"),
+/// client.on_error(|e, attempt| match e {
+///     SseError::Unauthorized | SseError::Forbidden => eprintln!("sign in again"),
+///     SseError::TooManyRequests { retry_after_ms } => eprintln!("busy; retry in {retry_after_ms:?} ms"),
+///     other => eprintln!("attempt {attempt}: {other}"),
 /// }).forget();
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -51,12 +81,51 @@ pub enum SseError {
     /// A typed handler could not decode an event's data.
     #[error("could not decode a {event:?} event: {message}")]
     Decode { event: String, message: String },
-    /// The connection failed or dropped (the browser does not say why).
+    /// The connection failed or dropped (an `EventSource` does not say
+    /// why: use the fetch transport to see refusals).
     #[error("the event stream connection failed")]
-    Connection,
-    /// The browser refused to create the EventSource (e.g. a malformed URL).
-    #[error("could not open an EventSource for {0:?}")]
+    Network,
+    /// 401: no token, or a bad one. Not retried.
+    #[error("the server wants a (valid) token: 401")]
+    Unauthorized,
+    /// 403: not this caller's stream or topic. Not retried.
+    #[error("this stream is not the caller's: 403")]
+    Forbidden,
+    /// 429: a limit; the next try waits at least `retry_after_ms`.
+    #[error("too many requests: 429 (retry after {retry_after_ms:?} ms)")]
+    TooManyRequests { retry_after_ms: Option<u64> },
+    /// 503: the server is unavailable for now.
+    #[error("the server is unavailable: 503")]
+    Unavailable,
+    /// Another refusal.
+    #[error("the server refused the stream: {0}")]
+    Status(u16),
+    /// The connection did not open within the configured timeout.
+    #[error("the connection did not open in time")]
+    Timeout,
+    /// No heartbeat for `missed_heartbeats_limit` intervals.
+    #[error("the server fell silent: heartbeats missed")]
+    HeartbeatLost,
+    /// The browser refused to start the request (e.g. a malformed URL).
+    #[error("could not open a stream for {0:?}")]
     Open(String),
+}
+
+impl From<Failure> for SseError {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::Network => SseError::Network,
+            Failure::Unauthorized => SseError::Unauthorized,
+            Failure::Forbidden => SseError::Forbidden,
+            Failure::TooManyRequests { retry_after_ms } => {
+                SseError::TooManyRequests { retry_after_ms }
+            }
+            Failure::Unavailable => SseError::Unavailable,
+            Failure::Status(s) => SseError::Status(s),
+            Failure::Timeout => SseError::Timeout,
+            Failure::HeartbeatLost => SseError::HeartbeatLost,
+        }
+    }
 }
 
 type Callback<T> = Rc<dyn Fn(&T)>;
@@ -66,7 +135,7 @@ struct Handlers {
     next_id: u64,
     named: HashMap<String, Vec<(u64, Callback<SseMessage>)>>,
     state: Vec<(u64, Callback<SseState>)>,
-    error: Vec<(u64, Callback<SseError>)>,
+    error: Vec<(u64, Callback<(SseError, u32)>)>,
     retry: Vec<(u64, Callback<Retry>)>,
 }
 
@@ -90,12 +159,16 @@ pub(crate) struct Inner {
     config: SseConfig,
     machine: Machine,
     handlers: Handlers,
+    /// Counts connections: a callback of an older one is ignored.
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    generation: u64,
     #[cfg(target_arch = "wasm32")]
     browser: Option<browser::Browser>,
 }
 
-/// A managed EventSource connection. Cheap to clone; clones share one
-/// connection. Not `Send`: it lives on the browser's one thread.
+/// A managed stream connection. Cheap to clone; clones share one
+/// connection, which closes when the last clone is dropped. Not `Send`:
+/// it lives on the browser's one thread.
 ///
 /// ```
 /// use herald_client::{SSEClient, SseConfig, SseState};
@@ -171,6 +244,13 @@ impl Drop for Handle {
 /// Event names every connection listens to, for liveness and resume.
 const BUILTIN: [&str; 3] = ["connected", "heartbeat", "message"];
 
+/// The server's own event names: they show the connection is alive, not
+/// that it delivers (see the machine's retry accounting).
+const LIFECYCLE: [&str; 4] = ["connected", "heartbeat", "ping", "reset"];
+
+/// The handler name that receives every event.
+pub const ANY_EVENT: &str = "*";
+
 impl SSEClient {
     /// A disconnected client; call [`SSEClient::connect`].
     pub fn new(config: SseConfig) -> Self {
@@ -181,6 +261,7 @@ impl SSEClient {
                 config,
                 machine,
                 handlers: Handlers::default(),
+                generation: 0,
                 #[cfg(target_arch = "wasm32")]
                 browser: None,
             })),
@@ -188,7 +269,7 @@ impl SSEClient {
     }
 
     /// Opens the stream (again, after `disconnect` or `Error`). In a browser
-    /// it opens an EventSource; elsewhere it only changes the state.
+    /// it opens a connection; elsewhere it only changes the state.
     ///
     /// ```
     /// use herald_client::{SSEClient, SseConfig, SseState};
@@ -216,6 +297,11 @@ impl SSEClient {
 
     pub fn state(&self) -> SseState {
         self.inner.borrow().machine.state()
+    }
+
+    /// Whether the stream is open (GoSPA's `isConnected`).
+    pub fn is_connected(&self) -> bool {
+        self.state() == SseState::Connected
     }
 
     /// Failed attempts since the connection was last healthy.
@@ -248,7 +334,8 @@ impl SSEClient {
     }
 
     /// Changes the settings in place (retries, delays, heartbeat, debug, ...);
-    /// they apply from the next decision on, and the URL from the next connect.
+    /// they apply from the next decision on, and the URL, transport and
+    /// headers from the next connect.
     ///
     /// ```
     /// use herald_client::{SSEClient, SseConfig};
@@ -279,7 +366,16 @@ impl SSEClient {
     }
 
     /// Runs `handler` for every event named `name`, any name at all
-    /// (including `connected`, `alert`, `progress`, `reset`).
+    /// (including `connected`, `alert`, `progress`, `reset`); `"*"` for
+    /// every event whatever its name. Its data comes parsed as JSON in
+    /// [`SseMessage::value`] (the text itself when it is not JSON).
+    ///
+    /// ```
+    /// use herald_client::{SSEClient, SseConfig};
+    /// let client = SSEClient::new(SseConfig::new("/_sse/connect"));
+    /// client.on_named("update", |m| println!("{} = {}", m.value["key"], m.value["value"])).forget();
+    /// client.on_named("*", |m| println!("any: {}", m.event)).forget();
+    /// ```
     pub fn on_named(&self, name: &str, handler: impl Fn(&SseMessage) + 'static) -> Handle {
         let handle = self.add(
             Slot::Named(name.to_owned()),
@@ -315,10 +411,15 @@ impl SSEClient {
             Ok(value) => handler(value),
             Err(e) => {
                 if let Some(inner) = weak.upgrade() {
-                    SSEClient { inner }.report(SseError::Decode {
-                        event: msg.event.clone(),
-                        message: e.to_string(),
-                    });
+                    let client = SSEClient { inner };
+                    let attempt = client.attempt();
+                    client.report(
+                        SseError::Decode {
+                            event: msg.event.clone(),
+                            message: e.to_string(),
+                        },
+                        attempt,
+                    );
                 }
             }
         })
@@ -347,9 +448,12 @@ impl SSEClient {
         self.add(Slot::Retry, |h| &mut h.retry, Rc::new(handler))
     }
 
-    /// Runs `handler` on connection failures and decode errors.
-    pub fn on_error(&self, handler: impl Fn(&SseError) + 'static) -> Handle {
-        self.add(Slot::Error, |h| &mut h.error, Rc::new(handler))
+    /// Runs `handler` with every failure (and each event a typed handler
+    /// could not decode), and the attempt it happened on (GoSPA's
+    /// `onError((error, attempt) => ...)`).
+    pub fn on_error(&self, handler: impl Fn(&SseError, u32) + 'static) -> Handle {
+        let wrapped = move |(error, attempt): &(SseError, u32)| handler(error, *attempt);
+        self.add(Slot::Error, |h| &mut h.error, Rc::new(wrapped))
     }
 
     #[cfg(test)]
@@ -370,7 +474,11 @@ impl SSEClient {
             list(&mut inner.handlers).push((id, handler));
             id
         };
-        self.handle(slot, id)
+        Handle {
+            inner: Rc::downgrade(&self.inner),
+            slot: Some(slot),
+            id,
+        }
     }
 
     /// Calls every handler of a list. The list is copied first and no borrow
@@ -382,14 +490,6 @@ impl SSEClient {
             .collect();
         for h in handlers {
             h(value);
-        }
-    }
-
-    fn handle(&self, slot: Slot, id: u64) -> Handle {
-        Handle {
-            inner: Rc::downgrade(&self.inner),
-            slot: Some(slot),
-            id,
         }
     }
 
@@ -410,6 +510,7 @@ impl SSEClient {
             match action {
                 Action::Open { last_event_id } => self.open(last_event_id.as_deref()),
                 Action::Close => self.close_source(),
+                Action::Failed { failure, attempt } => self.report(failure.into(), attempt),
                 Action::RetryScheduled { attempt, delay_ms } => {
                     self.emit(|h| &h.retry, &Retry { attempt, delay_ms })
                 }
@@ -419,29 +520,38 @@ impl SSEClient {
         self.arm_timer();
     }
 
-    fn report(&self, error: SseError) {
-        self.debug(&format!("error: {error}"));
-        self.emit(|h| &h.error, &error);
+    fn report(&self, error: SseError, attempt: u32) {
+        self.debug(&format!("error (attempt {attempt}): {error}"));
+        self.emit(|h| &h.error, &(error, attempt));
     }
 
-    /// An event arrived from the browser.
+    /// An event arrived on the current connection.
     #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     fn received(&self, msg: SseMessage) {
         let handlers: Vec<_> = {
             let mut inner = self.inner.borrow_mut();
             let now = now_ms();
-            inner.machine.event(now, Some(&msg.last_event_id));
+            let lifecycle = LIFECYCLE.contains(&msg.event.as_str());
+            inner
+                .machine
+                .event(now, Some(&msg.last_event_id), lifecycle);
             if msg.event == Connected::NAME {
-                if let Some(ms) = Connected::from_data(&msg.data).ok().and_then(|c| c.retry) {
-                    inner.machine.retry_hint(ms);
+                if let Ok(c) = Connected::from_data(&msg.data) {
+                    if let Some(ms) = c.retry {
+                        inner.machine.retry_hint(ms);
+                    }
+                    if let Some(beat) = c.heartbeat {
+                        // What this connection can see of the heartbeats.
+                        let visible = beat.visible || inner.sees_comments();
+                        inner
+                            .machine
+                            .server_heartbeat(visible.then_some(beat.interval_ms));
+                    }
                 }
             }
-            inner
-                .handlers
-                .named
-                .get(&msg.event)
-                .map(|list| list.iter().map(|(_, h)| h.clone()).collect())
-                .unwrap_or_default()
+            let named = inner.handlers.named.get(&msg.event).into_iter().flatten();
+            let any = inner.handlers.named.get(ANY_EVENT).into_iter().flatten();
+            named.chain(any).map(|(_, h)| h.clone()).collect()
         };
         self.debug(&format!(
             "event {:?} id={:?} {}",
@@ -480,9 +590,16 @@ impl Inner {
         self.handlers
             .named
             .keys()
+            .filter(|n| *n != ANY_EVENT)
             .cloned()
             .chain(BUILTIN.iter().map(|s| (*s).to_owned()))
             .collect()
+    }
+
+    /// Whether this client's transport shows comment lines (heartbeats
+    /// written as comments): `fetch` does, `EventSource` never.
+    fn sees_comments(&self) -> bool {
+        self.config.transport == crate::config::Transport::Fetch
     }
 }
 
@@ -513,20 +630,32 @@ fn seed() -> u64 {
 mod browser {
     //! The only code that touches web-sys.
 
+    use std::cell::RefCell;
     use std::collections::HashSet;
     use std::rc::Weak;
 
+    use herald_shared::wire::{Frame, Parser};
     use wasm_bindgen::closure::Closure;
-    use wasm_bindgen::JsCast;
-    use web_sys::{EventSource, EventSourceInit, MessageEvent};
+    use wasm_bindgen::{JsCast, JsValue};
+    use wasm_bindgen_futures::JsFuture;
+    use web_sys::{
+        AbortController, EventSource, EventSourceInit, Headers, MessageEvent,
+        ReadableStreamDefaultReader, RequestCredentials, RequestInit, Response,
+    };
 
     use super::{Inner, SSEClient, SseError, SseMessage};
+    use crate::config::Transport;
+    use crate::runtime::machine::Failure;
 
-    /// The JS callbacks, created once per client and shared by every
-    /// EventSource it opens: none is ever dropped while it might be running.
+    /// The connection and its JS callbacks. The callbacks are created once
+    /// per client and shared by every `EventSource` it opens: none is ever
+    /// dropped while one might still call it. Dropped with the client:
+    /// then the connection is closed and the timer cleared first.
     pub(super) struct Browser {
         source: Option<EventSource>,
         listening: HashSet<String>,
+        /// The fetch transport's request, aborted to close it.
+        fetch: Option<AbortController>,
         timer: Option<i32>,
         on_open: Closure<dyn FnMut()>,
         on_error: Closure<dyn FnMut()>,
@@ -534,33 +663,36 @@ mod browser {
         on_timer: Closure<dyn FnMut()>,
     }
 
-    fn with_client(weak: &Weak<std::cell::RefCell<Inner>>, f: impl FnOnce(SSEClient)) {
+    impl Drop for Browser {
+        fn drop(&mut self) {
+            self.close();
+            if let (Some(id), Some(window)) = (self.timer.take(), web_sys::window()) {
+                window.clear_timeout_with_handle(id);
+            }
+        }
+    }
+
+    fn with_client(weak: &Weak<RefCell<Inner>>, f: impl FnOnce(SSEClient)) {
         if let Some(inner) = weak.upgrade() {
             f(SSEClient { inner });
         }
     }
 
     impl Browser {
-        pub(super) fn new(weak: Weak<std::cell::RefCell<Inner>>) -> Self {
+        pub(super) fn new(weak: Weak<RefCell<Inner>>) -> Self {
             let w = weak.clone();
             let on_open = Closure::<dyn FnMut()>::new(move || {
                 with_client(&w, |c| c.drive(|m, now| m.opened(now)))
             });
             let w = weak.clone();
             let on_error = Closure::<dyn FnMut()>::new(move || {
-                with_client(&w, |c| {
-                    c.report(SseError::Connection);
-                    c.drive(|m, now| m.error(now));
-                })
+                with_client(&w, |c| c.drive(|m, now| m.error(now, Failure::Network)))
             });
             let w = weak.clone();
             let on_event = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
                 with_client(&w, |c| {
-                    c.received(SseMessage {
-                        event: e.type_(),
-                        data: e.data().as_string().unwrap_or_default(),
-                        last_event_id: e.last_event_id(),
-                    })
+                    let data = e.data().as_string().unwrap_or_default();
+                    c.received(SseMessage::new(&e.type_(), &data, &e.last_event_id()))
                 })
             });
             let w = weak;
@@ -575,6 +707,7 @@ mod browser {
             Browser {
                 source: None,
                 listening: HashSet::new(),
+                fetch: None,
                 timer: None,
                 on_open,
                 on_error,
@@ -593,22 +726,48 @@ mod browser {
                 }
             }
         }
+
+        fn close(&mut self) {
+            if let Some(es) = self.source.take() {
+                es.set_onopen(None);
+                es.set_onerror(None);
+                es.close();
+            }
+            if let Some(fetch) = self.fetch.take() {
+                fetch.abort();
+            }
+        }
+    }
+
+    /// What one fetch needs, taken out of the client before awaiting.
+    struct FetchPlan {
+        url: String,
+        init: RequestInit,
+        last_event_id: Option<String>,
+        generation: u64,
     }
 
     impl SSEClient {
         pub(super) fn open(&self, last_event_id: Option<&str>) {
+            let transport = self.inner.borrow().config.transport;
+            match transport {
+                Transport::EventSource => self.open_event_source(last_event_id),
+                Transport::Fetch => self.open_fetch(last_event_id),
+            }
+        }
+
+        fn open_event_source(&self, last_event_id: Option<&str>) {
             let result = {
                 let mut guard = self.inner.borrow_mut();
                 let inner = &mut *guard;
+                inner.generation += 1;
                 let url = inner.config.url_for(last_event_id);
                 let init = EventSourceInit::new();
                 init.set_with_credentials(inner.config.with_credentials);
                 let names = inner.wanted_names();
                 let weak = std::rc::Rc::downgrade(&self.inner);
                 let browser = inner.browser.get_or_insert_with(|| Browser::new(weak));
-                if let Some(old) = browser.source.take() {
-                    old.close();
-                }
+                browser.close();
                 match EventSource::new_with_event_source_init_dict(&url, &init) {
                     Ok(es) => {
                         es.set_onopen(Some(browser.on_open.as_ref().unchecked_ref()));
@@ -624,18 +783,69 @@ mod browser {
                 }
             };
             if let Err(url) = result {
-                self.report(SseError::Open(url));
-                self.drive(|m, now| m.error(now));
+                self.failed_to_open(url);
             }
         }
 
-        pub(super) fn close_source(&self) {
-            if let Some(b) = &mut self.inner.borrow_mut().browser {
-                if let Some(es) = b.source.take() {
-                    es.set_onopen(None);
-                    es.set_onerror(None);
-                    es.close();
+        /// The browser would not even start the request.
+        fn failed_to_open(&self, url: String) {
+            let attempt = self.attempt() + 1;
+            self.report(SseError::Open(url), attempt);
+            self.drive(|m, now| m.error(now, Failure::Network));
+        }
+
+        fn open_fetch(&self, last_event_id: Option<&str>) {
+            let plan = {
+                let mut guard = self.inner.borrow_mut();
+                let inner = &mut *guard;
+                inner.generation += 1;
+                let weak = std::rc::Rc::downgrade(&self.inner);
+                let browser = inner.browser.get_or_insert_with(|| Browser::new(weak));
+                browser.close();
+                let Ok(controller) = AbortController::new() else {
+                    drop(guard);
+                    let url = self.inner.borrow().config.url.clone();
+                    return self.failed_to_open(url);
+                };
+                let init = RequestInit::new();
+                init.set_method("GET");
+                init.set_signal(Some(&controller.signal()));
+                init.set_credentials(if inner.config.with_credentials {
+                    RequestCredentials::Include
+                } else {
+                    RequestCredentials::SameOrigin
+                });
+                if let Ok(headers) = Headers::new() {
+                    // Only headers a cross-origin request may send without
+                    // the server's leave are added here (Accept is one).
+                    let _ = headers.set("Accept", "text/event-stream");
+                    for (k, v) in &inner.config.headers {
+                        let _ = headers.set(k, v);
+                    }
+                    // fetch can send what an EventSource cannot: the
+                    // resume point goes as the header.
+                    if let Some(id) = last_event_id {
+                        let _ = headers.set("Last-Event-ID", id);
+                    }
+                    init.set_headers(&headers);
                 }
+                browser.fetch = Some(controller);
+                FetchPlan {
+                    url: inner.config.url.clone(),
+                    init,
+                    last_event_id: last_event_id.map(str::to_owned),
+                    generation: inner.generation,
+                }
+            };
+            let weak = std::rc::Rc::downgrade(&self.inner);
+            wasm_bindgen_futures::spawn_local(read_fetch(weak, plan));
+        }
+
+        pub(super) fn close_source(&self) {
+            let mut inner = self.inner.borrow_mut();
+            inner.generation += 1;
+            if let Some(b) = &mut inner.browser {
+                b.close();
             }
         }
 
@@ -660,5 +870,112 @@ mod browser {
                     .ok();
             }
         }
+    }
+
+    /// Runs `f` with the client if it still exists and `generation` is
+    /// still its current connection (a closed one's news is stale).
+    fn current(weak: &Weak<RefCell<Inner>>, generation: u64, f: impl FnOnce(SSEClient)) -> bool {
+        let Some(inner) = weak.upgrade() else {
+            return false;
+        };
+        if inner.borrow().generation != generation {
+            return false;
+        }
+        f(SSEClient { inner });
+        true
+    }
+
+    /// The fetch transport: one request, its status, then its body parsed
+    /// as it streams in.
+    async fn read_fetch(weak: Weak<RefCell<Inner>>, plan: FetchPlan) {
+        let FetchPlan {
+            url,
+            init,
+            last_event_id,
+            generation,
+        } = plan;
+        let Some(window) = web_sys::window() else {
+            return;
+        };
+        let fail = |failure: Failure| {
+            current(&weak, generation, |c| {
+                c.drive(|m, now| m.error(now, failure))
+            });
+        };
+        let response = match JsFuture::from(window.fetch_with_str_and_init(&url, &init)).await {
+            Ok(r) => r,
+            Err(_) => return fail(Failure::Network),
+        };
+        let Ok(response) = response.dyn_into::<Response>() else {
+            return fail(Failure::Network);
+        };
+        let status = response.status();
+        if status == 204 {
+            // Nothing more to say: done, not an error.
+            current(&weak, generation, |c| c.drive(|m, now| m.done(now)));
+            return;
+        }
+        if let Some(failure) = Failure::from_status(status, retry_after_ms(&response)) {
+            return fail(failure);
+        }
+        let Some(reader) = response.body().and_then(|b| {
+            b.get_reader()
+                .dyn_into::<ReadableStreamDefaultReader>()
+                .ok()
+        }) else {
+            return fail(Failure::Network);
+        };
+        if !current(&weak, generation, |c| c.drive(|m, now| m.opened(now))) {
+            let _ = reader.cancel();
+            return;
+        }
+        let mut parser = match &last_event_id {
+            Some(id) => Parser::with_last_event_id(id.clone()),
+            None => Parser::new(),
+        };
+        loop {
+            let chunk = match JsFuture::from(reader.read()).await {
+                Ok(chunk) => chunk,
+                // Aborted (closed by us) or dropped by the network.
+                Err(_) => return fail(Failure::Network),
+            };
+            let done = js_sys::Reflect::get(&chunk, &JsValue::from_str("done"))
+                .map(|d| d.is_truthy())
+                .unwrap_or(true);
+            if done {
+                // The server ended the stream: reconnect and resume.
+                return fail(Failure::Network);
+            }
+            let Ok(bytes) = js_sys::Reflect::get(&chunk, &JsValue::from_str("value")) else {
+                return fail(Failure::Network);
+            };
+            let bytes = js_sys::Uint8Array::new(&bytes).to_vec();
+            let mut frames = Vec::new();
+            parser.feed(&bytes, |f| frames.push(f));
+            let still = current(&weak, generation, |c| {
+                for frame in frames {
+                    match frame {
+                        Frame::Event(e) => {
+                            c.received(SseMessage::new(&e.event, &e.data, &e.last_event_id))
+                        }
+                        Frame::Retry(ms) => c.inner.borrow_mut().machine.retry_hint(ms),
+                        Frame::Comment(_) => {
+                            c.inner.borrow_mut().machine.activity(super::now_ms());
+                            c.arm_timer();
+                        }
+                    }
+                }
+            });
+            if !still {
+                let _ = reader.cancel();
+                return;
+            }
+        }
+    }
+
+    /// `Retry-After` in milliseconds (the seconds form).
+    fn retry_after_ms(response: &Response) -> Option<u64> {
+        let value = response.headers().get("retry-after").ok()??;
+        value.trim().parse::<u64>().ok().map(|s| s * 1000)
     }
 }

@@ -3,6 +3,21 @@
 use crate::runtime::backoff::Backoff;
 use crate::runtime::machine::Settings;
 
+/// How the client reads the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// The browser's `EventSource`: no custom headers (a token must go in
+    /// the URL or a cookie), and the HTTP status of a refusal is hidden.
+    #[default]
+    EventSource,
+    /// `fetch` and a streamed body, parsed by the shared crate's parser:
+    /// custom headers (`Authorization: Bearer`, so tokens stay out of
+    /// URLs and logs), `Last-Event-ID` as a header, and the status of a
+    /// refusal (401, 403, 429 with `Retry-After`, 503, 204) seen and acted
+    /// on.
+    Fetch,
+}
+
 /// How an [`crate::SSEClient`] connects and reconnects.
 ///
 /// ```
@@ -40,6 +55,15 @@ pub struct SseConfig {
     pub last_event_id: Option<String>,
     /// Log every transition and event to the console (false).
     pub debug: bool,
+    /// How the stream is read ([`Transport::EventSource`]).
+    pub transport: Transport,
+    /// Extra request headers, sent by the fetch transport (an
+    /// `EventSource` cannot send any).
+    pub headers: Vec<(String, String)>,
+    /// Open this long (ms), a connection counts as healthy and the retry
+    /// count starts over, even without an event (30 000; 0: only an event
+    /// of the app's proves it).
+    pub stable_after: u64,
 }
 
 impl SseConfig {
@@ -59,6 +83,9 @@ impl SseConfig {
             with_credentials: false,
             last_event_id: None,
             debug: false,
+            transport: Transport::EventSource,
+            headers: Vec::new(),
+            stable_after: 30_000,
         }
     }
 
@@ -111,6 +138,79 @@ impl SseConfig {
         self
     }
 
+    /// Reads the stream with `transport`.
+    ///
+    /// ```
+    /// use herald_client::{SseConfig, Transport};
+    /// let config = SseConfig::new("/notifications/stream")
+    ///     .transport(Transport::Fetch)
+    ///     .bearer("eyJhbGciOi...");
+    /// assert_eq!(config.headers, [("Authorization".to_owned(), "Bearer eyJhbGciOi...".to_owned())]);
+    /// ```
+    pub fn transport(mut self, transport: Transport) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// Adds a request header (fetch transport).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// `Authorization: Bearer <token>` (fetch transport).
+    pub fn bearer(self, token: &str) -> Self {
+        self.header("Authorization", format!("Bearer {token}"))
+    }
+
+    pub fn stable_after(mut self, ms: u64) -> Self {
+        self.stable_after = ms;
+        self
+    }
+
+    /// `self`, with each field still at its default replaced by
+    /// `defaults`' (the URL is always `self`'s): what
+    /// [`SSEManager::client`](crate::SSEManager::client) makes of a
+    /// config and the manager's defaults, like GoSPA's
+    /// `{...defaultConfig, ...config}`.
+    ///
+    /// ```
+    /// use herald_client::SseConfig;
+    /// let defaults = SseConfig::new("").max_retries(10).debug(true);
+    /// let mine = SseConfig::new("/logs").debug(false).reconnect_delay(250);
+    /// let merged = mine.over(&defaults);
+    /// assert_eq!((merged.url.as_str(), merged.max_retries, merged.reconnect_delay), ("/logs", 10, 250));
+    /// assert!(merged.debug, "false is the default: the manager's true applies");
+    /// ```
+    pub fn over(&self, defaults: &SseConfig) -> SseConfig {
+        let base = SseConfig::new("");
+        macro_rules! pick {
+            ($($field:ident),*) => {
+                SseConfig {
+                    url: self.url.clone(),
+                    $($field: if self.$field == base.$field { defaults.$field.clone() } else { self.$field.clone() },)*
+                }
+            };
+        }
+        pick!(
+            auto_reconnect,
+            max_retries,
+            reconnect_delay,
+            max_reconnect_delay,
+            backoff_multiplier,
+            jitter,
+            timeout,
+            heartbeat_interval,
+            missed_heartbeats_limit,
+            with_credentials,
+            last_event_id,
+            debug,
+            transport,
+            headers,
+            stable_after
+        )
+    }
+
     /// The state machine's view of these settings.
     pub fn settings(&self) -> Settings {
         Settings {
@@ -125,6 +225,7 @@ impl SseConfig {
             connect_timeout_ms: self.timeout,
             heartbeat_interval_ms: self.heartbeat_interval,
             missed_heartbeats_limit: self.missed_heartbeats_limit,
+            stable_after_ms: self.stable_after,
         }
     }
 

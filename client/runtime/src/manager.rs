@@ -38,6 +38,22 @@ pub fn get_sse_manager() -> SSEManager {
     MANAGER.with(SSEManager::clone)
 }
 
+/// Connects the page manager's client `name` (GoSPA's `connectSSE`):
+/// created from `config` over the manager's defaults if new, then
+/// connected.
+///
+/// ```
+/// use herald_client::{connect_sse, get_sse_manager, SseConfig, SseState};
+///
+/// let sse = connect_sse("notifications", SseConfig::new("/_sse/connect").debug(true));
+/// assert_eq!(sse.state(), SseState::Connecting);
+/// assert!(get_sse_manager().has("notifications"));
+/// get_sse_manager().remove("notifications");
+/// ```
+pub fn connect_sse(name: &str, config: SseConfig) -> SSEClient {
+    get_sse_manager().connect(name, config)
+}
+
 /// See the module docs. Cheap to clone; clones share state.
 #[derive(Clone, Default)]
 pub struct SSEManager {
@@ -62,30 +78,72 @@ struct Shared {
 }
 
 impl SSEManager {
-    /// The settings `client_url` and `share` start from (the URL is replaced).
+    /// The settings every client the manager makes starts from: each
+    /// field a client's own config leaves at its default comes from here
+    /// (see [`SseConfig::over`]); the URL is always the client's.
     pub fn set_default_config(&self, config: SseConfig) {
         self.inner.borrow_mut().defaults = Some(config);
     }
 
-    fn defaults_for(&self, url: &str) -> SseConfig {
-        let mut config = self
-            .inner
-            .borrow()
-            .defaults
-            .clone()
-            .unwrap_or_else(|| SseConfig::new(""));
-        config.url = url.to_owned();
-        config
+    /// `config` over the manager's defaults.
+    fn with_defaults(&self, config: SseConfig) -> SseConfig {
+        match &self.inner.borrow().defaults {
+            Some(defaults) => config.over(defaults),
+            None => config,
+        }
     }
 
-    /// The client named `name`, created with `config` if it does not exist.
+    fn defaults_for(&self, url: &str) -> SseConfig {
+        self.with_defaults(SseConfig::new(url))
+    }
+
+    /// The client named `name`, created from `config` over the manager's
+    /// defaults if it does not exist (GoSPA's `client(name, config)`).
+    ///
+    /// ```
+    /// use herald_client::{SSEManager, SseConfig};
+    /// let manager = SSEManager::default();
+    /// manager.set_default_config(SseConfig::new("").max_retries(9).debug(true));
+    /// let logs = manager.client("logs", SseConfig::new("/_sse/logs").max_retries(2));
+    /// assert_eq!((logs.config().max_retries, logs.config().debug), (2, true));
+    /// assert_eq!(manager.client_names(), ["logs"]);
+    /// ```
     pub fn client(&self, name: &str, config: SseConfig) -> SSEClient {
+        if let Some(existing) = self.get(name) {
+            return existing;
+        }
+        let client = SSEClient::new(self.with_defaults(config));
         self.inner
             .borrow_mut()
             .named
-            .entry(name.to_owned())
-            .or_insert_with(|| SSEClient::new(config))
-            .clone()
+            .insert(name.to_owned(), client.clone());
+        client
+    }
+
+    /// The client `name` (made from `config` if new), connected.
+    pub fn connect(&self, name: &str, config: SseConfig) -> SSEClient {
+        let client = self.client(name, config);
+        client.connect();
+        client
+    }
+
+    /// Disconnects client `name` (it stays known; `remove` forgets it).
+    /// Returns whether there was one.
+    pub fn disconnect(&self, name: &str) -> bool {
+        let client = self.get(name);
+        client.map(|c| c.disconnect()).is_some()
+    }
+
+    /// Whether a client is named `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.inner.borrow().named.contains_key(name)
+    }
+
+    /// The names of the manager's clients, sorted.
+    pub fn client_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.inner.borrow().named.keys().cloned().collect();
+        names.sort();
+        names
     }
 
     /// The client named `name`, created from the default config and `url`.

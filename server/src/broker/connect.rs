@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use herald_shared::events::{Connected, Reset, ResetReason};
+use herald_shared::events::{Connected, HeartbeatInfo, Reset, ResetReason};
 use herald_shared::wire::Event;
 
 use super::claims::{Claimed, ClientClaim};
@@ -21,8 +21,8 @@ use super::policy::Principal;
 use super::registry::Group;
 use super::replay::ReplayCursor;
 use super::{
-    names, random_token, typed_event, BrokerError, ClientState, Epoch, EventId, SSEBroker,
-    Subscription,
+    names, random_token, typed_event, BrokerError, ClientState, Epoch, EventId, HeartbeatStyle,
+    SSEBroker, Subscription,
 };
 
 /// What a new connection asks for.
@@ -342,6 +342,10 @@ impl SSEBroker {
                 session_id: client.session_id().map(str::to_owned),
                 topics,
                 retry: Some(retry),
+                heartbeat: Some(HeartbeatInfo {
+                    interval_ms: self.inner.config.heartbeat_interval.as_millis() as u64,
+                    visible: self.inner.config.heartbeat_style == HeartbeatStyle::Event,
+                }),
             })?],
         };
         if greeting.is_empty() {

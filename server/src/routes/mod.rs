@@ -99,7 +99,9 @@ fn cors(origin: Option<&str>) -> Option<CorsLayer> {
                 header::AUTHORIZATION,
                 HeaderName::from_static("last-event-id"),
                 HeaderName::from_static("x-herald-secret"),
-            ]),
+            ])
+            // A client on another origin reads how long a 429 asks it to wait.
+            .expose_headers([header::RETRY_AFTER]),
     )
 }
 

@@ -25,6 +25,21 @@ pub struct Connected {
     /// client runtime that manages its own reconnects reads it here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<u64>,
+    /// How this server sends heartbeats, so a client watching for silence
+    /// knows what to expect (and that comments never reach an `EventSource`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<HeartbeatInfo>,
+}
+
+/// The server's heartbeats, as `connected` announces them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatInfo {
+    /// Milliseconds between heartbeats; 0 when there are none.
+    pub interval_ms: u64,
+    /// Sent as `event: heartbeat` (seen by every client) rather than as a
+    /// comment (seen only by clients that parse the stream themselves).
+    pub visible: bool,
 }
 
 impl SseEvent for Connected {
@@ -86,10 +101,15 @@ mod tests {
             session_id: Some("sess".into()),
             topics: vec!["all".into()],
             retry: Some(1000),
+            heartbeat: Some(HeartbeatInfo {
+                interval_ms: 30_000,
+                visible: false,
+            }),
         };
         assert_shape(
             &c,
-            json!({"clientId": "c1", "secret": "s", "sessionId": "sess", "topics": ["all"], "retry": 1000}),
+            json!({"clientId": "c1", "secret": "s", "sessionId": "sess", "topics": ["all"], "retry": 1000,
+                   "heartbeat": {"intervalMs": 30000, "visible": false}}),
         );
         // GoSPA's minimal form decodes too.
         let minimal = Connected::from_data(r#"{"clientId":"x"}"#).expect("decodes");

@@ -22,7 +22,7 @@ pub use avatar::{AvatarUpdate, Envelope};
 pub use chat::{ChatMessage, Presence, Typing, UserJoined, UserLeft};
 pub use entity::{EntityCreate, EntityDelete, EntityEvent, EntityStatusChange, EntityUpdate};
 pub use job::{JobConnected, JobMessage, JobState, JobStatus};
-pub use lifecycle::{Connected, Heartbeat, Reset, ResetReason};
+pub use lifecycle::{Connected, Heartbeat, HeartbeatInfo, Reset, ResetReason};
 pub use notify::{
     Alert, AlertLevel, ErrorNotification, Notification, Progress, SystemNotification, Update,
 };

@@ -1,7 +1,7 @@
 //! The connection panel: state, timeline, retry countdown, controls, and the
 //! client's settings, editable live.
 
-use herald_client::SseState;
+use herald_client::{SseState, Transport};
 use leptos::prelude::*;
 
 use super::{api, Demo};
@@ -27,6 +27,7 @@ pub fn ConnectionPanel() -> impl IntoView {
     let heartbeat = RwSignal::new(initial.heartbeat_interval.to_string());
     let missed = RwSignal::new(initial.missed_heartbeats_limit.to_string());
     let debug = RwSignal::new(false);
+    let transport = RwSignal::new(transport_name(initial.transport).to_owned());
 
     let apply = move |_| {
         demo.sse.with(|client| {
@@ -38,7 +39,12 @@ pub fn ConnectionPanel() -> impl IntoView {
                 c.missed_heartbeats_limit =
                     parse_or(&missed.get_untracked(), c.missed_heartbeats_limit);
                 c.debug = debug.get_untracked();
-            })
+            });
+            let wanted = transport_from(&transport.get_untracked());
+            if client.config().transport != wanted {
+                client.configure(|c| c.transport = wanted);
+                client.reconnect();
+            }
         });
     };
 
@@ -71,6 +77,10 @@ pub fn ConnectionPanel() -> impl IntoView {
                         {move || demo.user_shown.get().unwrap_or_default()}
                     </code>
                 </dd>
+                <dt>"Transport"</dt>
+                <dd data-testid="transport">
+                    {move || demo.sse.with(|c| transport_name(c.config().transport)).unwrap_or_default()}
+                </dd>
                 <dt>"Last event id"</dt>
                 <dd><code data-testid="last-event-id">{move || demo.last_event_id.get()}</code></dd>
                 <dt>"Retry"</dt>
@@ -90,6 +100,13 @@ pub fn ConnectionPanel() -> impl IntoView {
                     <NumberField label="Max delay (ms)" test_id="cfg-max-delay" value=max_delay/>
                     <NumberField label="Heartbeat expected every (ms)" test_id="cfg-heartbeat" value=heartbeat/>
                     <NumberField label="Missed heartbeats before reconnect" test_id="cfg-missed" value=missed/>
+                    <label>"Transport"
+                        <select data-testid="cfg-transport" prop:value=transport
+                            on:change=move |ev| transport.set(event_target_value(&ev))>
+                            <option value="eventsource">"EventSource"</option>
+                            <option value="fetch">"fetch (headers, HTTP status)"</option>
+                        </select>
+                    </label>
                     <label class="check">
                         <input type="checkbox" data-testid="cfg-debug"
                             prop:checked=debug on:change=move |ev| debug.set(event_target_checked(&ev))/>
@@ -117,6 +134,22 @@ pub fn ConnectionPanel() -> impl IntoView {
                 />
             </ol>
         </section>
+    }
+}
+
+/// The transport's name in the settings form and in `?transport=`.
+pub fn transport_name(t: Transport) -> &'static str {
+    match t {
+        Transport::EventSource => "eventsource",
+        Transport::Fetch => "fetch",
+    }
+}
+
+/// The transport a name stands for (EventSource for anything else).
+pub fn transport_from(name: &str) -> Transport {
+    match name {
+        "fetch" => Transport::Fetch,
+        _ => Transport::EventSource,
     }
 }
 

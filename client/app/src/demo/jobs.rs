@@ -1,8 +1,9 @@
 //! The job runner: starts a character or media job on the job-progress API
-//! and follows it on its own stream (a second `SSEClient`), showing the
-//! progress bar, then the result or the failure reason. The stream ends
-//! after the final update; the client is disconnected then, so the
-//! browser does not reopen a finished job's stream.
+//! and follows it on its own stream (a second `SSEClient`, over the same
+//! transport as the page's), showing the progress bar, then the result or
+//! the failure reason. The stream ends after the final update; the client
+//! is disconnected then (a reconnect would be told `204`: nothing more),
+//! and when the panel goes away.
 
 use herald_client::{SSEClient, SseConfig};
 use herald_shared::events::{JobMessage, JobState, JobStatus, SseEvent};
@@ -63,8 +64,8 @@ pub fn JobsPanel() -> impl IntoView {
 
     let follow = move |kind: String, id: String| {
         let url = format!("/api/v1/sse/jobs/{kind}/{id}?token={}", demo.token());
-        let client = SSEClient::new(SseConfig::new(url).max_retries(3));
-        let me = client.clone();
+        let transport = demo.sse.with(|c| c.config().transport).unwrap_or_default();
+        let client = SSEClient::new(SseConfig::new(url).max_retries(3).transport(transport));
         client
             .on_named(JobMessage::NAME, move |m| {
                 let Ok(message) = JobMessage::from_data(&m.data) else {
@@ -81,7 +82,9 @@ pub fn JobsPanel() -> impl IntoView {
                     }
                 });
                 if done {
-                    me.disconnect();
+                    // Through the panel's slot, not a clone of the client:
+                    // a handler holding its own client would keep it alive.
+                    follower.with_value(|f| f.as_ref().map(SSEClient::disconnect));
                 }
             })
             .forget();
@@ -92,6 +95,15 @@ pub fn JobsPanel() -> impl IntoView {
             }
         });
     };
+
+    // Leaving the page stops following: the client closes its stream.
+    on_cleanup(move || {
+        follower.update_value(|f| {
+            if let Some(client) = f.take() {
+                client.disconnect();
+            }
+        });
+    });
 
     let start = move |_| {
         error.set(None);

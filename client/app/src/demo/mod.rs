@@ -128,6 +128,27 @@ impl Demo {
     }
 }
 
+/// The transport the page asks for (`/sse-demo?transport=fetch`), else
+/// `EventSource`.
+fn page_transport() -> herald_client::Transport {
+    #[cfg(feature = "hydrate")]
+    {
+        let search = web_sys::window()
+            .and_then(|w| w.location().search().ok())
+            .unwrap_or_default();
+        let name = search
+            .trim_start_matches('?')
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("transport="))
+            .unwrap_or("");
+        connection::transport_from(name)
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        herald_client::Transport::EventSource
+    }
+}
+
 fn random_session() -> String {
     #[cfg(feature = "hydrate")]
     {
@@ -190,9 +211,10 @@ pub fn SseDemo() -> impl IntoView {
     let session = random_session();
     let user = demo_user();
     let token = demo_token(&user);
-    let (state, sse) = use_sse(SseConfig::new(format!(
-        "/_sse/connect?sessionId={session}&token={token}"
-    )));
+    let (state, sse) = use_sse(
+        SseConfig::new(format!("/_sse/connect?sessionId={session}&token={token}"))
+            .transport(page_transport()),
+    );
     let demo = Demo {
         sse,
         state,

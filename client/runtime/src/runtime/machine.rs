@@ -5,12 +5,21 @@
 //!
 //! Decisions that differ from the GoSPA client, each covered by a test:
 //! * the browser's own silent retry is not trusted: on any error the
-//!   EventSource is closed and the machine reconnects with its own backoff;
+//!   connection is closed and the machine reconnects with its own backoff;
 //! * a connect timeout turns into a scheduled reconnect (it never cancels one);
-//! * when retries run out the EventSource is closed, not left retrying;
-//! * the attempt counter resets only after the connection proved healthy
-//!   (an event arrived, or it stayed open for one heartbeat interval), so a
-//!   server that accepts and drops at once cannot cause an endless fast loop.
+//! * when retries run out the connection is closed, not left retrying;
+//! * the attempt counter resets only after the connection proved healthy:
+//!   an event of the app's arrived, or it stayed open for `stable_after_ms`.
+//!   The server's own lifecycle events (`connected`, `heartbeat`, `reset`,
+//!   `ping`) prove it is alive, not that it works: a server that greets and
+//!   closes runs out of retries instead of looping forever;
+//! * a refusal that will not change by retrying (401, 403) ends in `Error`
+//!   at once; a 429 waits at least the server's `Retry-After`; a `204 No
+//!   Content` means "nothing more to say": `Disconnected`, no retry;
+//! * every failure is reported with its cause and the attempt number,
+//!   including the ones the machine notices itself (timeout, lost heartbeat);
+//! * heartbeats the server declares invisible (comments, which an
+//!   `EventSource` never shows) or off do not count as missed.
 
 use super::backoff::{Backoff, Jitter};
 
@@ -21,9 +30,10 @@ pub enum SseState {
     Connecting,
     /// The stream is open.
     Connected,
-    /// Not connected, by choice (initially, or after `disconnect`).
+    /// Not connected, by choice (initially, after `disconnect`), or because
+    /// the server said there is nothing more (`204 No Content`).
     Disconnected,
-    /// Gave up: retries exhausted (or reconnecting disabled).
+    /// Gave up: retries exhausted, reconnecting disabled, or refused for good.
     Error,
 }
 
@@ -39,15 +49,65 @@ impl SseState {
     }
 }
 
+/// Why an attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The network failed or the stream dropped (an `EventSource` says no
+    /// more than that).
+    Network,
+    /// 401: the token is missing or bad. Retrying will not help.
+    Unauthorized,
+    /// 403: not this caller's. Retrying will not help.
+    Forbidden,
+    /// 429: a limit; the next try waits at least `retry_after_ms`.
+    TooManyRequests { retry_after_ms: Option<u64> },
+    /// 503: the server (or its backplane) is unavailable for now.
+    Unavailable,
+    /// Any other refusal.
+    Status(u16),
+    /// Not open within the connect timeout.
+    Timeout,
+    /// No sign of life for `missed_heartbeats_limit` heartbeat intervals.
+    HeartbeatLost,
+}
+
+impl Failure {
+    /// A failure another try cannot fix.
+    pub fn is_final(self) -> bool {
+        matches!(self, Failure::Unauthorized | Failure::Forbidden)
+    }
+
+    /// The failure an HTTP status means (`None` for a success).
+    ///
+    /// ```
+    /// use herald_client::runtime::machine::Failure;
+    /// assert_eq!(Failure::from_status(401, None), Some(Failure::Unauthorized));
+    /// assert_eq!(Failure::from_status(429, Some(5000)), Some(Failure::TooManyRequests { retry_after_ms: Some(5000) }));
+    /// assert_eq!(Failure::from_status(200, None), None);
+    /// ```
+    pub fn from_status(status: u16, retry_after_ms: Option<u64>) -> Option<Failure> {
+        Some(match status {
+            200..=299 => return None,
+            401 => Failure::Unauthorized,
+            403 => Failure::Forbidden,
+            429 => Failure::TooManyRequests { retry_after_ms },
+            503 => Failure::Unavailable,
+            other => Failure::Status(other),
+        })
+    }
+}
+
 /// What the browser layer must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Open a new EventSource (resuming from `last_event_id`, if any).
+    /// Open a new connection (resuming from `last_event_id`, if any).
     Open { last_event_id: Option<String> },
-    /// Close the current EventSource.
+    /// Close the current connection.
     Close,
     /// The state changed; tell the app (emitted once per transition).
     State(SseState),
+    /// Attempt `attempt` failed (tell the app's error handlers).
+    Failed { failure: Failure, attempt: u32 },
     /// A reconnect is scheduled: failed attempt `attempt`, next try in
     /// `delay_ms`. The state stays `Connecting` meanwhile, so this is how an
     /// app shows "retrying in 4 s".
@@ -63,17 +123,20 @@ pub struct Settings {
     pub backoff: Backoff,
     /// 0 means no connect timeout.
     pub connect_timeout_ms: u64,
-    /// How often the server promises a sign of life.
+    /// How often the server promises a sign of life (until it says).
     pub heartbeat_interval_ms: u64,
     /// Intervals of silence after which the connection counts as dead (0 = never).
     pub missed_heartbeats_limit: u32,
+    /// Open this long, a connection counts as healthy even without an
+    /// event (0: only an event proves it).
+    pub stable_after_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Phase {
     /// Nothing open, nothing scheduled.
     Idle,
-    /// An EventSource is opening.
+    /// A connection is opening.
     Opening { since: u64 },
     /// Open; `healthy` once it proved itself.
     Open {
@@ -88,22 +151,28 @@ enum Phase {
 /// See the module docs.
 ///
 /// ```
-/// use herald_client::runtime::machine::{Action, Machine, Settings, SseState};
+/// use herald_client::runtime::machine::{Action, Failure, Machine, Settings, SseState};
 /// use herald_client::runtime::backoff::Backoff;
 ///
 /// let settings = Settings {
 ///     auto_reconnect: true, max_retries: 5,
 ///     backoff: Backoff { base_ms: 1000, max_ms: 30_000, multiplier: 2.0, jitter: 0.0 },
 ///     connect_timeout_ms: 0, heartbeat_interval_ms: 30_000, missed_heartbeats_limit: 3,
+///     stable_after_ms: 30_000,
 /// };
 /// let mut m = Machine::new(settings, 1);
 /// assert_eq!(m.connect(0), vec![Action::Open { last_event_id: None }, Action::State(SseState::Connecting)]);
 /// assert_eq!(m.opened(10), vec![Action::State(SseState::Connected)]);
-/// m.event(20, Some("e1-1"));
-/// // The stream drops: close, and retry in 1 s.
+/// m.event(20, Some("e1-1"), false);
+/// // The stream drops: close, report, and retry in 1 s.
 /// assert_eq!(
-///     m.error(30),
-///     vec![Action::Close, Action::State(SseState::Connecting), Action::RetryScheduled { attempt: 1, delay_ms: 1000 }]
+///     m.error(30, Failure::Network),
+///     vec![
+///         Action::Close,
+///         Action::Failed { failure: Failure::Network, attempt: 1 },
+///         Action::State(SseState::Connecting),
+///         Action::RetryScheduled { attempt: 1, delay_ms: 1000 },
+///     ]
 /// );
 /// assert_eq!(m.next_wake(), Some(1030));
 /// assert_eq!(m.wake(1030), vec![Action::Open { last_event_id: Some("e1-1".into()) }]);
@@ -118,6 +187,9 @@ pub struct Machine {
     last_event_id: Option<String>,
     /// The server's `retry:` hint replaces the base delay.
     retry_hint_ms: Option<u64>,
+    /// What the server said of its heartbeats on this connection:
+    /// `Some(None)`: none the client can see (off, or comments).
+    server_heartbeat_ms: Option<Option<u64>>,
     next_delay_ms: Option<u64>,
     rng: Jitter,
 }
@@ -132,6 +204,7 @@ impl Machine {
             attempt: 0,
             last_event_id: None,
             retry_hint_ms: None,
+            server_heartbeat_ms: None,
             next_delay_ms: None,
             rng: Jitter::new(seed),
         }
@@ -183,8 +256,7 @@ impl Machine {
                 healthy,
             } => {
                 let dead = self.dead_after().map(|d| last_activity + d);
-                let proven = (!healthy && s.heartbeat_interval_ms > 0)
-                    .then(|| since + s.heartbeat_interval_ms);
+                let proven = (!healthy && s.stable_after_ms > 0).then(|| since + s.stable_after_ms);
                 match (dead, proven) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
@@ -227,7 +299,7 @@ impl Machine {
         out
     }
 
-    /// The EventSource fired `open`.
+    /// The connection opened.
     pub fn opened(&mut self, now: u64) -> Vec<Action> {
         let mut out = Vec::new();
         if let Phase::Opening { .. } = self.phase {
@@ -236,31 +308,33 @@ impl Machine {
                 last_activity: now,
                 healthy: false,
             };
+            self.server_heartbeat_ms = None;
             self.next_delay_ms = None;
             self.set_state(SseState::Connected, &mut out);
         }
         out
     }
 
-    /// An event (of any name) arrived; `id` is its last event id, if any.
-    pub fn event(&mut self, now: u64, id: Option<&str>) {
+    /// An event arrived; `id` is its last event id, if any. `lifecycle`:
+    /// one of the server's own (`connected`, `heartbeat`, ...), which keeps
+    /// the connection alive but does not prove it works.
+    pub fn event(&mut self, now: u64, id: Option<&str>, lifecycle: bool) {
         if let Some(id) = id.filter(|s| !s.is_empty()) {
             self.last_event_id = Some(id.to_owned());
         }
         self.activity(now);
+        if !lifecycle {
+            if let Phase::Open { healthy, .. } = &mut self.phase {
+                *healthy = true;
+                self.attempt = 0;
+            }
+        }
     }
 
-    /// A sign of life without an event (e.g. a `heartbeat`).
+    /// A sign of life that is not an app's event (a heartbeat, a comment).
     pub fn activity(&mut self, now: u64) {
-        if let Phase::Open {
-            last_activity,
-            healthy,
-            ..
-        } = &mut self.phase
-        {
+        if let Phase::Open { last_activity, .. } = &mut self.phase {
             *last_activity = now;
-            *healthy = true;
-            self.attempt = 0;
         }
     }
 
@@ -269,14 +343,28 @@ impl Machine {
         self.retry_hint_ms = Some(millis);
     }
 
-    /// The EventSource fired `error` (connect failure or a dropped stream).
-    pub fn error(&mut self, now: u64) -> Vec<Action> {
+    /// What the server says of its heartbeats on this connection: every
+    /// `interval_ms`, or `None` when the client will not see any (they are
+    /// off, or comments an `EventSource` never shows); then silence is not
+    /// a sign of death.
+    pub fn server_heartbeat(&mut self, interval_ms: Option<u64>) {
+        self.server_heartbeat_ms = Some(interval_ms.filter(|ms| *ms > 0));
+    }
+
+    /// The attempt failed (a refused or dropped connection).
+    pub fn error(&mut self, now: u64, failure: Failure) -> Vec<Action> {
         let mut out = Vec::new();
         if matches!(self.phase, Phase::Opening { .. } | Phase::Open { .. }) {
             out.push(Action::Close);
-            self.fail(now, &mut out);
+            self.fail(now, failure, &mut out);
         }
         out
+    }
+
+    /// The server has nothing more to say (`204 No Content`): close, and
+    /// stay disconnected.
+    pub fn done(&mut self, now: u64) -> Vec<Action> {
+        self.disconnect(now)
     }
 
     /// Time passed: fire whatever deadline is due.
@@ -290,7 +378,7 @@ impl Machine {
                 let t = self.settings.connect_timeout_ms;
                 if t > 0 && now >= since + t {
                     out.push(Action::Close);
-                    self.fail(now, &mut out);
+                    self.fail(now, Failure::Timeout, &mut out);
                 }
             }
             Phase::Open {
@@ -298,10 +386,11 @@ impl Machine {
                 last_activity,
                 healthy,
             } => {
+                let stable = self.settings.stable_after_ms;
                 if self.dead_after().is_some_and(|d| now >= last_activity + d) {
                     out.push(Action::Close);
-                    self.fail(now, &mut out);
-                } else if !healthy && now >= since + self.settings.heartbeat_interval_ms {
+                    self.fail(now, Failure::HeartbeatLost, &mut out);
+                } else if !healthy && stable > 0 && now >= since + stable {
                     self.phase = Phase::Open {
                         since,
                         last_activity,
@@ -314,10 +403,15 @@ impl Machine {
         out
     }
 
+    /// How long a silence kills the connection, if one can.
     fn dead_after(&self) -> Option<u64> {
         let s = &self.settings;
-        (s.missed_heartbeats_limit > 0 && s.heartbeat_interval_ms > 0)
-            .then(|| s.heartbeat_interval_ms * u64::from(s.missed_heartbeats_limit))
+        let interval = match self.server_heartbeat_ms {
+            Some(declared) => declared?,
+            None => s.heartbeat_interval_ms,
+        };
+        (s.missed_heartbeats_limit > 0 && interval > 0)
+            .then(|| interval * u64::from(s.missed_heartbeats_limit))
     }
 
     fn open(&mut self, now: u64, out: &mut Vec<Action>) {
@@ -329,12 +423,17 @@ impl Machine {
         self.set_state(SseState::Connecting, out);
     }
 
-    /// After a failure (the source is already closed): retry later, or give up.
-    fn fail(&mut self, now: u64, out: &mut Vec<Action>) {
+    /// After a failure (the connection is already closed): report it, then
+    /// retry later or give up.
+    fn fail(&mut self, now: u64, failure: Failure, out: &mut Vec<Action>) {
         let s = &self.settings;
         self.attempt = self.attempt.saturating_add(1);
+        out.push(Action::Failed {
+            failure,
+            attempt: self.attempt,
+        });
         let exhausted = s.max_retries != 0 && self.attempt > s.max_retries;
-        if !s.auto_reconnect || exhausted {
+        if !s.auto_reconnect || exhausted || failure.is_final() {
             self.phase = Phase::Idle;
             self.next_delay_ms = None;
             self.set_state(SseState::Error, out);
@@ -344,7 +443,13 @@ impl Machine {
             base_ms: self.retry_hint_ms.unwrap_or(s.backoff.base_ms),
             ..s.backoff
         };
-        let delay = backoff.delay(self.attempt, self.rng.next_f64());
+        let mut delay = backoff.delay(self.attempt, self.rng.next_f64());
+        if let Failure::TooManyRequests {
+            retry_after_ms: Some(wait),
+        } = failure
+        {
+            delay = delay.max(wait);
+        }
         self.next_delay_ms = Some(delay);
         self.phase = Phase::Waiting { until: now + delay };
         self.set_state(SseState::Connecting, out);
@@ -381,6 +486,14 @@ mod tests {
             connect_timeout_ms: 0,
             heartbeat_interval_ms: 30_000,
             missed_heartbeats_limit: 3,
+            stable_after_ms: 30_000,
+        }
+    }
+
+    fn failed(attempt: u32) -> Action {
+        Failed {
+            failure: Failure::Network,
+            attempt,
         }
     }
 
@@ -428,7 +541,7 @@ mod tests {
         sim.run(|m, now| m.connect(now));
         let mut delays = Vec::new();
         for _ in 0..8 {
-            sim.run(|m, now| m.error(now));
+            sim.run(|m, now| m.error(now, Failure::Network));
             delays.push(sim.m.next_delay_ms().expect("scheduled"));
             assert_eq!(
                 sim.wake_next(),
@@ -455,11 +568,11 @@ mod tests {
             },
             ..settings()
         });
-        sim.run(|m, now| m.error(now));
+        sim.run(|m, now| m.error(now, Failure::Network));
         assert_eq!(sim.m.next_delay_ms(), Some(100));
         sim.m.retry_hint(700); // a later hint wins again
         sim.wake_next();
-        sim.run(|m, now| m.error(now));
+        sim.run(|m, now| m.error(now, Failure::Network));
         assert_eq!(sim.m.next_delay_ms(), Some(1400));
     }
 
@@ -468,10 +581,10 @@ mod tests {
         let mut sim = Sim::new(settings());
         sim.run(|m, now| m.connect(now));
         sim.m.retry_hint(250);
-        sim.run(|m, now| m.error(now));
+        sim.run(|m, now| m.error(now, Failure::Network));
         assert_eq!(sim.m.next_delay_ms(), Some(250));
         sim.wake_next();
-        sim.run(|m, now| m.error(now));
+        sim.run(|m, now| m.error(now, Failure::Network));
         assert_eq!(sim.m.next_delay_ms(), Some(500));
     }
 
@@ -482,8 +595,8 @@ mod tests {
         for attempt in 1..=5 {
             let delay_ms = 1000 << (attempt - 1);
             assert_eq!(
-                sim.run(|m, now| m.error(now)),
-                vec![Close, RetryScheduled { attempt, delay_ms }]
+                sim.run(|m, now| m.error(now, Failure::Network)),
+                vec![Close, failed(attempt), RetryScheduled { attempt, delay_ms }]
             );
             assert_eq!(
                 sim.wake_next(),
@@ -493,7 +606,10 @@ mod tests {
             );
         }
         // The sixth failure is one too many.
-        assert_eq!(sim.run(|m, now| m.error(now)), vec![Close, State(Error)]);
+        assert_eq!(
+            sim.run(|m, now| m.error(now, Failure::Network)),
+            vec![Close, failed(6), State(Error)]
+        );
         assert_eq!(
             sim.m.next_wake(),
             None,
@@ -501,7 +617,7 @@ mod tests {
         );
         assert_eq!(sim.m.wake(sim.now + 1_000_000), vec![]);
         // A stray error from the closed source changes nothing.
-        assert_eq!(sim.m.error(sim.now + 5), vec![]);
+        assert_eq!(sim.m.error(sim.now + 5, Failure::Network), vec![]);
         assert_eq!(sim.m.state(), Error);
     }
 
@@ -513,11 +629,11 @@ mod tests {
         for _ in 0..5 {
             sim.run(|m, now| m.opened(now));
             sim.now += 5;
-            sim.run(|m, now| m.error(now));
+            sim.run(|m, now| m.error(now, Failure::Network));
             sim.wake_next();
         }
         sim.run(|m, now| m.opened(now));
-        sim.run(|m, now| m.error(now));
+        sim.run(|m, now| m.error(now, Failure::Network));
         assert_eq!(sim.m.state(), Error);
     }
 
@@ -526,16 +642,16 @@ mod tests {
         let mut sim = Sim::new(settings());
         sim.run(|m, now| m.connect(now));
         for _ in 0..3 {
-            sim.run(|m, now| m.error(now));
+            sim.run(|m, now| m.error(now, Failure::Network));
             sim.wake_next();
         }
         assert_eq!(sim.m.attempt(), 3);
         sim.run(|m, now| m.opened(now));
         sim.now += 10;
-        sim.m.event(sim.now, Some("e-1"));
+        sim.m.event(sim.now, Some("e-1"), false);
         assert_eq!(sim.m.attempt(), 0, "an event proves health");
 
-        sim.run(|m, now| m.error(now));
+        sim.run(|m, now| m.error(now, Failure::Network));
         sim.wake_next();
         sim.run(|m, now| m.opened(now));
         assert_eq!(sim.m.attempt(), 1);
@@ -552,7 +668,8 @@ mod tests {
         sim.run(|m, now| m.opened(now));
         sim.now = 20_000;
         sim.m.activity(sim.now); // a heartbeat
-                                 // Nothing for 3 intervals after the last sign of life:
+        sim.m.event(sim.now, None, false); // healthy: only death is left to watch
+                                           // Nothing for 3 intervals after the last sign of life:
         assert_eq!(sim.m.next_wake(), Some(20_000 + 90_000));
         sim.now = 109_999;
         assert_eq!(sim.run(|m, now| m.wake(now)), vec![]);
@@ -560,6 +677,10 @@ mod tests {
             sim.wake_next(),
             vec![
                 Close,
+                Failed {
+                    failure: Failure::HeartbeatLost,
+                    attempt: 1
+                },
                 State(Connecting),
                 RetryScheduled {
                     attempt: 1,
@@ -587,6 +708,10 @@ mod tests {
             sim.wake_next(),
             vec![
                 Close,
+                Failed {
+                    failure: Failure::Timeout,
+                    attempt: 1
+                },
                 RetryScheduled {
                     attempt: 1,
                     delay_ms: 1000
@@ -607,7 +732,7 @@ mod tests {
         );
         // Opening in time clears the timeout.
         sim.run(|m, now| m.opened(now));
-        sim.m.event(sim.now + 1, None);
+        sim.m.event(sim.now + 1, None, false);
         assert!(sim.m.next_wake().is_some_and(|t| t > sim.now + 5000));
     }
 
@@ -622,14 +747,14 @@ mod tests {
         );
         assert_eq!(sim.m.next_wake(), None);
         assert_eq!(
-            sim.run(|m, now| m.error(now)),
+            sim.run(|m, now| m.error(now, Failure::Network)),
             vec![],
             "a late error from the old source is ignored"
         );
         assert_eq!(sim.m.wake(u64::MAX / 2), vec![]);
         // Disconnecting while waiting to retry cancels the retry.
         sim.run(|m, now| m.connect(now));
-        sim.run(|m, now| m.error(now));
+        sim.run(|m, now| m.error(now, Failure::Network));
         sim.run(|m, now| m.disconnect(now));
         assert_eq!(sim.m.next_wake(), None);
     }
@@ -641,7 +766,10 @@ mod tests {
             ..settings()
         });
         sim.run(|m, now| m.connect(now));
-        assert_eq!(sim.run(|m, now| m.error(now)), vec![Close, State(Error)]);
+        assert_eq!(
+            sim.run(|m, now| m.error(now, Failure::Network)),
+            vec![Close, failed(1), State(Error)]
+        );
         assert_eq!(sim.m.next_wake(), None);
     }
 
@@ -653,11 +781,11 @@ mod tests {
         });
         sim.run(|m, now| m.connect(now));
         sim.run(|m, now| m.opened(now));
-        sim.run(|m, now| m.error(now));
+        sim.run(|m, now| m.error(now, Failure::Network));
         sim.wake_next();
-        sim.run(|m, now| m.error(now));
+        sim.run(|m, now| m.error(now, Failure::Network));
         sim.wake_next();
-        sim.run(|m, now| m.error(now));
+        sim.run(|m, now| m.error(now, Failure::Network));
         sim.run(|m, now| m.connect(now)); // manual retry after Error
         sim.run(|m, now| m.opened(now));
         sim.run(|m, now| m.disconnect(now));
@@ -686,9 +814,9 @@ mod tests {
             }
         );
         sim.run(|m, now| m.opened(now));
-        sim.m.event(1, Some("a-7"));
-        sim.m.event(2, None); // no id: keeps the last one
-        sim.run(|m, now| m.error(now));
+        sim.m.event(1, Some("a-7"), false);
+        sim.m.event(2, None, false); // no id: keeps the last one
+        sim.run(|m, now| m.error(now, Failure::Network));
         assert_eq!(
             sim.wake_next(),
             vec![Open {
@@ -704,5 +832,92 @@ mod tests {
                 }
             ]
         );
+    }
+
+    #[test]
+    fn a_server_that_greets_and_closes_runs_out_of_retries() {
+        let mut sim = Sim::new(settings());
+        sim.run(|m, now| m.connect(now));
+        for _ in 0..5 {
+            sim.run(|m, now| m.opened(now));
+            sim.now += 5;
+            // `connected`, then a heartbeat: alive, but not proof it works.
+            sim.m.event(sim.now, None, true);
+            sim.m.event(sim.now, None, true);
+            sim.run(|m, now| m.error(now, Failure::Network));
+            sim.wake_next();
+        }
+        sim.run(|m, now| m.opened(now));
+        sim.m.event(sim.now, None, true);
+        sim.run(|m, now| m.error(now, Failure::Network));
+        assert_eq!(sim.m.state(), Error);
+    }
+
+    #[test]
+    fn refusals_that_retrying_cannot_fix_end_at_once() {
+        for failure in [Failure::Unauthorized, Failure::Forbidden] {
+            let mut sim = Sim::new(settings());
+            sim.run(|m, now| m.connect(now));
+            assert_eq!(
+                sim.run(|m, now| m.error(now, failure)),
+                vec![
+                    Close,
+                    Failed {
+                        failure,
+                        attempt: 1
+                    },
+                    State(Error)
+                ]
+            );
+            assert_eq!(sim.m.next_wake(), None);
+        }
+    }
+
+    #[test]
+    fn too_many_requests_waits_at_least_retry_after() {
+        let mut sim = Sim::new(settings());
+        sim.run(|m, now| m.connect(now));
+        let busy = Failure::TooManyRequests {
+            retry_after_ms: Some(5000),
+        };
+        sim.run(|m, now| m.error(now, busy));
+        assert_eq!(sim.m.next_delay_ms(), Some(5000), "not the 1 s backoff");
+        sim.wake_next();
+        let soon = Failure::TooManyRequests {
+            retry_after_ms: Some(10),
+        };
+        sim.run(|m, now| m.error(now, soon));
+        assert_eq!(sim.m.next_delay_ms(), Some(2000), "the backoff when longer");
+        sim.wake_next();
+        sim.run(|m, now| m.error(now, Failure::Unavailable));
+        assert_eq!(sim.m.state(), Connecting, "503 is worth retrying");
+    }
+
+    #[test]
+    fn nothing_more_to_say_is_disconnected_for_good() {
+        let mut sim = Sim::new(settings());
+        sim.run(|m, now| m.connect(now));
+        assert_eq!(
+            sim.run(|m, now| m.done(now)),
+            vec![Close, State(Disconnected)]
+        );
+        assert_eq!(sim.m.next_wake(), None);
+        assert_eq!(sim.m.wake(u64::MAX / 2), vec![]);
+    }
+
+    #[test]
+    fn heartbeats_the_client_cannot_see_are_never_missed() {
+        let mut sim = Sim::new(settings());
+        sim.run(|m, now| m.connect(now));
+        sim.run(|m, now| m.opened(now));
+        sim.m.server_heartbeat(None); // comments, or off
+        sim.m.event(sim.now, None, false);
+        assert_eq!(sim.m.next_wake(), None, "a quiet stream is not a dead one");
+        // The server's own interval replaces the configured one.
+        sim.run(|m, now| m.reconnect(now));
+        sim.run(|m, now| m.opened(now));
+        sim.m.server_heartbeat(Some(5000));
+        sim.m.event(sim.now, None, false);
+        assert_eq!(sim.m.next_wake(), Some(sim.now + 15_000));
     }
 }
