@@ -248,7 +248,16 @@ const BUILTIN: [&str; 3] = ["connected", "heartbeat", "message"];
 /// that it delivers (see the machine's retry accounting).
 const LIFECYCLE: [&str; 4] = ["connected", "heartbeat", "ping", "reset"];
 
-/// The handler name that receives every event.
+/// The handler name that receives every event. With the `EventSource`
+/// transport that is every event whose name some handler (or the runtime)
+/// listens to: an `EventSource` delivers only the names it was asked for.
+/// The fetch transport sees them all.
+///
+/// ```
+/// use herald_client::{SSEClient, SseConfig, ANY_EVENT};
+/// let client = SSEClient::new(SseConfig::new("/_sse/connect"));
+/// client.on_named(ANY_EVENT, |m| println!("{}: {}", m.event, m.data)).forget();
+/// ```
 pub const ANY_EVENT: &str = "*";
 
 impl SSEClient {
@@ -300,6 +309,12 @@ impl SSEClient {
     }
 
     /// Whether the stream is open (GoSPA's `isConnected`).
+    ///
+    /// ```
+    /// use herald_client::{SSEClient, SseConfig};
+    /// let client = SSEClient::new(SseConfig::new("/_sse/connect"));
+    /// assert!(!client.is_connected());
+    /// ```
     pub fn is_connected(&self) -> bool {
         self.state() == SseState::Connected
     }
@@ -542,10 +557,9 @@ impl SSEClient {
                     }
                     if let Some(beat) = c.heartbeat {
                         // What this connection can see of the heartbeats.
-                        let visible = beat.visible || inner.sees_comments();
-                        inner
-                            .machine
-                            .server_heartbeat(visible.then_some(beat.interval_ms));
+                        let visible =
+                            beat.interval_ms > 0 && (beat.visible || inner.sees_comments());
+                        inner.machine.server_heartbeats(visible);
                     }
                 }
             }

@@ -4,6 +4,13 @@ use crate::runtime::backoff::Backoff;
 use crate::runtime::machine::Settings;
 
 /// How the client reads the stream.
+///
+/// ```
+/// use herald_client::{SseConfig, Transport};
+/// assert_eq!(SseConfig::new("/sse").transport, Transport::EventSource);
+/// let fetch = SseConfig::new("/sse").transport(Transport::Fetch).header("X-Tenant", "acme");
+/// assert_eq!(fetch.headers.len(), 1);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Transport {
     /// The browser's `EventSource`: no custom headers (a token must go in

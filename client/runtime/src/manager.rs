@@ -121,6 +121,18 @@ impl SSEManager {
     }
 
     /// The client `name` (made from `config` if new), connected.
+    ///
+    /// ```
+    /// use herald_client::{SSEManager, SseConfig, SseState};
+    /// let manager = SSEManager::default();
+    /// let main = manager.connect("main", SseConfig::new("/_sse/connect"));
+    /// assert_eq!(main.state(), SseState::Connecting);
+    /// assert!(manager.has("main") && !manager.has("logs"));
+    /// assert!(manager.disconnect("main"));
+    /// assert_eq!(main.state(), SseState::Disconnected);
+    /// assert!(manager.remove("main"));
+    /// assert!(manager.client_names().is_empty());
+    /// ```
     pub fn connect(&self, name: &str, config: SseConfig) -> SSEClient {
         let client = self.client(name, config);
         client.connect();

@@ -44,6 +44,7 @@ pub fn ConnectionPanel() -> impl IntoView {
             if client.config().transport != wanted {
                 client.configure(|c| c.transport = wanted);
                 client.reconnect();
+                demo.transport_shown.set(Some(transport_name(wanted)));
             }
         });
     };
@@ -78,9 +79,7 @@ pub fn ConnectionPanel() -> impl IntoView {
                     </code>
                 </dd>
                 <dt>"Transport"</dt>
-                <dd data-testid="transport">
-                    {move || demo.sse.with(|c| transport_name(c.config().transport)).unwrap_or_default()}
-                </dd>
+                <dd data-testid="transport">{move || demo.transport_shown.get().unwrap_or_default()}</dd>
                 <dt>"Last event id"</dt>
                 <dd><code data-testid="last-event-id">{move || demo.last_event_id.get()}</code></dd>
                 <dt>"Retry"</dt>

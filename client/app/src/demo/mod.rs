@@ -61,6 +61,8 @@ pub struct Demo {
     pub user: StoredValue<String>,
     /// Shown once the page runs in the browser (the user is the browser's).
     pub user_shown: RwSignal<Option<String>>,
+    /// The client's transport, as shown (known once in the browser).
+    pub transport_shown: RwSignal<Option<&'static str>>,
     pub identity: RwSignal<Option<Identity>>,
     pub feed: RwSignal<Vec<FeedItem>>,
     pub timeline: RwSignal<Vec<Transition>>,
@@ -221,6 +223,7 @@ pub fn SseDemo() -> impl IntoView {
         session_id: StoredValue::new(session),
         user: StoredValue::new(user),
         user_shown: RwSignal::new(None),
+        transport_shown: RwSignal::new(None),
         identity: RwSignal::new(None),
         feed: RwSignal::new(Vec::new()),
         timeline: RwSignal::new(Vec::new()),
@@ -235,6 +238,10 @@ pub fn SseDemo() -> impl IntoView {
     // Browser only: effects do not run during server rendering.
     Effect::new(move |_| {
         demo.user_shown.set(Some(demo.user.get_value()));
+        demo.transport_shown.set(
+            demo.sse
+                .with(|c| connection::transport_name(c.config().transport)),
+        );
         for name in FEED_NAMES {
             demo.listen(name);
         }

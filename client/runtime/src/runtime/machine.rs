@@ -19,7 +19,8 @@
 //! * every failure is reported with its cause and the attempt number,
 //!   including the ones the machine notices itself (timeout, lost heartbeat);
 //! * heartbeats the server declares invisible (comments, which an
-//!   `EventSource` never shows) or off do not count as missed.
+//!   `EventSource` never shows) or off do not count as missed; when it
+//!   sends visible ones, the app's own expectation stands.
 
 use super::backoff::{Backoff, Jitter};
 
@@ -187,9 +188,9 @@ pub struct Machine {
     last_event_id: Option<String>,
     /// The server's `retry:` hint replaces the base delay.
     retry_hint_ms: Option<u64>,
-    /// What the server said of its heartbeats on this connection:
-    /// `Some(None)`: none the client can see (off, or comments).
-    server_heartbeat_ms: Option<Option<u64>>,
+    /// The server said this connection will see no heartbeats (they are
+    /// off, or comments an `EventSource` never shows).
+    no_heartbeats: bool,
     next_delay_ms: Option<u64>,
     rng: Jitter,
 }
@@ -204,7 +205,7 @@ impl Machine {
             attempt: 0,
             last_event_id: None,
             retry_hint_ms: None,
-            server_heartbeat_ms: None,
+            no_heartbeats: false,
             next_delay_ms: None,
             rng: Jitter::new(seed),
         }
@@ -308,7 +309,7 @@ impl Machine {
                 last_activity: now,
                 healthy: false,
             };
-            self.server_heartbeat_ms = None;
+            self.no_heartbeats = false;
             self.next_delay_ms = None;
             self.set_state(SseState::Connected, &mut out);
         }
@@ -343,12 +344,12 @@ impl Machine {
         self.retry_hint_ms = Some(millis);
     }
 
-    /// What the server says of its heartbeats on this connection: every
-    /// `interval_ms`, or `None` when the client will not see any (they are
-    /// off, or comments an `EventSource` never shows); then silence is not
-    /// a sign of death.
-    pub fn server_heartbeat(&mut self, interval_ms: Option<u64>) {
-        self.server_heartbeat_ms = Some(interval_ms.filter(|ms| *ms > 0));
+    /// What the server says of its heartbeats on this connection: whether
+    /// the client will see any. When it will not (they are off, or
+    /// comments an `EventSource` never shows), silence is not a sign of
+    /// death; when it will, the configured expectation stands.
+    pub fn server_heartbeats(&mut self, visible: bool) {
+        self.no_heartbeats = !visible;
     }
 
     /// The attempt failed (a refused or dropped connection).
@@ -406,12 +407,8 @@ impl Machine {
     /// How long a silence kills the connection, if one can.
     fn dead_after(&self) -> Option<u64> {
         let s = &self.settings;
-        let interval = match self.server_heartbeat_ms {
-            Some(declared) => declared?,
-            None => s.heartbeat_interval_ms,
-        };
-        (s.missed_heartbeats_limit > 0 && interval > 0)
-            .then(|| interval * u64::from(s.missed_heartbeats_limit))
+        (!self.no_heartbeats && s.missed_heartbeats_limit > 0 && s.heartbeat_interval_ms > 0)
+            .then(|| s.heartbeat_interval_ms * u64::from(s.missed_heartbeats_limit))
     }
 
     fn open(&mut self, now: u64, out: &mut Vec<Action>) {
@@ -910,14 +907,15 @@ mod tests {
         let mut sim = Sim::new(settings());
         sim.run(|m, now| m.connect(now));
         sim.run(|m, now| m.opened(now));
-        sim.m.server_heartbeat(None); // comments, or off
+        sim.m.server_heartbeats(false); // comments, or off
         sim.m.event(sim.now, None, false);
         assert_eq!(sim.m.next_wake(), None, "a quiet stream is not a dead one");
-        // The server's own interval replaces the configured one.
+        // Visible ones: the configured expectation (3 × 30 s) stands, on
+        // this connection and the next.
         sim.run(|m, now| m.reconnect(now));
         sim.run(|m, now| m.opened(now));
-        sim.m.server_heartbeat(Some(5000));
+        sim.m.server_heartbeats(true);
         sim.m.event(sim.now, None, false);
-        assert_eq!(sim.m.next_wake(), Some(sim.now + 15_000));
+        assert_eq!(sim.m.next_wake(), Some(sim.now + 90_000));
     }
 }
