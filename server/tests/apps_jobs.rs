@@ -272,3 +272,29 @@ async fn only_the_owner_may_follow_a_job() {
         assert_eq!(resp.status(), 400, "{body}");
     }
 }
+
+/// Seed 003: a job's stream carries that job's messages only. Unnamed events
+/// sent to the owner meanwhile (e.g. by a notifier) are not job messages and
+/// must not arrive here.
+#[tokio::test]
+async fn seed003_job_stream_carries_job_messages_only() {
+    use herald_shared::wire::Event;
+    let server = server(Duration::from_millis(40)).await;
+    let alice = jwt("alice");
+    let job = create(&server, &alice, "/api/v1/characters", json!({"name": "A"})).await;
+    let id = job["jobId"].as_str().expect("jobId").to_owned();
+    let path = format!("/api/v1/sse/jobs/character/{id}");
+    let broker = server.broker.clone();
+    let noise = tokio::spawn(async move {
+        for i in 0..20 {
+            let _ = broker
+                .publish("user:alice", Event::data(format!(r#"{{"note":{i}}}"#)))
+                .await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    let got = messages(&server, &path, &alice).await;
+    noise.await.expect("noise");
+    assert!(got.iter().all(|m| m["jobId"] == id.as_str()), "{got:?}");
+    assert_eq!(got.last().expect("messages")["status"], "completed");
+}

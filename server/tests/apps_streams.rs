@@ -302,3 +302,41 @@ async fn documented_error_codes() {
     .await;
     assert_eq!(status, 200);
 }
+
+/// Seed 002: a chat stream carries its rooms' events. An unnamed event sent
+/// to the user (who also has a notifications stream open) must not arrive
+/// on the chat stream as a `message` of the wrong shape.
+#[tokio::test]
+async fn seed002_chat_stream_carries_room_events_only() {
+    use herald_shared::wire::Event;
+    let server = server(false).await;
+    let alice = jwt("alice", None);
+    let mut chat = stream(&server, "/chat/stream?room=general", &alice).await;
+    chat.next_named("user-joined").await;
+    let mut notes = stream(&server, "/notifications/stream", &alice).await;
+
+    server
+        .broker
+        .publish("user:alice", Event::data(r#"{"note":"for alice"}"#))
+        .await
+        .expect("publish");
+    // The user's own stream gets it ...
+    assert_eq!(
+        json_of(&notes.next_named("message").await)["note"],
+        "for alice"
+    );
+    // ... the chat stream's next message is the room's, not the user's.
+    let (status, body) = send(
+        &server,
+        "/chat/send",
+        &alice,
+        json!({"roomId": "general", "message": "hi"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let m = json_of(&chat.next_named("message").await);
+    assert_eq!(
+        (m["id"].clone(), m["message"].clone()),
+        (body["id"].clone(), json!("hi"))
+    );
+}

@@ -227,8 +227,8 @@ async fn a_token_for_the_connections_user_may_change_its_topics() {
     assert_eq!(status, 403, "{body}");
     let (status, body) = change(alice.clone()).await;
     assert_eq!(status, 200, "{body}");
-    assert!(body["topics"]
+    assert!(body["held"]
         .as_array()
-        .expect("topics")
+        .expect("held")
         .contains(&json!("news")));
 }

@@ -161,9 +161,9 @@ async fn subscribe_and_unsubscribe_at_runtime_need_the_owner_secret() {
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["success"], true);
-    assert!(body["topics"]
+    assert!(body["held"]
         .as_array()
-        .expect("topics")
+        .expect("held")
         .contains(&json!("news")));
 
     server
@@ -177,9 +177,9 @@ async fn subscribe_and_unsubscribe_at_runtime_need_the_owner_secret() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    assert!(!body["topics"]
+    assert!(!body["held"]
         .as_array()
-        .expect("topics")
+        .expect("held")
         .contains(&json!("news")));
     server
         .publish(json!({"topic": "news", "data": "second"}))

@@ -69,6 +69,11 @@ pub struct ConnectOptions {
     /// Leave out the `all` topic: for streams that must carry only their
     /// own topics (e.g. the public system status stream).
     pub no_broadcasts: bool,
+    /// Leave out `user:<uid>` and `session:<sid>` too: for an API's stream
+    /// whose events have one shape (a chat room's, a job's), where an event
+    /// sent to the user would arrive as one of them. The connection still
+    /// counts as the user's.
+    pub no_identity_topics: bool,
     /// The first events of the stream. `None` sends the broker's
     /// `connected` event; APIs whose documented streams begin differently
     /// (the job streams' `connected` message, the plain broadcast's nothing
@@ -424,15 +429,17 @@ impl SSEBroker {
     }
 }
 
-/// The topics of a connection: its own, `all` (unless it opts out), its
-/// user's and session's, then those it asked for.
+/// The topics of a connection: its own, `all` and its user's and
+/// session's (unless it opts out), then those it asked for.
 fn topics_of(client: &ClientState, opts: &ConnectOptions) -> Vec<String> {
     let mut topics = vec![names::client(&client.id)];
     if !opts.no_broadcasts {
         topics.push(names::ALL.to_owned());
     }
-    topics.extend(client.user_id().map(names::user));
-    topics.extend(client.session_id().map(names::session));
+    if !opts.no_identity_topics {
+        topics.extend(client.user_id().map(names::user));
+        topics.extend(client.session_id().map(names::session));
+    }
     for topic in &opts.topics {
         if !topics.contains(topic) {
             topics.push(topic.clone());

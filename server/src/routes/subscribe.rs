@@ -63,8 +63,9 @@ type Change = fn(
     &[String],
 ) -> Result<Vec<String>, crate::broker::BrokerError>;
 
-/// Checks ownership, applies `change`, answers with the topics now held
-/// (`{success, topics}`, GoSPA's shape).
+/// Checks ownership, applies `change`, answers GoSPA's shape: `{success,
+/// topics}` with the topics of the request, plus Herald's `held`, every
+/// topic the connection is on now.
 fn apply(
     state: &AppState,
     caller: &Caller,
@@ -74,8 +75,10 @@ fn apply(
 ) -> Result<Json<Value>, ApiError> {
     let Json(body) = body?;
     authorise(state, caller, headers, &body)?;
-    let topics = change(&state.broker, &body.client_id, &body.topics)?;
-    Ok(Json(json!({ "success": true, "topics": topics })))
+    let held = change(&state.broker, &body.client_id, &body.topics)?;
+    Ok(Json(
+        json!({ "success": true, "topics": body.topics, "held": held }),
+    ))
 }
 
 pub async fn subscribe(

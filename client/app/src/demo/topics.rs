@@ -26,7 +26,7 @@ pub fn TopicsPanel() -> impl IntoView {
             if answer.ok() {
                 let topics: Vec<String> = serde_json::from_str::<Value>(&answer.body)
                     .ok()
-                    .and_then(|v| serde_json::from_value(v["topics"].clone()).ok())
+                    .and_then(|v| serde_json::from_value(v["held"].clone()).ok())
                     .unwrap_or_default();
                 demo.identity.update(|i| {
                     if let Some(i) = i {

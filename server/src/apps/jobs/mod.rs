@@ -213,6 +213,7 @@ async fn job_stream(
             principal: caller.principal(),
             topics: vec![topic.clone()],
             no_broadcasts: true,
+            no_identity_topics: true,
             greeting: Some(greeting),
             last_event_id: Some(resume.unwrap_or(snapshot.after).to_string()),
             ..ConnectOptions::default()
@@ -251,6 +252,7 @@ async fn my_jobs(
             principal: caller.principal(),
             topics: vec![owner_topic(&user.sub)],
             no_broadcasts: true,
+            no_identity_topics: true,
             greeting: Some(greeting),
             last_event_id: Some(resume.unwrap_or(after).to_string()),
             ..ConnectOptions::default()

@@ -66,7 +66,8 @@ async fn stream(
     let presence_events = u32::try_from(rooms.len() * 2).unwrap_or(u32::MAX);
     caller.admit_publishes(&state, presence_events)?;
     let topics = rooms.iter().map(|r| room_topic(r)).collect();
-    let sub = super::open(&state, &caller, last_event_id, topics).await?;
+    // A room's events only: nothing sent to the user arrives as a message.
+    let sub = super::open(&state, &caller, last_event_id, topics, false).await?;
     // Joined once the stream exists, so the joiner sees its own entry too.
     for room in &rooms {
         let joined = UserJoined(presence(user, room));

@@ -38,6 +38,7 @@ async fn open(
     caller: &Caller,
     last_event_id: LastEventId,
     topics: Vec<String>,
+    with_identity: bool,
 ) -> Result<Subscription, ApiError> {
     caller.user()?;
     Ok(state
@@ -46,6 +47,7 @@ async fn open(
             principal: caller.principal(),
             topics,
             no_broadcasts: true,
+            no_identity_topics: !with_identity,
             last_event_id: last_event_id.0,
             ..ConnectOptions::default()
         })
@@ -54,12 +56,13 @@ async fn open(
 
 /// The `GET` route of a stream of `topic` (plus the caller's own user and
 /// session topics), for authenticated callers.
-fn topic_stream(topic: &'static str) -> axum::routing::MethodRouter<AppState> {
+fn topic_stream(topic: &'static str, with_identity: bool) -> axum::routing::MethodRouter<AppState> {
     axum::routing::get(
         move |axum::extract::State(state): axum::extract::State<AppState>,
               caller: Caller,
               last_event_id: LastEventId| async move {
-            let sub = open(&state, &caller, last_event_id, vec![topic.to_owned()]).await?;
+            let topics = vec![topic.to_owned()];
+            let sub = open(&state, &caller, last_event_id, topics, with_identity).await?;
             Ok::<_, ApiError>(crate::routes::sse_response(sub))
         },
     )

@@ -27,7 +27,8 @@ const NAMES: [&str; 3] = ["notification", "system-notification", "error-notifica
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/notifications/stream", super::topic_stream(TOPIC))
+        // With the user's own topic: a notification to the user comes here.
+        .route("/notifications/stream", super::topic_stream(TOPIC, true))
         .route("/notifications/send", post(send))
         .with_state(state)
 }

@@ -24,7 +24,7 @@ pub const TOPIC: &str = names::REALTIME;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/realtime/stream", super::topic_stream(TOPIC))
+        .route("/realtime/stream", super::topic_stream(TOPIC, false))
         .route("/realtime/update", post(update))
         .with_state(state)
 }
