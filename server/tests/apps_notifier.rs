@@ -174,10 +174,6 @@ async fn identity_and_bad_sends_get_clear_errors() {
 
     let server = dev_server().await;
     for (body, needle) in [
-        (
-            json!({"type": "x", "data": {}, "target": {"clientId": "a", "userId": "b"}}),
-            "at most one",
-        ),
         (json!({"type": "", "data": {}}), "empty"),
         (json!({"type": "bad\nname", "data": {}}), "CR or LF"),
         (json!({"data": {}}), "type"),
@@ -194,4 +190,57 @@ async fn identity_and_bad_sends_get_clear_errors() {
             "{error:?} should mention {needle:?}"
         );
     }
+}
+
+/// Seed 001's own send example names a client, a user and a session at
+/// once: the event reaches every connection on any of them, each once.
+#[tokio::test]
+async fn seed001_send_example_with_all_targets() {
+    let server = dev_server().await;
+    let (mut client, _) = open(&server, "?clientId=client_123").await;
+    let (mut user, _) = open(&server, "?userId=user_456").await;
+    let (mut session, _) = open(&server, "?sessionId=session_789").await;
+    // On the user's and the session's topic both: still one event.
+    let (mut both, _) = open(&server, "?userId=user_456&sessionId=session_789").await;
+    let (mut bystander, _) = open(&server, "").await;
+
+    // The seed's request, as documented (its comments aside).
+    let (status, answer) = post_json(
+        &server.url("/api/sse/send"),
+        &json!({
+          "type": "notification",
+          "data": { "message": "Hello!" },
+          "target": {
+            "clientId": "client_123",
+            "userId": "user_456",
+            "sessionId": "session_789"
+          }
+        }),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["success"], true);
+    let id = answer["id"].as_str().expect("id");
+    for stream in [&mut client, &mut user, &mut session, &mut both] {
+        let e = stream.next_named("notification").await;
+        assert_eq!(e.last_event_id, id);
+        assert_eq!(
+            serde_json::from_str::<Value>(&e.data).expect("JSON"),
+            json!({"message": "Hello!"})
+        );
+    }
+    let quiet = std::time::Duration::from_millis(200);
+    both.expect_silence(quiet).await;
+    bystander.expect_silence(quiet).await;
+    assert_eq!(server.broker.stats().events_delivered, 4);
+
+    // Resuming on both topics replays it once too.
+    let mut again = SseStream::open(
+        &server.url("/api/sse?userId=user_456&sessionId=session_789"),
+        Some(&format!("{}-0", server.broker.epoch().0)),
+    )
+    .await;
+    again.next_named("connected").await;
+    assert_eq!(again.next_named("notification").await.last_event_id, id);
+    again.expect_silence(quiet).await;
 }

@@ -31,11 +31,11 @@ impl Backplane for RacyReplay {
     }
     fn append<'a>(
         &'a self,
-        topic: &'a str,
+        topics: &'a [&'a str],
         key: Option<&'a str>,
         body: Bytes,
     ) -> BoxFuture<'a, Result<EventId, BackplaneError>> {
-        self.0.append(topic, key, body)
+        self.0.append(topics, key, body)
     }
     fn replay<'a>(
         &'a self,
@@ -45,7 +45,11 @@ impl Backplane for RacyReplay {
         Box::pin(async move {
             if topic == "feed" {
                 self.0
-                    .append(topic, None, Event::data("raced").encode().expect("valid"))
+                    .append(
+                        &[topic],
+                        None,
+                        Event::data("raced").encode().expect("valid"),
+                    )
                     .await?;
             }
             self.0.replay(topic, page).await
@@ -125,7 +129,7 @@ impl Backplane for Down {
     fn attach(&self, _sink: Arc<dyn Sink>) {}
     fn append<'a>(
         &'a self,
-        _: &'a str,
+        _: &'a [&'a str],
         _: Option<&'a str>,
         _: Bytes,
     ) -> BoxFuture<'a, Result<EventId, BackplaneError>> {

@@ -314,3 +314,40 @@ async fn a_client_id_is_its_owners_on_every_node() {
     assert_eq!(again["secret"], hello["secret"]);
     assert_eq!(again["sessionId"], hello["sessionId"]);
 }
+
+/// One event for several topics through Redis: a connection on node B that
+/// is on two of them gets it once, live and when it resumes.
+#[tokio::test]
+async fn an_event_for_several_topics_reaches_each_connection_once_across_nodes() {
+    let redis = RedisServer::start().await;
+    let a = node(&redis.url(), quiet_config()).await;
+    let b = node(&redis.url(), quiet_config()).await;
+    let (mut on_both, hello) = b.connect("?topics=news,sport").await;
+    let (mut on_sport, _) = b.connect("?topics=sport").await;
+    let me = hello["clientId"].as_str().expect("clientId").to_owned();
+
+    let (status, body) = a
+        .publish(json!({"topic": "news", "target": {"clientId": me}, "data": "one"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = a.publish(json!({"topic": "sport", "data": "two"})).await;
+    assert_eq!(status, 200, "{body}");
+    let got = read_data(&mut on_both, 2).await;
+    assert_eq!(
+        got.iter().map(|(_, d)| d.as_str()).collect::<Vec<_>>(),
+        ["one", "two"]
+    );
+    assert_eq!(read_data(&mut on_sport, 1).await[0].1, "two");
+    on_both.expect_silence(Duration::from_millis(300)).await;
+
+    // The same client resumes on node A from the start: "one" is in the
+    // history of both its topics, and is replayed once.
+    let secret = hello["secret"].as_str().expect("secret");
+    drop(on_both);
+    let first = format!("{}-0", b.broker.epoch().0);
+    let query = format!("?clientId={me}&secret={secret}&topics=news,sport");
+    let (mut resumed, _) = a.connect_with(&query, Some(&first)).await;
+    let again = read_data(&mut resumed, 2).await;
+    assert_eq!(again, got, "the same ids, once each");
+    resumed.expect_silence(Duration::from_millis(300)).await;
+}

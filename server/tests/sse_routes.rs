@@ -456,7 +456,7 @@ async fn bad_publish_bodies_get_json_errors() {
         ("application/json", r#"{"data":"x","event":"a\nb"}"#, 400),
         (
             "application/json",
-            r#"{"data":"x","topic":"a","target":{"clientId":"b"}}"#,
+            r#"{"data":"x","topic":"a b","target":{"clientId":"b"}}"#,
             400,
         ),
     ];

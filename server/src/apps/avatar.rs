@@ -69,7 +69,7 @@ async fn update(
     // The app's own route: whoever may read the updates may send one
     // (seed 000 documents no roles), within a token's publish claim.
     let id = caller
-        .publish(&state, Publishing::ForCaller, TOPIC, event)
+        .publish(&state, Publishing::ForCaller, &[TOPIC], event)
         .await?;
     Ok(Json(json!({ "success": true, "id": id.to_string() })))
 }

@@ -29,7 +29,7 @@ use serde_json::{json, Value};
 
 use crate::broker::{names, BrokerError, ConnectOptions, EventId, SSEBroker};
 use crate::routes::caller::{Caller, Publishing};
-use crate::routes::publish::{one_destination, Target};
+use crate::routes::publish::{destinations, Target};
 use crate::routes::{error::ApiError, sse_response, AppState, LastEventId};
 
 /// `/api/sse` and `/api/sse/send`.
@@ -115,11 +115,10 @@ async fn send(
 ) -> Result<Json<Value>, ApiError> {
     caller.admit_publish(&state)?;
     let Json(body) = body?;
-    let topic = one_destination(body.target.as_ref().map(Target::topics).unwrap_or_default())?;
+    let topics = destinations(body.target.as_ref().map(Target::topics).unwrap_or_default());
     let event = named(&body.kind, &body.data)?;
-    let id = caller
-        .publish(&state, Publishing::Raw, &topic, event)
-        .await?;
+    let to: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let id = caller.publish(&state, Publishing::Raw, &to, event).await?;
     Ok(Json(json!({ "success": true, "id": id.to_string() })))
 }
 

@@ -8,6 +8,11 @@
 //! a clustered backplane (Redis Streams) appends to a shared log and delivers
 //! when each node reads the entry back — so every node, including the one
 //! that published, sees the same events in the same order.
+//!
+//! An event may go to several topics at once (a send to a client, a user
+//! and a session together): it gets one id, is in each topic's history,
+//! and reaches each subscribed connection once, through the first of its
+//! topics the connection is on ([`Fanout`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -21,10 +26,26 @@ use super::id::{Epoch, EventId};
 /// A boxed `Send` future (the trait stays object-safe).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// The most topics one event may be published to at once.
+pub const MAX_TOPICS_PER_EVENT: usize = 64;
+
+/// One event on its way to a node's subscribers.
+#[derive(Debug, Clone)]
+pub struct Fanout<'a> {
+    /// Every topic the event was published to, in the publisher's order
+    /// (at most [`MAX_TOPICS_PER_EVENT`]).
+    pub topics: &'a [&'a str],
+    pub seq: u64,
+    /// The complete encoded event, `id:` line included.
+    pub frame: Bytes,
+}
+
 /// Where a backplane hands every event, in log order per topic.
 pub trait Sink: Send + Sync + 'static {
-    /// `frame` is the complete encoded event, `id:` line included.
-    fn deliver(&self, topic: &str, seq: u64, frame: Bytes);
+    /// Hands `event` to the subscribers of its topics, each connection
+    /// once (one on several of the topics too). A backplane delivers each
+    /// event in one call.
+    fn deliver(&self, event: Fanout<'_>);
 
     /// The backplane cannot vouch that every event reached this node (its
     /// shared log was trimmed past what this node had read, or restarted).
@@ -73,12 +94,13 @@ pub struct BackplaneError(pub String);
 /// ```
 /// use std::sync::{Arc, Mutex};
 /// use bytes::Bytes;
-/// use herald_server::broker::{Backplane, MemoryBackplane, Page, Sink};
+/// use herald_server::broker::{Backplane, Fanout, MemoryBackplane, Page, Sink};
 ///
 /// struct Collect(Mutex<Vec<(String, u64)>>);
 /// impl Sink for Collect {
-///     fn deliver(&self, topic: &str, seq: u64, _frame: Bytes) {
-///         self.0.lock().unwrap().push((topic.to_owned(), seq));
+///     fn deliver(&self, event: Fanout<'_>) {
+///         let topics = event.topics.join(",");
+///         self.0.lock().unwrap().push((topics, event.seq));
 ///     }
 /// }
 ///
@@ -86,11 +108,12 @@ pub struct BackplaneError(pub String);
 /// let sink = Arc::new(Collect(Mutex::new(Vec::new())));
 /// let log = MemoryBackplane::new(Default::default());
 /// log.attach(sink.clone());
-/// let id = log.append("news", None, Bytes::from_static(b"data: hi\n\n")).await.unwrap();
-/// assert_eq!(*sink.0.lock().unwrap(), [("news".to_owned(), id.seq)]);
+/// let id = log.append(&["news"], None, Bytes::from_static(b"data: hi\n\n")).await.unwrap();
+/// let both = log.append(&["news", "sport"], None, Bytes::from_static(b"data: ho\n\n")).await.unwrap();
+/// assert_eq!(*sink.0.lock().unwrap(), [("news".to_owned(), id.seq), ("news,sport".to_owned(), both.seq)]);
 /// let head = log.head().await.unwrap();
 /// let replay = log.replay("news", Page { after: 0, until: head, limit: 100 }).await.unwrap();
-/// assert_eq!(replay.entries.len(), 1);
+/// assert_eq!(replay.entries.len(), 2);
 /// # });
 /// ```
 pub trait Backplane: Send + Sync + 'static {
@@ -104,15 +127,17 @@ pub trait Backplane: Send + Sync + 'static {
     /// Connects the broker's local fan-out. Called once, before any append.
     fn attach(&self, sink: std::sync::Arc<dyn Sink>);
 
-    /// Appends an encoded event (without its `id:` line) to `topic`'s log,
-    /// assigns its id and arranges its delivery to every node's sink.
+    /// Appends an encoded event (without its `id:` line) to the log of
+    /// each of `topics` (one or more, distinct, at most
+    /// [`MAX_TOPICS_PER_EVENT`]) under one id, and arranges its delivery to
+    /// every node's sink.
     ///
     /// With a `key` (a publisher's idempotency key), an event already in
-    /// `topic`'s history under the same key is not appended again: its id
-    /// is returned instead, so a retried publish is delivered once.
+    /// the first topic's history under the same key is not appended again:
+    /// its id is returned instead, so a retried publish is delivered once.
     fn append<'a>(
         &'a self,
-        topic: &'a str,
+        topics: &'a [&'a str],
         key: Option<&'a str>,
         body: Bytes,
     ) -> BoxFuture<'a, Result<EventId, BackplaneError>>;

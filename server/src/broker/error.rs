@@ -43,6 +43,8 @@ pub enum BrokerError {
     ClientIdInUse(String),
     #[error("sessionId {0:?} is not this caller's: a session comes from the token's sessionId claim or this server's session cookie")]
     SessionNotProven(String),
+    #[error("an event goes to 1 to {limit} topics")]
+    Destinations { limit: usize },
     #[error("too many topics for one connection (limit {limit})")]
     TooManyTopics { limit: usize },
     #[error("too many connections for this {scope} (limit {limit})")]

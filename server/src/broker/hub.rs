@@ -1,12 +1,13 @@
 //! This node's subscribers by topic: the [`Sink`] the backplane delivers
 //! to. A delivery looks its topic up under a read lock and hands the frame
 //! to [`Topic::deliver`]; deliveries to different topics never contend.
+//! An event for several topics is delivered in one call, which remembers
+//! whom it reached so that a connection on two of them gets it once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
-use bytes::Bytes;
-
+use super::backplane::Fanout;
 use super::client::ClientState;
 use super::stats::Stats;
 use super::topic::Topic;
@@ -84,10 +85,25 @@ impl Hub {
 }
 
 impl Sink for Hub {
-    fn deliver(&self, topic: &str, seq: u64, frame: Bytes) {
-        // No local subscriber, no topic: nothing to do here.
-        if let Some(t) = self.existing(topic) {
-            t.deliver(seq, frame, &self.stats);
+    fn deliver(&self, event: Fanout<'_>) {
+        let Fanout { topics, seq, frame } = event;
+        if let [topic] = topics {
+            // One topic, one lookup: no connection can be reached twice.
+            // No local subscriber, no topic: nothing to do here.
+            if let Some(t) = self.existing(topic) {
+                t.deliver(seq, frame, &self.stats, |_| true);
+            }
+            return;
+        }
+        // Several topics: each connection once, through the first of them
+        // it is on.
+        let mut reached = HashSet::new();
+        for name in topics {
+            if let Some(t) = self.existing(name) {
+                t.deliver(seq, frame.clone(), &self.stats, |c| {
+                    reached.insert(Arc::as_ptr(c))
+                });
+            }
         }
     }
 

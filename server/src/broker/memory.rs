@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::backplane::{frame_with_id, Backplane, BackplaneError, BoxFuture, Page, Replay, Sink};
+use super::backplane::{
+    frame_with_id, Backplane, BackplaneError, BoxFuture, Fanout, Page, Replay, Sink,
+};
 use super::claims::{ClaimTable, Claimed, ClientClaim};
 use super::id::{Epoch, EventId};
 use super::{read, write};
@@ -128,12 +130,40 @@ impl MemoryBackplane {
             .clone()
     }
 
-    fn append_now(&self, topic: &str, key: Option<&str>, body: &[u8]) -> EventId {
-        let log = self.log(topic);
-        let mut log = lock(&log);
-        if let Some(key) = key {
+    /// Appends under the locks of every log involved, taken in name order
+    /// (so two appends to overlapping topics never wait on each other in a
+    /// cycle) and held through delivery, so that each topic's history and
+    /// delivery order are its id order.
+    fn append_now(&self, topics: &[&str], key: Option<&str>, body: &[u8]) -> EventId {
+        if let [topic] = topics {
+            // The common case, without collecting locks.
+            let log = self.log(topic);
+            let mut log = lock(&log);
+            return self.append_locked(topics, &mut [&mut log], key, body);
+        }
+        let logs: Vec<Arc<Mutex<Log>>> = topics.iter().map(|t| self.log(t)).collect();
+        let mut order: Vec<usize> = (0..topics.len()).collect();
+        order.sort_by_key(|&i| topics[i]);
+        let mut guards: Vec<Option<std::sync::MutexGuard<'_, Log>>> =
+            logs.iter().map(|_| None).collect();
+        for i in order {
+            guards[i] = Some(lock(&logs[i]));
+        }
+        let mut held: Vec<&mut Log> = guards.iter_mut().flatten().map(|g| &mut **g).collect();
+        self.append_locked(topics, &mut held, key, body)
+    }
+
+    /// The append itself, with `logs[i]` the locked log of `topics[i]`.
+    fn append_locked(
+        &self,
+        topics: &[&str],
+        logs: &mut [&mut Log],
+        key: Option<&str>,
+        body: &[u8],
+    ) -> EventId {
+        if let (Some(key), Some(first)) = (key, logs.first()) {
             // Newest first: a retry usually follows its original closely.
-            let seen = log
+            let seen = first
                 .entries
                 .iter()
                 .rev()
@@ -152,15 +182,18 @@ impl MemoryBackplane {
         };
         let frame = frame_with_id(id, body);
         let now = Instant::now();
-        log.entries.push_back(Entry {
-            seq,
-            at: now,
-            key: key.map(Into::into),
-            frame: frame.clone(),
-        });
-        log.trim(self.limits, now);
+        for (i, log) in logs.iter_mut().enumerate() {
+            log.entries.push_back(Entry {
+                seq,
+                at: now,
+                // The key is looked up in the first topic's log only.
+                key: key.filter(|_| i == 0).map(Into::into),
+                frame: frame.clone(),
+            });
+            log.trim(self.limits, now);
+        }
         if let Some(sink) = self.sink.get() {
-            sink.deliver(topic, seq, frame);
+            sink.deliver(Fanout { topics, seq, frame });
         }
         id
     }
@@ -203,11 +236,11 @@ impl Backplane for MemoryBackplane {
 
     fn append<'a>(
         &'a self,
-        topic: &'a str,
+        topics: &'a [&'a str],
         key: Option<&'a str>,
         body: Bytes,
     ) -> BoxFuture<'a, Result<EventId, BackplaneError>> {
-        let id = self.append_now(topic, key, &body);
+        let id = self.append_now(topics, key, &body);
         Box::pin(std::future::ready(Ok(id)))
     }
 
@@ -284,7 +317,7 @@ mod tests {
     fn pages_are_bounded_by_until_and_limit() {
         let log = MemoryBackplane::new(HistoryLimits::default());
         for _ in 0..10 {
-            log.append_now("t", None, b"data: x\n\n");
+            log.append_now(&["t"], None, b"data: x\n\n");
         }
         let seqs = |page| {
             log.replay_now("t", page)
@@ -326,7 +359,7 @@ mod tests {
             ..Default::default()
         });
         for _ in 0..5 {
-            log.append_now("t", None, b"data: x\n\n");
+            log.append_now(&["t"], None, b"data: x\n\n");
         }
         let r = log.replay_now("t", all_after(1));
         assert!(r.gap);
@@ -341,12 +374,30 @@ mod tests {
     #[test]
     fn a_repeated_key_is_appended_once_per_topic() {
         let log = MemoryBackplane::new(HistoryLimits::default());
-        let a = log.append_now("t", Some("order-7"), b"data: x\n\n");
-        let again = log.append_now("t", Some("order-7"), b"data: x\n\n");
-        let elsewhere = log.append_now("u", Some("order-7"), b"data: x\n\n");
+        let a = log.append_now(&["t"], Some("order-7"), b"data: x\n\n");
+        let again = log.append_now(&["t"], Some("order-7"), b"data: x\n\n");
+        let elsewhere = log.append_now(&["u"], Some("order-7"), b"data: x\n\n");
         assert_eq!(a, again);
         assert_ne!(a, elsewhere);
         assert_eq!(log.replay_now("t", all_after(0)).entries.len(), 1);
+    }
+
+    #[test]
+    fn an_event_for_several_topics_is_one_id_in_each_history() {
+        let log = MemoryBackplane::new(HistoryLimits::default());
+        log.append_now(&["b"], None, b"data: x\n\n");
+        let both = log.append_now(&["b", "a"], Some("k"), b"data: y\n\n");
+        let seqs = |t| {
+            log.replay_now(t, all_after(0))
+                .entries
+                .iter()
+                .map(|(s, _)| *s)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(seqs("a"), [both.seq]);
+        assert_eq!(seqs("b"), [1, both.seq]);
+        // The key is the first topic's: a retry is recognised there.
+        assert_eq!(log.append_now(&["b", "a"], Some("k"), b"data: y\n\n"), both);
     }
 
     #[test]
@@ -355,7 +406,7 @@ mod tests {
             max_events: 10,
             max_age: Duration::ZERO,
         });
-        log.append_now("t", None, b"data: x\n\n");
+        log.append_now(&["t"], None, b"data: x\n\n");
         std::thread::sleep(Duration::from_millis(2));
         log.sweep();
         assert_eq!(log.topic_count(), 0);

@@ -74,7 +74,8 @@ use herald_shared::wire::Event;
 use herald_shared::SseEvent;
 
 pub use backplane::{
-    frame_with_id, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Page, Replay, Sink,
+    frame_with_id, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Fanout, Page, Replay,
+    Sink, MAX_TOPICS_PER_EVENT,
 };
 pub use claims::{ClaimTable, Claimed, ClientClaim};
 pub use client::{ClientState, Ready, Subscription};
@@ -269,20 +270,65 @@ impl SSEBroker {
         &self,
         who: Publisher<'_>,
         topic: &str,
+        event: Event,
+    ) -> Result<EventId, BrokerError> {
+        self.publish_to_as(who, &[topic], event).await
+    }
+
+    /// Publishes one event to several topics at once, for `who`: one id,
+    /// kept in each topic's history, delivered to each connection on any
+    /// of them once (a send to a client, a user and a session together).
+    /// Repeated topics count once; every topic must pass the policy.
+    ///
+    /// ```
+    /// use herald_server::broker::policy::{Principal, Publisher};
+    /// use herald_server::broker::{BrokerConfig, ConnectOptions, SSEBroker};
+    /// use herald_shared::wire::Event;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    ///
+    /// let broker = SSEBroker::new(BrokerConfig::default());
+    /// let alice = Principal::user("alice");
+    /// let mut sub = broker.connect(ConnectOptions { principal: alice, ..Default::default() }).await.unwrap();
+    /// sub.recv().await.unwrap(); // connected
+    /// let id = sub.client_id().to_owned();
+    /// let topics = [format!("client:{id}"), "user:alice".to_owned()];
+    /// let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+    /// broker.publish_to_as(Publisher::Server, &topics, Event::data("once")).await.unwrap();
+    /// assert!(sub.recv().await.unwrap().ends_with(b"data: once\n\n"));
+    /// assert_eq!(broker.stats().events_delivered, 1); // on both topics, delivered once
+    /// # });
+    /// ```
+    pub async fn publish_to_as(
+        &self,
+        who: Publisher<'_>,
+        topics: &[&str],
         mut event: Event,
     ) -> Result<EventId, BrokerError> {
-        names::validate_topic(topic)?;
+        let mut distinct: Vec<&str> = Vec::with_capacity(topics.len());
+        for topic in topics {
+            if !distinct.contains(topic) {
+                distinct.push(topic);
+            }
+        }
+        if distinct.is_empty() || distinct.len() > MAX_TOPICS_PER_EVENT {
+            return Err(BrokerError::Destinations {
+                limit: MAX_TOPICS_PER_EVENT,
+            });
+        }
         event.validate()?;
-        self.inner
-            .policy
-            .check_publish(who, topic, event.event.as_deref())?;
+        for topic in &distinct {
+            names::validate_topic(topic)?;
+            self.inner
+                .policy
+                .check_publish(who, topic, event.event.as_deref())?;
+        }
         let key = event.id.take();
         let body = event.encode()?;
         let started = Instant::now();
         let id = self
             .inner
             .backplane
-            .append(topic, key.as_deref(), body)
+            .append(&distinct, key.as_deref(), body)
             .await?;
         PUBLISH_SECONDS.record(started.elapsed().as_secs_f64());
         self.inner.hub.stats.published();

@@ -17,7 +17,12 @@
 //! A publish is one Lua script, so one round trip and atomic: it takes the
 //! next number from `seq` and appends the event under the entry id
 //! `<epoch>-<seq>` to the topic's stream and to its feed shard. That entry
-//! id **is** the SSE `id:`. Because every id comes from one counter, ids
+//! id **is** the SSE `id:`. An event for several topics (a send to a
+//! client, a user and a session at once) is appended to each topic's
+//! stream under the same id, and to the feed once, in its first topic's
+//! shard, with every topic in its `t` field: each node delivers it in one
+//! go, so a connection on several of the topics gets it once. A node
+//! delivers what one read of the shards returned in id order. Because every id comes from one counter, ids
 //! order events across topics, and a client on several topics resumes from
 //! one `Last-Event-ID` on any node.
 //!
@@ -56,7 +61,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncConnectionConfig, Client, Script, Value};
 
 use super::backplane::{
-    frame_with_id, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Page, Replay, Sink,
+    frame_with_id, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Fanout, Page, Replay,
+    Sink,
 };
 use super::claims::{Claimed, ClientClaim};
 use super::id::{Epoch, EventId};
@@ -97,6 +103,8 @@ const REFRESH_EVERY: Duration = Duration::from_secs(10);
 /// How long one `XREAD` blocks; also bounds how late a dead connection is noticed.
 const READ_BLOCK_MS: u64 = 2000;
 const READ_BATCH: usize = 1000;
+/// Joins an event's topics in its feed entry (never part of a topic name).
+const TOPIC_SEPARATOR: &str = ",";
 
 /// See the module docs.
 ///
@@ -155,9 +163,11 @@ impl Scripts {
                 redis.call('SET', KEYS[1], ARGV[1], 'NX')
                 return redis.call('GET', KEYS[1])",
             ),
-            // KEYS: epoch, seq, topic stream, feed shard, idempotency hash.
-            // ARGV: candidate epoch, topic, body, topic maxlen, feed maxlen,
-            //       history ttl (ms), idempotency key ('' for none).
+            // KEYS: epoch, seq, feed shard, idempotency hash, then the
+            //       stream of each topic.
+            // ARGV: candidate epoch, the topics joined by ',', body, topic
+            //       maxlen, feed maxlen, history ttl (ms), idempotency key
+            //       ('' for none).
             publish: Script::new(
                 r"
                 local epoch = redis.call('GET', KEYS[1])
@@ -166,16 +176,18 @@ impl Scripts {
                   redis.call('SET', KEYS[1], epoch)
                 end
                 if ARGV[7] ~= '' then
-                  local seen = redis.call('HGET', KEYS[5], ARGV[7])
+                  local seen = redis.call('HGET', KEYS[4], ARGV[7])
                   if seen then return seen end
                 end
                 local id = epoch .. '-' .. redis.call('INCR', KEYS[2])
-                redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], id, 'b', ARGV[3])
-                redis.call('PEXPIRE', KEYS[3], ARGV[6])
-                redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], id, 't', ARGV[2], 'b', ARGV[3])
+                for i = 5, #KEYS do
+                  redis.call('XADD', KEYS[i], 'MAXLEN', '~', ARGV[4], id, 'b', ARGV[3])
+                  redis.call('PEXPIRE', KEYS[i], ARGV[6])
+                end
+                redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], id, 't', ARGV[2], 'b', ARGV[3])
                 if ARGV[7] ~= '' then
-                  redis.call('HSET', KEYS[5], ARGV[7], id)
-                  redis.call('PEXPIRE', KEYS[5], ARGV[6])
+                  redis.call('HSET', KEYS[4], ARGV[7], id)
+                  redis.call('PEXPIRE', KEYS[4], ARGV[6])
                 end
                 return id",
             ),
@@ -308,9 +320,15 @@ impl Shared {
         self.epoch.store(epoch, Ordering::Relaxed);
     }
 
-    fn deliver(&self, topic: &str, id: EventId, body: &[u8]) {
+    /// Delivers a feed entry: `topics` as written by the publish script.
+    fn deliver(&self, topics: &str, id: EventId, body: &[u8]) {
         if let Some(sink) = self.sink.get() {
-            sink.deliver(topic, id.seq, frame_with_id(id, body));
+            let topics: Vec<&str> = topics.split(TOPIC_SEPARATOR).collect();
+            sink.deliver(Fanout {
+                topics: &topics,
+                seq: id.seq,
+                frame: frame_with_id(id, body),
+            });
         }
     }
 
@@ -397,26 +415,31 @@ impl Backplane for RedisBackplane {
 
     fn append<'a>(
         &'a self,
-        topic: &'a str,
+        topics: &'a [&'a str],
         key: Option<&'a str>,
         body: Bytes,
     ) -> BoxFuture<'a, Result<EventId, BackplaneError>> {
         Box::pin(async move {
             let s = &self.shared;
-            let shard = redis_shard(topic, s.options.shards);
+            let Some(first) = topics.first() else {
+                return Err(BackplaneError("an event needs a topic".to_owned()));
+            };
+            // The event travels in its first topic's shard.
+            let shard = redis_shard(first, s.options.shards);
             let mut con = s.commands.clone();
-            let id: Result<String, _> = s
-                .scripts
-                .publish
-                .key(s.key("epoch"))
+            let mut script = s.scripts.publish.key(s.key("epoch"));
+            script
                 .key(s.key("seq"))
-                .key(s.key(&format!("t:{topic}")))
                 .key(s.feed_key(shard))
-                .key(s.key(&format!("idem:{topic}")))
+                .key(s.key(&format!("idem:{first}")));
+            for topic in topics {
+                script.key(s.key(&format!("t:{topic}")));
+            }
+            let id: Result<String, _> = script
                 // Used only if Redis lost the epoch (a restart): a new one,
                 // never the old one, or old ids would pass for new positions.
                 .arg(fresh_epoch(s.epoch.load(Ordering::Relaxed)))
-                .arg(topic)
+                .arg(topics.join(TOPIC_SEPARATOR))
                 .arg(body.as_ref())
                 .arg(s.options.history.max_events.max(1))
                 .arg(s.options.feed_len.max(1))
@@ -870,24 +893,33 @@ async fn read_until_error(
             cmd.arg(position);
         }
         let reply: Value = cmd.query_async(con).await.map_err(unavailable)?;
+        // What the shards returned, delivered in id order across shards:
+        // events written close together (the usual case) reach subscribers
+        // in the order they were numbered, whichever shard carried them.
+        let mut batch: Vec<(u64, usize, String, Fields)> = Vec::new();
         for (key, entries) in xread_streams(&reply) {
             let Some(shard) = keys.iter().position(|k| k.as_bytes() == key.as_slice()) else {
                 continue;
             };
             for (raw_id, fields) in entries {
-                if let (Ok(id), Some(topic), Some(body)) = (
-                    raw_id.parse::<EventId>(),
-                    field(&fields, b"t").and_then(|t| std::str::from_utf8(t).ok()),
-                    field(&fields, b"b"),
-                ) {
-                    if id.epoch.0 != *reader_epoch {
-                        *reader_epoch = id.epoch.0;
-                        s.saw_epoch(id.epoch.0);
-                    }
-                    s.deliver(topic, id, body);
-                }
-                positions[shard] = raw_id;
+                let seq = raw_id.parse::<EventId>().map_or(0, |id| id.seq);
+                batch.push((seq, shard, raw_id, fields));
             }
+        }
+        batch.sort_by_key(|(seq, ..)| *seq);
+        for (_, shard, raw_id, fields) in batch {
+            if let (Ok(id), Some(topics), Some(body)) = (
+                raw_id.parse::<EventId>(),
+                field(&fields, b"t").and_then(|t| std::str::from_utf8(t).ok()),
+                field(&fields, b"b"),
+            ) {
+                if id.epoch.0 != *reader_epoch {
+                    *reader_epoch = id.epoch.0;
+                    s.saw_epoch(id.epoch.0);
+                }
+                s.deliver(topics, id, body);
+            }
+            positions[shard] = raw_id;
         }
     }
 }

@@ -39,6 +39,9 @@ pub(crate) struct ReplayCursor {
     until: u64,
     /// Events per topic per read.
     per_topic: usize,
+    /// The last seq handed out: an event published to several of the
+    /// stream's topics is in each of their logs, and is written once.
+    last: u64,
 }
 
 impl ReplayCursor {
@@ -58,6 +61,7 @@ impl ReplayCursor {
                 .collect(),
             until,
             per_topic,
+            last: 0,
         }
     }
 
@@ -117,6 +121,10 @@ impl ReplayCursor {
             let Some((seq, frame)) = t.buffered.pop_front() else {
                 break;
             };
+            if seq <= self.last {
+                continue;
+            }
+            self.last = seq;
             out.push(Delivery {
                 key: t.key,
                 seq,
@@ -132,10 +140,12 @@ mod tests {
     use super::*;
     use crate::broker::{HistoryLimits, MemoryBackplane};
 
+    /// One event per entry, to the topics it names (`a+b`: to both).
     async fn log_with(events: &[&str]) -> MemoryBackplane {
         let log = MemoryBackplane::new(HistoryLimits::default());
         for topic in events {
-            log.append(topic, None, Bytes::from_static(b"data: x\n\n"))
+            let topics: Vec<&str> = topic.split('+').collect();
+            log.append(&topics, None, Bytes::from_static(b"data: x\n\n"))
                 .await
                 .expect("append");
         }
@@ -175,6 +185,20 @@ mod tests {
             ],
             "seq 9 is after `until`: it comes live"
         );
+    }
+
+    #[tokio::test]
+    async fn an_event_on_several_topics_is_replayed_once() {
+        // seq:   1    2      3    4
+        let log = log_with(&["a", "a+b", "b", "b+a"]).await;
+        let mut cursor = ReplayCursor::new(vec![("a".into(), 1, 0), ("b".into(), 2, 0)], 4);
+        cursor.per_topic = 1;
+        let seqs: Vec<u64> = drain(&mut cursor, &log)
+            .await
+            .into_iter()
+            .map(|(_, seq)| seq)
+            .collect();
+        assert_eq!(seqs, [1, 2, 3, 4]);
     }
 
     #[tokio::test]

@@ -55,12 +55,23 @@ impl Topic {
         Arc::as_ptr(self) as usize
     }
 
-    /// Queues the same frame for every subscriber. A subscriber whose queue
-    /// is full is evicted by `offer` (counted once, where it happens) and
-    /// dropped from the topic, as is one whose stream already ended.
-    pub fn deliver(self: &Arc<Self>, seq: u64, frame: Bytes, stats: &Stats) {
+    /// Queues the same frame for every subscriber `admit` lets through
+    /// (an event for several topics reaches a connection once). A
+    /// subscriber whose queue is full is evicted by `offer` (counted once,
+    /// where it happens) and dropped from the topic, as is one whose stream
+    /// already ended.
+    pub fn deliver(
+        self: &Arc<Self>,
+        seq: u64,
+        frame: Bytes,
+        stats: &Stats,
+        mut admit: impl FnMut(&Arc<ClientState>) -> bool,
+    ) {
         let key = self.key();
-        let offer = |client: &ClientState| {
+        let mut offer = |client: &Arc<ClientState>| {
+            if !admit(client) {
+                return true;
+            }
             let offered = client.offer(Delivery {
                 key,
                 seq,
@@ -71,6 +82,7 @@ impl Topic {
                 Offered::Evicted => stats.evicted(),
                 Offered::Closed => {}
             }
+            // Kept while it still reads.
             offered == Offered::Queued
         };
         let mut subscribers = self.lock();
@@ -185,9 +197,9 @@ mod tests {
         topic.subscribe(&a);
         topic.subscribe(&b);
         // Capacity 1: the first frame is queued, the second evicts both.
-        topic.deliver(1, Bytes::from_static(b"data: 1\n\n"), &stats);
-        topic.deliver(2, Bytes::from_static(b"data: 2\n\n"), &stats);
-        topic.deliver(3, Bytes::from_static(b"data: 3\n\n"), &stats);
+        topic.deliver(1, Bytes::from_static(b"data: 1\n\n"), &stats, |_| true);
+        topic.deliver(2, Bytes::from_static(b"data: 2\n\n"), &stats, |_| true);
+        topic.deliver(3, Bytes::from_static(b"data: 3\n\n"), &stats, |_| true);
         assert_eq!(topic.subscriber_count(), 0);
         assert_eq!(stats.snapshot(0, 0, 0).evictions, 2);
     }

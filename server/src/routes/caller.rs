@@ -144,14 +144,14 @@ impl Caller {
             })
     }
 
-    /// Publishes `event` to `topic` as `how` says, after the topic
-    /// policy's check; the caller was admitted first
-    /// ([`admit_publish`](Self::admit_publish)).
+    /// Publishes `event` to `topics` (one event, each connection once) as
+    /// `how` says, after the topic policy's check of each; the caller was
+    /// admitted first ([`admit_publish`](Self::admit_publish)).
     pub async fn publish(
         &self,
         state: &AppState,
         how: Publishing,
-        topic: &str,
+        topics: &[&str],
         event: Event,
     ) -> Result<EventId, ApiError> {
         let me = self.principal();
@@ -159,7 +159,7 @@ impl Caller {
             Publishing::Raw => Publisher::Caller(&me),
             Publishing::ForCaller => Publisher::OnBehalfOf(&me),
         };
-        Ok(state.broker.publish_as(who, topic, event).await?)
+        Ok(state.broker.publish_to_as(who, topics, event).await?)
     }
 
     /// Whose bucket a publish draws from: the user when there is a token,

@@ -76,6 +76,7 @@ impl From<BrokerError> for ApiError {
             | BrokerError::InvalidClientId(_)
             | BrokerError::ReservedEventName(_)
             | BrokerError::TooManyTopics { .. }
+            | BrokerError::Destinations { .. }
             | BrokerError::Encode(_) => ApiError::bad_request(e.to_string()),
         }
     }

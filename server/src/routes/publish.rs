@@ -7,6 +7,9 @@
 //!
 //! `topic` names a topic; `target` (`{clientId?, userId?, sessionId?}`)
 //! addresses a client, user or session; neither means everyone (`all`).
+//! Several at once (a topic and a target, or a target naming a client, a
+//! user and a session, as seed 001's example does) send one event to
+//! every connection on any of them, each connection once.
 //! `data` that is a JSON string is sent as-is; any other JSON value is sent
 //! as its JSON text. The broker assigns the event id (resume relies on it);
 //! a publisher's `id` is an idempotency key: a retry with the same `id` to
@@ -48,15 +51,12 @@ impl Target {
     }
 }
 
-/// The one topic a send goes to: `all` when nothing is named, a 400 when
-/// more than one is (every publish has exactly one destination).
-pub fn one_destination(mut named: Vec<String>) -> Result<String, ApiError> {
-    match named.len() {
-        0 => Ok(names::ALL.to_owned()),
-        1 => Ok(named.remove(0)),
-        _ => Err(ApiError::bad_request(
-            "give at most one destination: topic, target.clientId, target.userId or target.sessionId",
-        )),
+/// The topics a send goes to: those named, or `all` when none is.
+pub fn destinations(named: Vec<String>) -> Vec<String> {
+    if named.is_empty() {
+        vec![names::ALL.to_owned()]
+    } else {
+        named
     }
 }
 
@@ -71,11 +71,11 @@ pub struct PublishBody {
     id: Option<String>,
 }
 
-/// Resolves `topic` / `target` to the one topic the event goes to.
-fn destination(body: &PublishBody) -> Result<String, ApiError> {
+/// Resolves `topic` / `target` to the topics the event goes to.
+fn destination(body: &PublishBody) -> Vec<String> {
     let mut named: Vec<String> = body.topic.iter().cloned().collect();
     named.extend(body.target.as_ref().map(Target::topics).unwrap_or_default());
-    one_destination(named)
+    destinations(named)
 }
 
 pub async fn publish(
@@ -87,7 +87,7 @@ pub async fn publish(
     // about the body it sent.
     caller.admit_publish(&state)?;
     let Json(body) = body?;
-    let topic = destination(&body)?;
+    let topics = destination(&body);
     let data = match &body.data {
         Value::String(s) => s.clone(),
         Value::Null => return Err(ApiError::bad_request("data is required")),
@@ -96,10 +96,13 @@ pub async fn publish(
     let mut event = Event::data(data);
     event.event = body.event.clone();
     event.id = body.id.clone();
-    let id = caller
-        .publish(&state, Publishing::Raw, &topic, event)
-        .await?;
-    Ok(Json(
-        json!({ "success": true, "id": id.to_string(), "topic": topic }),
-    ))
+    let to: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let id = caller.publish(&state, Publishing::Raw, &to, event).await?;
+    // `topic` names the destination when there is one (as before); a send
+    // to several lists them all.
+    let answer = match topics.as_slice() {
+        [one] => json!({ "success": true, "id": id.to_string(), "topic": one }),
+        _ => json!({ "success": true, "id": id.to_string(), "topics": topics }),
+    };
+    Ok(Json(answer))
 }

@@ -80,7 +80,7 @@ async fn publish(
     event: Event,
 ) -> Result<Value, ApiError> {
     let event_id = caller
-        .publish(state, Publishing::ForCaller, topic, event)
+        .publish(state, Publishing::ForCaller, &[topic], event)
         .await?;
     Ok(json!({ "success": true, "id": id, "eventId": event_id.to_string() }))
 }
