@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use herald_server::broker::{
     Backplane, BackplaneError, BoxFuture, BrokerConfig, Claimed, ClientClaim, ConnectOptions,
-    Epoch, EventId, HistoryLimits, MemoryBackplane, Page, Replay, SSEBroker, Sink,
+    Epoch, EventId, HistoryLimits, Matched, MemoryBackplane, Page, Replay, SSEBroker, Sink,
 };
 use herald_server::routes::{router, AppState};
 use herald_shared::wire::{Event, Parser};
@@ -54,6 +54,13 @@ impl Backplane for RacyReplay {
             }
             self.0.replay(topic, page).await
         })
+    }
+    fn topics_under<'a>(
+        &'a self,
+        prefix: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Matched, BackplaneError>> {
+        self.0.topics_under(prefix, limit)
     }
     fn head(&self) -> BoxFuture<'_, Result<u64, BackplaneError>> {
         self.0.head()
@@ -136,6 +143,13 @@ impl Backplane for Down {
         Box::pin(async { Err(BackplaneError("connection refused".into())) })
     }
     fn replay<'a>(&'a self, _: &'a str, _: Page) -> BoxFuture<'a, Result<Replay, BackplaneError>> {
+        Box::pin(async { Err(BackplaneError("connection refused".into())) })
+    }
+    fn topics_under<'a>(
+        &'a self,
+        _: &'a str,
+        _: usize,
+    ) -> BoxFuture<'a, Result<Matched, BackplaneError>> {
         Box::pin(async { Err(BackplaneError("connection refused".into())) })
     }
     fn head(&self) -> BoxFuture<'_, Result<u64, BackplaneError>> {

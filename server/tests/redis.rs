@@ -351,3 +351,35 @@ async fn an_event_for_several_topics_reaches_each_connection_once_across_nodes()
     assert_eq!(again, got, "the same ids, once each");
     resumed.expect_silence(Duration::from_millis(300)).await;
 }
+
+/// A wildcard on node B follows topics published on node A, live and on
+/// resume (Redis lists the topics under the prefix).
+#[tokio::test]
+async fn a_wildcard_follows_and_resumes_topics_published_on_another_node() {
+    let redis = RedisServer::start().await;
+    let a = node(&redis.url(), quiet_config()).await;
+    let b = node(&redis.url(), quiet_config()).await;
+    let (mut wild, _) = b.connect("?topics=room:*").await;
+    let (status, body) = a.publish(json!({"topic": "room:a", "data": "live"})).await;
+    assert_eq!(status, 200, "{body}");
+    let (seen, data) = read_data(&mut wild, 1).await.remove(0);
+    assert_eq!(data, "live");
+    drop(wild);
+
+    let mut missed = Vec::new();
+    for (topic, data) in [
+        ("room:b", "1"),
+        ("elsewhere", "x"),
+        ("room:a", "2"),
+        ("room:c", "3"),
+    ] {
+        let (status, body) = a.publish(json!({"topic": topic, "data": data})).await;
+        assert_eq!(status, 200, "{body}");
+        if topic.starts_with("room:") {
+            missed.push((body["id"].as_str().expect("id").to_owned(), data.to_owned()));
+        }
+    }
+    let (mut back, _) = b.connect_with("?topics=room:*", Some(&seen)).await;
+    assert_eq!(read_data(&mut back, 3).await, missed);
+    back.expect_silence(Duration::from_millis(300)).await;
+}

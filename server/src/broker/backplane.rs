@@ -84,6 +84,20 @@ pub struct Replay {
     pub gap: bool,
 }
 
+/// The topics with history under a prefix: what a wildcard subscriber
+/// (`chat:*`) resumes from.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Matched {
+    /// Topic names, at most the `limit` asked for.
+    pub topics: Vec<String>,
+    /// Topics whose whole history expired are no longer listed; their
+    /// events reached up to this seq. Resuming from before it may have
+    /// missed some: a gap.
+    pub forgotten_through: u64,
+    /// There were more than `limit`: the list is incomplete (a gap too).
+    pub truncated: bool,
+}
+
 /// The backplane could not do what was asked (e.g. its server is down).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("backplane unavailable: {0}")]
@@ -148,6 +162,14 @@ pub trait Backplane: Send + Sync + 'static {
         topic: &'a str,
         page: Page,
     ) -> BoxFuture<'a, Result<Replay, BackplaneError>>;
+
+    /// The topics with history whose names start with `prefix`, at most
+    /// `limit` of them, for a wildcard subscriber's resume.
+    fn topics_under<'a>(
+        &'a self,
+        prefix: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Matched, BackplaneError>>;
 
     /// The last sequence number handed out (in this epoch): every event
     /// numbered up to it is in its topic's log, if still kept.

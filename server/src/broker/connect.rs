@@ -81,6 +81,10 @@ pub struct ConnectOptions {
     pub greeting: Option<Vec<Event>>,
 }
 
+/// The most topics a wildcard's resume reads history from; past it the
+/// client gets a `reset` (its history is incomplete) and live events.
+const MAX_WILDCARD_REPLAY: usize = 1000;
+
 impl SSEBroker {
     /// Registers a client and returns the stream of frames to write to it.
     ///
@@ -159,16 +163,16 @@ impl SSEBroker {
                 after = 0;
             }
             let own = names::client(&id);
-            let missed: Vec<(String, usize, u64)> = topics
+            let replayed: Vec<(&String, usize)> = topics
                 .iter()
                 .zip(keys)
                 .filter(|(name, _)| continued || **name != own)
-                .map(|(name, key)| (name.clone(), key, after))
                 .collect();
-            sub.replayed_through = missed.iter().map(|(_, key, _)| (*key, head)).collect();
+            sub.replayed_through = replayed.iter().map(|(_, key)| (*key, head)).collect();
+            let (missed, expansion_gap) = self.expand(&client, replayed, after).await?;
             let mut cursor = ReplayCursor::new(missed, head);
             let (batch, gap) = cursor.next_batch(self.inner.backplane.as_ref()).await?;
-            if gap && reset.is_none() {
+            if (gap || expansion_gap) && reset.is_none() {
                 reset = Some(ResetReason::HistoryGap);
             }
             first_page = batch;
@@ -195,6 +199,42 @@ impl SSEBroker {
         Ok(sub)
     }
 
+    /// The logs a resume reads (`(topic, key, after)`): each topic's own,
+    /// and for a wildcard those of the topics under it that the client may
+    /// read, delivered under the wildcard's key. Also says whether a
+    /// wildcard's history is incomplete (a topic expired whole since
+    /// `after`, or more topics than a resume reads).
+    async fn expand(
+        &self,
+        client: &ClientState,
+        topics: Vec<(&String, usize)>,
+        after: u64,
+    ) -> Result<(Vec<(String, usize, u64)>, bool), BrokerError> {
+        let mut missed: Vec<(String, usize, u64)> = Vec::with_capacity(topics.len());
+        let mut gap = false;
+        for (name, key) in topics {
+            let Some(prefix) = names::wildcard_prefix(name) else {
+                missed.push((name.clone(), key, after));
+                continue;
+            };
+            let matched = self
+                .inner
+                .backplane
+                .topics_under(prefix, MAX_WILDCARD_REPLAY)
+                .await?;
+            gap |= matched.truncated || after < matched.forgotten_through;
+            for topic in matched.topics {
+                // A topic also held by name is read once; the merge drops
+                // the copies of an event that is in several logs anyway.
+                let held = missed.iter().any(|(t, ..)| *t == topic);
+                if !held && self.policy().may_read(&client.principal, &topic) {
+                    missed.push((topic, key, after));
+                }
+            }
+        }
+        Ok((missed, gap))
+    }
+
     /// Checks what a connection asks for before anything is held for it:
     /// its topics (repeats dropped, within the cap, each allowed by the
     /// policy), its client id and its identity's topic names.
@@ -205,7 +245,7 @@ impl SSEBroker {
             return Err(BrokerError::TooManyTopics { limit });
         }
         for topic in &opts.topics {
-            names::validate_topic(topic)?;
+            names::validate_subscription(topic)?;
             self.policy().check_request(&opts.principal, topic)?;
         }
         if let Some(id) = &opts.client_id {
@@ -375,7 +415,7 @@ impl SSEBroker {
         topics: &[String],
     ) -> Result<Vec<String>, BrokerError> {
         for t in topics {
-            names::validate_topic(t)?;
+            names::validate_subscription(t)?;
         }
         let client = self
             .client(client_id)

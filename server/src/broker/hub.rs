@@ -1,30 +1,91 @@
 //! This node's subscribers by topic: the [`Sink`] the backplane delivers
 //! to. A delivery looks its topic up under a read lock and hands the frame
 //! to [`Topic::deliver`]; deliveries to different topics never contend.
-//! An event for several topics is delivered in one call, which remembers
-//! whom it reached so that a connection on two of them gets it once.
+//!
+//! A wildcard subscription (`chat:*`) is a topic too, named by its
+//! pattern, and also indexed by its prefix: a publish to `chat:general`
+//! then looks up `chat:general` and walks its prefixes of the lengths some
+//! wildcard has (one lookup each; none at all while nobody holds a
+//! wildcard). A wildcard subscriber gets only the topics the policy lets
+//! it read, checked per event. An event that can reach a connection by
+//! several ways (several topics, a topic and a wildcard) is delivered in
+//! one call, which remembers whom it reached so each gets it once.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
 
 use super::backplane::Fanout;
 use super::client::ClientState;
+use super::names;
+use super::policy::TopicPolicy;
 use super::stats::Stats;
 use super::topic::Topic;
 use super::{read, write, Sink};
 
 /// See the module docs.
-#[derive(Default)]
 pub(crate) struct Hub {
     /// Read-locked on every delivery to find the topic, write-locked only to
-    /// create or drop one. The key is the topic's own name.
+    /// create or drop one. The key is the topic's own name (a wildcard's
+    /// is its pattern, `chat:*`).
     topics: RwLock<HashMap<Arc<str>, Arc<Topic>>>,
+    /// The wildcards among `topics`, by prefix. Changed only while
+    /// `topics` is write-locked (lock order: topics, then wildcards).
+    wildcards: RwLock<Wildcards>,
+    /// How many wildcards there are: publishing skips the prefix walk
+    /// without taking a lock while there are none.
+    wildcard_count: AtomicUsize,
+    /// Decides which of a wildcard's topics each subscriber may read.
+    policy: Arc<TopicPolicy>,
     pub stats: Stats,
 }
 
+#[derive(Default)]
+struct Wildcards {
+    by_prefix: HashMap<Arc<str>, Arc<Topic>>,
+    /// The distinct prefix lengths, ascending: the prefix walk's steps.
+    lengths: Vec<usize>,
+}
+
+impl Wildcards {
+    fn insert(&mut self, prefix: &str, topic: Arc<Topic>) {
+        self.by_prefix.insert(prefix.into(), topic);
+        if let Err(at) = self.lengths.binary_search(&prefix.len()) {
+            self.lengths.insert(at, prefix.len());
+        }
+    }
+
+    fn remove(&mut self, prefix: &str) {
+        self.by_prefix.remove(prefix);
+        if !self.by_prefix.keys().any(|p| p.len() == prefix.len()) {
+            self.lengths.retain(|&l| l != prefix.len());
+        }
+    }
+
+    /// The wildcards matching `topic`, shortest prefix first.
+    fn matching<'a>(&'a self, topic: &'a str) -> impl Iterator<Item = &'a Arc<Topic>> + 'a {
+        self.lengths
+            .iter()
+            .take_while(move |&&len| len <= topic.len())
+            .filter_map(move |&len| topic.get(..len).and_then(|p| self.by_prefix.get(p)))
+    }
+}
+
 impl Hub {
-    /// Puts `client` on topic `name` (created if this node had no
-    /// subscriber to it) and returns the topic. The subscription happens
+    pub fn new(policy: Arc<TopicPolicy>) -> Self {
+        Hub {
+            topics: RwLock::default(),
+            wildcards: RwLock::default(),
+            wildcard_count: AtomicUsize::new(0),
+            policy,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Puts `client` on topic (or wildcard) `name`, created if this node
+    /// had no subscriber to it, and returns it. The subscription happens
     /// under the map's lock, so a sweep cannot drop the topic in between
     /// and leave the client on one that no longer receives.
     pub fn subscribe(&self, name: &str, client: &Arc<ClientState>) -> Arc<Topic> {
@@ -39,9 +100,17 @@ impl Hub {
         let mut topics = write(&self.topics);
         let topic = topics
             .entry(name.clone())
-            .or_insert_with(|| Arc::new(Topic::new(name)));
+            .or_insert_with(|| {
+                let topic = Arc::new(Topic::new(name.clone()));
+                if let Some(prefix) = names::wildcard_prefix(&name) {
+                    write(&self.wildcards).insert(prefix, topic.clone());
+                    self.wildcard_count.fetch_add(1, Ordering::Relaxed);
+                }
+                topic
+            })
+            .clone();
         topic.subscribe(client);
-        topic.clone()
+        topic
     }
 
     /// The topic if it exists (nobody is made a subscriber by asking).
@@ -79,6 +148,44 @@ impl Hub {
             // Re-check under the write lock: someone may have subscribed since.
             if topics.get(&name).is_some_and(|t| t.subscriber_count() == 0) {
                 topics.remove(&name);
+                if let Some(prefix) = names::wildcard_prefix(&name) {
+                    write(&self.wildcards).remove(prefix);
+                    self.wildcard_count.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+impl Hub {
+    /// Delivers through one topic only: nobody can be reached twice.
+    fn deliver_one(&self, topic: &str, seq: u64, frame: Bytes) {
+        // No local subscriber, no topic: nothing to do here.
+        if let Some(t) = self.existing(topic) {
+            t.deliver(seq, frame, &self.stats, |_| true);
+        }
+    }
+
+    /// Delivers through every topic and matching wildcard, remembering
+    /// whom it reached so that each connection gets the event once.
+    fn deliver_each_once(
+        &self,
+        topics: &[&str],
+        wildcards: Option<&Wildcards>,
+        seq: u64,
+        frame: Bytes,
+    ) {
+        let mut reached = HashSet::new();
+        for name in topics {
+            if let Some(t) = self.existing(name) {
+                t.deliver(seq, frame.clone(), &self.stats, |c| {
+                    reached.insert(Arc::as_ptr(c))
+                });
+            }
+            for w in wildcards.into_iter().flat_map(|w| w.matching(name)) {
+                w.deliver(seq, frame.clone(), &self.stats, |c| {
+                    self.policy.may_read(&c.principal, name) && reached.insert(Arc::as_ptr(c))
+                });
             }
         }
     }
@@ -87,23 +194,19 @@ impl Hub {
 impl Sink for Hub {
     fn deliver(&self, event: Fanout<'_>) {
         let Fanout { topics, seq, frame } = event;
-        if let [topic] = topics {
-            // One topic, one lookup: no connection can be reached twice.
-            // No local subscriber, no topic: nothing to do here.
-            if let Some(t) = self.existing(topic) {
-                t.deliver(seq, frame, &self.stats, |_| true);
+        if self.wildcard_count.load(Ordering::Relaxed) == 0 {
+            match topics {
+                [topic] => self.deliver_one(topic, seq, frame),
+                _ => self.deliver_each_once(topics, None, seq, frame),
             }
             return;
         }
-        // Several topics: each connection once, through the first of them
-        // it is on.
-        let mut reached = HashSet::new();
-        for name in topics {
-            if let Some(t) = self.existing(name) {
-                t.deliver(seq, frame.clone(), &self.stats, |c| {
-                    reached.insert(Arc::as_ptr(c))
-                });
+        let wildcards = read(&self.wildcards);
+        match topics {
+            [topic] if wildcards.matching(topic).next().is_none() => {
+                self.deliver_one(topic, seq, frame)
             }
+            _ => self.deliver_each_once(topics, Some(&wildcards), seq, frame),
         }
     }
 
@@ -113,5 +216,70 @@ impl Sink for Hub {
         for t in topics {
             t.close_all();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::policy::Principal;
+
+    fn client(id: &str, who: Principal) -> Arc<ClientState> {
+        Arc::new(ClientState::new(
+            id.into(),
+            "secret".into(),
+            format!("serial-{id}"),
+            who,
+            None,
+            Default::default(),
+            16,
+        ))
+    }
+
+    fn deliver(hub: &Hub, topics: &[&str], seq: u64) {
+        hub.deliver(Fanout {
+            topics,
+            seq,
+            frame: Bytes::from_static(b"data: x\n\n"),
+        });
+    }
+
+    #[test]
+    fn the_prefix_walk_steps_only_through_lengths_some_wildcard_has() {
+        let mut w = Wildcards::default();
+        let t = |n: &str| Arc::new(Topic::new(n.into()));
+        w.insert("chat:", t("chat:*"));
+        w.insert("jobs:", t("jobs:*"));
+        w.insert("c", t("c*"));
+        assert_eq!(w.lengths, [1, 5]);
+        let names = |topic| -> Vec<String> {
+            w.matching(topic).map(|t| t.name.to_string()).collect()
+        };
+        assert_eq!(names("chat:general"), ["c*", "chat:*"]);
+        assert_eq!(names("jobs:alice"), ["jobs:*"]);
+        assert!(names("news").is_empty());
+        w.remove("c");
+        assert_eq!(w.lengths, [5]);
+    }
+
+    #[test]
+    fn each_connection_once_and_wildcards_filtered_by_policy() {
+        let hub = Hub::new(Arc::new(TopicPolicy::default()));
+        let alice = client("a", Principal::user("alice"));
+        let anon = client("b", Principal::anonymous());
+        hub.subscribe("chat:general", &alice);
+        hub.subscribe("chat:*", &alice);
+        hub.subscribe("chat:*", &anon); // the route refuses this; the hub filters too
+        deliver(&hub, &["chat:general", "chat:random"], 1);
+        deliver(&hub, &["chat:random"], 2);
+        // alice: seq 1 once (three ways in), seq 2 once; anon: nothing.
+        assert_eq!(hub.stats.snapshot(0, 0, 0).events_delivered, 2);
+
+        // Nobody on the wildcard, swept: publishing takes the fast path again.
+        hub.existing("chat:*").expect("wildcard").unsubscribe(&alice);
+        hub.existing("chat:*").expect("wildcard").unsubscribe(&anon);
+        hub.sweep();
+        assert_eq!(hub.wildcard_count.load(Ordering::Relaxed), 0);
+        assert!(read(&hub.wildcards).lengths.is_empty());
     }
 }

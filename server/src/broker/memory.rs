@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::backplane::{
-    frame_with_id, Backplane, BackplaneError, BoxFuture, Fanout, Page, Replay, Sink,
+    frame_with_id, Backplane, BackplaneError, BoxFuture, Fanout, Matched, Page, Replay, Sink,
 };
 use super::claims::{ClaimTable, Claimed, ClientClaim};
 use super::id::{Epoch, EventId};
@@ -251,6 +251,28 @@ impl Backplane for MemoryBackplane {
     ) -> BoxFuture<'a, Result<Replay, BackplaneError>> {
         let replay = self.replay_now(topic, page);
         Box::pin(std::future::ready(Ok(replay)))
+    }
+
+    fn topics_under<'a>(
+        &'a self,
+        prefix: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Matched, BackplaneError>> {
+        let logs = read(&self.logs);
+        let mut topics: Vec<String> = logs
+            .keys()
+            .filter(|name| name.starts_with(prefix))
+            .take(limit.saturating_add(1))
+            .cloned()
+            .collect();
+        drop(logs);
+        let truncated = topics.len() > limit;
+        topics.truncate(limit);
+        Box::pin(std::future::ready(Ok(Matched {
+            topics,
+            forgotten_through: self.forgotten_through.load(Ordering::Relaxed),
+            truncated,
+        })))
     }
 
     fn head(&self) -> BoxFuture<'_, Result<u64, BackplaneError>> {

@@ -74,8 +74,8 @@ use herald_shared::wire::Event;
 use herald_shared::SseEvent;
 
 pub use backplane::{
-    frame_with_id, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Fanout, Page, Replay,
-    Sink, MAX_TOPICS_PER_EVENT,
+    frame_with_id, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Fanout, Matched, Page,
+    Replay, Sink, MAX_TOPICS_PER_EVENT,
 };
 pub use claims::{ClaimTable, Claimed, ClientClaim};
 pub use client::{ClientState, Ready, Subscription};
@@ -130,7 +130,7 @@ impl std::fmt::Debug for SSEBroker {
 
 struct Inner {
     config: BrokerConfig,
-    policy: TopicPolicy,
+    policy: Arc<TopicPolicy>,
     backplane: Arc<dyn Backplane>,
     hub: Arc<hub::Hub>,
     registry: registry::Registry,
@@ -167,10 +167,12 @@ impl SSEBroker {
     /// assert_eq!(broker.backplane().name(), "memory");
     /// ```
     pub fn with_backplane(config: BrokerConfig, backplane: Arc<dyn Backplane>) -> Self {
-        let hub = Arc::new(hub::Hub::default());
+        let policy = Arc::new(
+            TopicPolicy::with_rules(config.topic_rules.clone())
+                .open_publishing(config.open_publishing),
+        );
+        let hub = Arc::new(hub::Hub::new(policy.clone()));
         backplane.attach(hub.clone());
-        let policy = TopicPolicy::with_rules(config.topic_rules.clone())
-            .open_publishing(config.open_publishing);
         SSEBroker {
             inner: Arc::new(Inner {
                 config,

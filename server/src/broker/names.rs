@@ -79,6 +79,37 @@ pub fn validate_topic(topic: &str) -> Result<(), BrokerError> {
     Ok(())
 }
 
+/// The prefix of a wildcard subscription (`chat:*` → `chat:`), or `None`
+/// for a plain topic.
+pub fn wildcard_prefix(name: &str) -> Option<&str> {
+    name.strip_suffix('*')
+}
+
+/// Checks what a stream may subscribe to: a topic, or a wildcard — a
+/// topic prefix followed by `*` (`chat:*`: every topic starting with
+/// `chat:`). A bare `*` is refused: "everything" is not a subscription.
+///
+/// ```
+/// use herald_server::broker::names::validate_subscription;
+/// assert!(validate_subscription("chat:*").is_ok());
+/// assert!(validate_subscription("news").is_ok());
+/// assert!(validate_subscription("*").is_err());
+/// assert!(validate_subscription("a*b").is_err());
+/// ```
+pub fn validate_subscription(name: &str) -> Result<(), BrokerError> {
+    match wildcard_prefix(name) {
+        Some("") => Err(BrokerError::InvalidTopic {
+            topic: name.to_owned(),
+            rule: "a wildcard needs a prefix before the *, e.g. chat:*",
+        }),
+        Some(prefix) => validate_topic(prefix).map_err(|_| BrokerError::InvalidTopic {
+            topic: name.chars().take(MAX_TOPIC_LEN + 1).collect(),
+            rule: "a wildcard is a topic prefix (A-Z a-z 0-9 - _ . : @ /) followed by one *",
+        }),
+        None => validate_topic(name),
+    }
+}
+
 /// Checks a client id: 1 to 128 bytes of `A-Z a-z 0-9 - _ . : @`.
 pub(crate) fn validate_client_id(id: &str) -> Result<(), BrokerError> {
     let ok = !id.is_empty()
@@ -91,18 +122,4 @@ pub(crate) fn validate_client_id(id: &str) -> Result<(), BrokerError> {
     } else {
         Err(BrokerError::InvalidClientId(id.chars().take(128).collect()))
     }
-}
-
-/// Prefixes of the topics every connection is put on implicitly. Asking
-/// for one explicitly would let a client read another's targeted events.
-pub const RESERVED_PREFIXES: [&str; 3] = ["client:", "user:", "session:"];
-
-/// Checks a topic a client asks for: valid, and not one of the implicit
-/// per-client, per-user or per-session topics.
-pub fn validate_requested_topic(topic: &str) -> Result<(), BrokerError> {
-    validate_topic(topic)?;
-    if RESERVED_PREFIXES.iter().any(|p| topic.starts_with(p)) {
-        return Err(BrokerError::ReservedTopic(topic.to_owned()));
-    }
-    Ok(())
 }

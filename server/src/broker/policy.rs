@@ -433,7 +433,25 @@ impl TopicPolicy {
 
     /// May `who` ask for `topic` on a stream (`/_sse/connect`,
     /// `/_sse/subscribe`, an app's stream)?
+    ///
+    /// A wildcard (`chat:*`) is let in unless the rule over its whole
+    /// prefix shuts `who` out (no token for `chat:*`); which of its topics
+    /// `who` then gets is decided per topic ([`may_read`](Self::may_read)),
+    /// so `jobs:*` gives alice `jobs:alice` and nothing else.
+    ///
+    /// ```
+    /// use herald_server::broker::policy::{Principal, TopicPolicy};
+    /// let policy = TopicPolicy::default();
+    /// assert!(policy.check_request(&Principal::user("alice"), "chat:*").is_ok());
+    /// assert!(policy.check_request(&Principal::anonymous(), "chat:*").is_err()); // needs a token
+    /// assert!(policy.check_request(&Principal::user("alice"), "user:*").is_err()); // assigned
+    /// assert!(policy.may_read(&Principal::user("alice"), "jobs:alice"));
+    /// assert!(!policy.may_read(&Principal::user("alice"), "jobs:bob"));
+    /// ```
     pub fn check_request(&self, who: &Principal, topic: &str) -> Result<(), BrokerError> {
+        if let Some(prefix) = super::names::wildcard_prefix(topic) {
+            return self.check_wildcard(who, topic, prefix);
+        }
         let (rule, _) = self.rule_for(topic);
         if matches!(rule.read, Read::Assigned(_)) {
             return Err(BrokerError::ReservedTopic(topic.to_owned()));
@@ -441,9 +459,47 @@ impl TopicPolicy {
         self.check_read(who, topic)
     }
 
-    /// Is `who` a reader of `topic`: its rule admits them (assigned topics:
-    /// they are its user or session) and their `subscribe` claim matches?
-    pub fn check_read(&self, who: &Principal, topic: &str) -> Result<(), BrokerError> {
+    fn check_wildcard(
+        &self,
+        who: &Principal,
+        pattern: &str,
+        prefix: &str,
+    ) -> Result<(), BrokerError> {
+        let (rule, _) = self.rule_for(prefix);
+        // Only a prefix rule covers every topic under `prefix`.
+        let covers_all =
+            matches!(&rule.pattern, Pattern::Prefix(p) if prefix.starts_with(p.as_str()));
+        if !covers_all {
+            return Ok(());
+        }
+        let shut_out = match &rule.read {
+            Read::Assigned(_) => return Err(BrokerError::ReservedTopic(pattern.to_owned())),
+            Read::Authenticated => !who.is_authenticated(),
+            Read::Role(role) => !who.has_role(role),
+            Read::Nobody => true,
+            Read::Anyone | Read::Owner | Read::OwnerLookup => false,
+        };
+        if !shut_out {
+            return Ok(());
+        }
+        Err(if who.is_authenticated() {
+            BrokerError::ReadDenied {
+                topic: pattern.to_owned(),
+                rule: rule.pattern(),
+            }
+        } else {
+            BrokerError::NeedsToken(pattern.to_owned())
+        })
+    }
+
+    /// Is `who` a reader of `topic`? [`check_read`](Self::check_read)
+    /// without the error: asked per event for wildcard subscribers.
+    pub fn may_read(&self, who: &Principal, topic: &str) -> bool {
+        self.admits(who, topic).0 && self.claim_allows(who, topic)
+    }
+
+    /// Whether the rule for `topic` admits `who`, and that rule.
+    fn admits(&self, who: &Principal, topic: &str) -> (bool, &Rule) {
         let (rule, rest) = self.rule_for(topic);
         let admitted = match &rule.read {
             Read::Anyone => true,
@@ -463,6 +519,20 @@ impl TopicPolicy {
             Read::Assigned(Assigned::Session) => who.session_id.as_deref() == Some(rest),
             Read::Assigned(Assigned::Connection) | Read::Nobody => false,
         };
+        (admitted, rule)
+    }
+
+    /// Whether `who`'s `subscribe` claim, if any, matches `topic`.
+    fn claim_allows(&self, who: &Principal, topic: &str) -> bool {
+        who.subscribe
+            .as_deref()
+            .is_none_or(|patterns| any_matches(patterns, topic))
+    }
+
+    /// Is `who` a reader of `topic`: its rule admits them (assigned topics:
+    /// they are its user or session) and their `subscribe` claim matches?
+    pub fn check_read(&self, who: &Principal, topic: &str) -> Result<(), BrokerError> {
+        let (admitted, rule) = self.admits(who, topic);
         if !admitted {
             return Err(if who.is_authenticated() {
                 BrokerError::ReadDenied {
@@ -473,12 +543,10 @@ impl TopicPolicy {
                 BrokerError::NeedsToken(topic.to_owned())
             });
         }
-        match &who.subscribe {
-            Some(patterns) if !any_matches(patterns, topic) => {
-                Err(BrokerError::TopicNotAllowed(topic.to_owned()))
-            }
-            _ => Ok(()),
+        if !self.claim_allows(who, topic) {
+            return Err(BrokerError::TopicNotAllowed(topic.to_owned()));
         }
+        Ok(())
     }
 
     /// May `who` publish an event named `event` (`None`: unnamed) to `topic`?

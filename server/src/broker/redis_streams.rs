@@ -11,6 +11,7 @@
 //! | `feed:<n>` | stream | fan-out: every event of the topics hashed to shard `n` |
 //! | `idem:<topic>` | hash | publisher idempotency key → event id |
 //! | `floor` | string | history below this sequence may be gone from expired topics |
+//! | `topics` | sorted set | every topic with history, by name (score 0): a wildcard's resume finds its topics with `ZRANGEBYLEX` |
 //! | `conns:<group>` | sorted set | a user's (`user:<uid>`) or an address's (`ip:<addr>`) connections on every node, scored by expiry |
 //! | `cid:<id>` | hash | who client id `<id>` belongs to (`broker::claims`): held while a connection has it, kept for the history's age after |
 //!
@@ -61,8 +62,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncConnectionConfig, Client, Script, Value};
 
 use super::backplane::{
-    frame_with_id, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Fanout, Page, Replay,
-    Sink,
+    frame_with_id, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Fanout, Matched, Page,
+    Replay, Sink,
 };
 use super::claims::{Claimed, ClientClaim};
 use super::id::{Epoch, EventId};
@@ -151,6 +152,7 @@ struct Scripts {
     replay: Script,
     admit: Script,
     raise_floor: Script,
+    topics_under: Script,
     claim: Script,
     release_claim: Script,
 }
@@ -163,11 +165,11 @@ impl Scripts {
                 redis.call('SET', KEYS[1], ARGV[1], 'NX')
                 return redis.call('GET', KEYS[1])",
             ),
-            // KEYS: epoch, seq, feed shard, idempotency hash, then the
-            //       stream of each topic.
+            // KEYS: epoch, seq, feed shard, idempotency hash, topic index,
+            //       then the stream of each topic.
             // ARGV: candidate epoch, the topics joined by ',', body, topic
             //       maxlen, feed maxlen, history ttl (ms), idempotency key
-            //       ('' for none).
+            //       ('' for none), then each topic's name.
             publish: Script::new(
                 r"
                 local epoch = redis.call('GET', KEYS[1])
@@ -180,9 +182,10 @@ impl Scripts {
                   if seen then return seen end
                 end
                 local id = epoch .. '-' .. redis.call('INCR', KEYS[2])
-                for i = 5, #KEYS do
+                for i = 6, #KEYS do
                   redis.call('XADD', KEYS[i], 'MAXLEN', '~', ARGV[4], id, 'b', ARGV[3])
                   redis.call('PEXPIRE', KEYS[i], ARGV[6])
+                  redis.call('ZADD', KEYS[5], 0, ARGV[i + 2])
                 end
                 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], id, 't', ARGV[2], 'b', ARGV[3])
                 if ARGV[7] ~= '' then
@@ -218,6 +221,22 @@ impl Scripts {
                 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
                 redis.call('PEXPIRE', KEYS[1], ARGV[5])
                 return 1",
+            ),
+            // KEYS: topic index, floor. ARGV: range start and end (lex),
+            // most names, the prefix of topic stream keys. Returns {floor,
+            // name, ...}; names whose stream expired leave the index.
+            topics_under: Script::new(
+                r"
+                local names = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[1], ARGV[2], 'LIMIT', 0, ARGV[3])
+                local out = {redis.call('GET', KEYS[2]) or '0'}
+                for _, name in ipairs(names) do
+                  if redis.call('EXISTS', ARGV[4] .. name) == 1 then
+                    out[#out + 1] = name
+                  else
+                    redis.call('ZREM', KEYS[1], name)
+                  end
+                end
+                return out",
             ),
             raise_floor: Script::new(
                 r"
@@ -431,7 +450,8 @@ impl Backplane for RedisBackplane {
             script
                 .key(s.key("seq"))
                 .key(s.feed_key(shard))
-                .key(s.key(&format!("idem:{first}")));
+                .key(s.key(&format!("idem:{first}")))
+                .key(s.key("topics"));
             for topic in topics {
                 script.key(s.key(&format!("t:{topic}")));
             }
@@ -445,6 +465,7 @@ impl Backplane for RedisBackplane {
                 .arg(s.options.feed_len.max(1))
                 .arg(s.history_ttl_ms())
                 .arg(key.unwrap_or(""))
+                .arg(topics)
                 .invoke_async(&mut con)
                 .await;
             let id = id.map_err(unavailable).and_then(|id| {
@@ -519,6 +540,48 @@ impl Backplane for RedisBackplane {
             Ok(Replay {
                 entries: out,
                 gap: after < trimmed,
+            })
+        })
+    }
+
+    fn topics_under<'a>(
+        &'a self,
+        prefix: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Matched, BackplaneError>> {
+        Box::pin(async move {
+            let s = &self.shared;
+            let mut con = s.commands.clone();
+            // One more than asked: says whether the list is complete.
+            let asked = limit.saturating_add(1).min(i64::MAX as usize);
+            let reply: Result<Vec<String>, _> = s
+                .scripts
+                .topics_under
+                .key(s.key("topics"))
+                .key(s.key("floor"))
+                .arg(format!("[{prefix}"))
+                .arg(format!("[{prefix}\u{7f}"))
+                .arg(asked)
+                .arg(s.key("t:"))
+                .invoke_async(&mut con)
+                .await;
+            let mut reply = reply.map_err(|e| {
+                let e = unavailable(e);
+                s.failed(&e);
+                e
+            })?;
+            s.ok();
+            let floor = if reply.is_empty() {
+                0
+            } else {
+                reply.remove(0).parse().unwrap_or(0)
+            };
+            let truncated = reply.len() > limit;
+            reply.truncate(limit);
+            Ok(Matched {
+                topics: reply,
+                forgotten_through: floor,
+                truncated,
             })
         })
     }

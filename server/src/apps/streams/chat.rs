@@ -1,9 +1,13 @@
 //! `GET /chat/stream?room=`, `POST /chat/send` and `POST /chat/typing`.
 //!
 //! A room is the topic `chat:<room>`; `room` may list several rooms
-//! (`room=general,random`) and defaults to `general`. Opening a stream
-//! announces `user-joined` to its rooms and closing it (for any reason:
-//! the tab went away, the broker evicted it) announces `user-left`.
+//! (`room=general,random`). Opening a stream announces `user-joined` to
+//! its rooms and closing it (for any reason: the tab went away, the broker
+//! evicted it) announces `user-left`. Without `room` the stream follows
+//! every room the caller may read, as seed 002 documents ("all accessible
+//! rooms"): a wildcard subscription to `chat:*`, filtered per room by the
+//! topic policy (a token's `subscribe` claim narrows it), including rooms
+//! that appear later; it joins no room, so it announces no presence.
 //! `message` and `typing` carry the sender's id and name from its token.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -20,10 +24,7 @@ use crate::broker::SSEBroker;
 use crate::routes::caller::Caller;
 use crate::routes::{error::ApiError, sse_response, AppState, LastEventId};
 
-/// The room a stream joins when it names none.
-pub const DEFAULT_ROOM: &str = "general";
-
-use crate::broker::names::chat_room as room_topic;
+use crate::broker::names::{self, chat_room as room_topic};
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -46,10 +47,18 @@ async fn stream(
 ) -> Result<Response, ApiError> {
     let user = caller.user()?;
     let Query(q) = query?;
+    let Some(listed) = q.room.as_deref() else {
+        // Every room this caller may read, as they come and go.
+        let topics = vec![room_topic("*")];
+        let sub = super::open(&state, &caller, last_event_id, topics, false).await?;
+        return Ok(sse_response(sub));
+    };
     let mut rooms: Vec<String> = Vec::new();
-    for room in q.room.as_deref().unwrap_or(DEFAULT_ROOM).split(',') {
+    for room in listed.split(',') {
         let room = room.trim();
         if !room.is_empty() && !rooms.iter().any(|r| r == room) {
+            // A room is a topic name: no wildcards here.
+            names::validate_topic(&room_topic(room))?;
             rooms.push(room.to_owned());
         }
     }
