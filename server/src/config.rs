@@ -113,7 +113,7 @@ pub struct Config {
     pub topic_rules: Vec<Rule>,
 
     /// Open connections allowed in all.
-    #[arg(long, env = "HERALD_MAX_CONNECTIONS", default_value_t = 10_000)]
+    #[arg(long, env = "HERALD_MAX_CONNECTIONS", default_value_t = broker_defaults::DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
 
     /// Open connections allowed per user.
@@ -129,6 +129,12 @@ pub struct Config {
     /// puts it on).
     #[arg(long, env = "HERALD_MAX_TOPICS", default_value_t = broker_defaults::DEFAULT_MAX_TOPICS)]
     pub max_topics: usize,
+
+    /// Open streams of the multi-stream API (notifications, realtime,
+    /// chat, system status) per node; its documented "global connection
+    /// limit". 0 for no limit of its own.
+    #[arg(long, env = "HERALD_STREAMS_MAX_CONNECTIONS", default_value_t = crate::apps::streams::DEFAULT_STREAMS_MAX_CONNECTIONS)]
+    pub streams_max_connections: usize,
 
     /// Unfinished demo jobs one user may have.
     #[arg(long, env = "HERALD_MAX_JOBS_PER_USER", default_value_t = crate::apps::jobs::DEFAULT_MAX_JOBS_PER_USER)]
@@ -151,7 +157,7 @@ pub struct Config {
     pub addr: SocketAddr,
 
     /// Seconds between heartbeats; 0 disables them.
-    #[arg(long, env = "HERALD_HEARTBEAT_SECS", default_value_t = 30.0)]
+    #[arg(long, env = "HERALD_HEARTBEAT_SECS", default_value_t = broker_defaults::DEFAULT_HEARTBEAT_SECS as f64)]
     pub heartbeat_secs: f64,
 
     /// Heartbeat style.

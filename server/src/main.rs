@@ -87,6 +87,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     state.body_timeout = (config.body_timeout_secs > 0)
         .then(|| std::time::Duration::from_secs(config.body_timeout_secs));
     state.jobs = herald_server::apps::jobs::JobQueue::new(broker.clone(), config.jobs());
+    state.streams_cap =
+        herald_server::apps::streams::StreamCap::new(config.streams_max_connections);
     let metrics =
         herald_server::routes::install_prometheus().map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
     // Histogram samples wait in the recorder until drained: by a scrape of

@@ -340,3 +340,59 @@ async fn seed002_chat_stream_carries_room_events_only() {
         (body["id"].clone(), json!("hi"))
     );
 }
+
+/// Seed 002's "Connection Limits": 5 per user, a global limit of 1000, a
+/// 30 s heartbeat. The global limit is the API's own (its four streams),
+/// shown here at 3; the idle timeout is the README's documented difference.
+#[tokio::test]
+async fn seed002_connection_limits_are_the_documented_defaults() {
+    use clap::Parser;
+    let config = herald_server::config::Config::parse_from(["herald-server"]);
+    assert_eq!(config.streams_max_connections, 1000);
+    assert_eq!(config.max_connections_per_user, 5);
+    assert_eq!(
+        config.broker().heartbeat_interval,
+        std::time::Duration::from_secs(30)
+    );
+
+    let server = TestServer::start_with_state(quiet_config(), None, |b| AppState {
+        streams_cap: herald_server::apps::streams::StreamCap::new(3),
+        ..AppState::with_auth(b, Verifier::hs256(SECRET))
+    })
+    .await;
+    let mut open = vec![
+        stream(&server, "/notifications/stream", &jwt("a", None)).await,
+        stream(&server, "/realtime/stream", &jwt("b", None)).await,
+    ];
+    let mut status = SseStream::open(&server.url("/system/status/stream"), None).await;
+    status.next_named("connected").await;
+    let client = reqwest::Client::new();
+    let (code, headers, body) = status_of(client.get(server.url(&format!(
+        "/chat/stream?room=general&token={}",
+        jwt("c", None)
+    ))))
+    .await;
+    assert_eq!(code, 429, "{body}");
+    assert!(headers.contains_key("retry-after"));
+    assert!(body["error"].as_str().expect("error").contains("limit 3"));
+    // Other routes are not this API's: /_sse/connect still connects.
+    let _other = server.connect("").await;
+    // A stream that ends gives its place back.
+    open.pop();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (code, _, _) = status_of(
+            client.get(server.url(&format!("/realtime/stream?token={}", jwt("d", None)))),
+        )
+        .await;
+        if code != 429 {
+            assert_eq!(code, 200);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the place was never freed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -45,7 +45,8 @@ async fn stream(
     caller: Caller,
     LastEventId(last_event_id): LastEventId,
 ) -> Result<Response, ApiError> {
-    let sub = state
+    let slot = state.streams_cap.take()?;
+    let mut sub = state
         .broker
         .connect(ConnectOptions {
             principal: caller.principal(),
@@ -56,6 +57,7 @@ async fn stream(
             ..ConnectOptions::default()
         })
         .await?;
+    sub.hold(slot);
     Ok(sse_response(sub))
 }
 

@@ -483,11 +483,16 @@ impl Subscription {
         Ok(())
     }
 
-    /// Keeps `value` for as long as this stream lives, and drops it when
-    /// the stream ends, for whatever reason: a route's "on disconnect"
-    /// (the chat's `user-left` announcement).
+    /// Keeps `value` (with any held before) for as long as this stream
+    /// lives, and drops it when the stream ends, for whatever reason: a
+    /// route's "on disconnect" (the chat's `user-left` announcement, a
+    /// connection-limit slot).
     pub fn hold(&mut self, value: impl std::any::Any + Send + Sync) {
-        self.held = Some(Box::new(value));
+        let value: Box<dyn std::any::Any + Send + Sync> = Box::new(value);
+        self.held = Some(match self.held.take() {
+            Some(before) => Box::new((before, value)),
+            None => value,
+        });
     }
 
     /// Ends the stream right after the event of `topic` whose sequence

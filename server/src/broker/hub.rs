@@ -252,9 +252,8 @@ mod tests {
         w.insert("jobs:", t("jobs:*"));
         w.insert("c", t("c*"));
         assert_eq!(w.lengths, [1, 5]);
-        let names = |topic| -> Vec<String> {
-            w.matching(topic).map(|t| t.name.to_string()).collect()
-        };
+        let names =
+            |topic| -> Vec<String> { w.matching(topic).map(|t| t.name.to_string()).collect() };
         assert_eq!(names("chat:general"), ["c*", "chat:*"]);
         assert_eq!(names("jobs:alice"), ["jobs:*"]);
         assert!(names("news").is_empty());
@@ -276,7 +275,9 @@ mod tests {
         assert_eq!(hub.stats.snapshot(0, 0, 0).events_delivered, 2);
 
         // Nobody on the wildcard, swept: publishing takes the fast path again.
-        hub.existing("chat:*").expect("wildcard").unsubscribe(&alice);
+        hub.existing("chat:*")
+            .expect("wildcard")
+            .unsubscribe(&alice);
         hub.existing("chat:*").expect("wildcard").unsubscribe(&anon);
         hub.sweep();
         assert_eq!(hub.wildcard_count.load(Ordering::Relaxed), 0);

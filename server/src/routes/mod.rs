@@ -55,6 +55,8 @@ pub struct AppState {
     pub publish_limit: std::sync::Arc<crate::ratelimit::RateLimiter>,
     /// The job-progress app's queue.
     pub jobs: crate::apps::jobs::JobQueue,
+    /// Seed 002's connection limit for its four streams.
+    pub streams_cap: std::sync::Arc<crate::apps::streams::StreamCap>,
     /// Renders `/metrics` (`None`: no Prometheus recorder installed, 404).
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
@@ -70,6 +72,9 @@ impl AppState {
         AppState {
             jobs: crate::apps::jobs::JobQueue::new(broker.clone(), Default::default()),
             metrics: None,
+            streams_cap: crate::apps::streams::StreamCap::new(
+                crate::apps::streams::DEFAULT_STREAMS_MAX_CONNECTIONS,
+            ),
             broker,
             auth: std::sync::Arc::new(auth),
             cors_origin: Some("*".to_owned()),

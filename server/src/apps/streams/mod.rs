@@ -5,14 +5,17 @@
 //! Every route needs a token (query `token=` or `Authorization: Bearer`):
 //! a JWT, or in dev mode the documented base64 `id:username:email:roles`
 //! demo token. Missing or bad → 401; a topic the token's `subscribe` /
-//! `publish` claim does not allow → 403; the per-user (5) and global
-//! connection limits → 429. Each stream is one broker connection to its
+//! `publish` claim does not allow → 403; the per-user (5) and the API's
+//! global (1000, [`StreamCap`]) connection limits → 429. Each stream is one broker connection to its
 //! API's topics, without the `all` broadcast topic (so a chat stream's
 //! `message` events are chat messages and nothing else).
 
+mod cap;
 pub mod chat;
 pub mod notifications;
 pub mod realtime;
+
+pub use cap::{Slot, StreamCap, DEFAULT_STREAMS_MAX_CONNECTIONS};
 
 use axum::Router;
 use herald_shared::wire::Event;
@@ -41,7 +44,8 @@ async fn open(
     with_identity: bool,
 ) -> Result<Subscription, ApiError> {
     caller.user()?;
-    Ok(state
+    let slot = state.streams_cap.take()?;
+    let mut sub = state
         .broker
         .connect(ConnectOptions {
             principal: caller.principal(),
@@ -51,7 +55,9 @@ async fn open(
             last_event_id: last_event_id.0,
             ..ConnectOptions::default()
         })
-        .await?)
+        .await?;
+    sub.hold(slot);
+    Ok(sub)
 }
 
 /// The `GET` route of a stream of `topic` (plus the caller's own user and
