@@ -221,6 +221,11 @@ pub struct Config {
     #[arg(long, env = "HERALD_JOB_STEP_MS", default_value_t = 500)]
     pub job_step_ms: u64,
 
+    /// This node's name in the cluster's status readings (default: drawn
+    /// at start, `node-<8 hex>`).
+    #[arg(long, env = "HERALD_NODE_ID")]
+    pub node_id: Option<String>,
+
     /// Seconds between `status` events on `/system/status/stream`.
     #[arg(long, env = "HERALD_STATUS_SECS", default_value_t = 5.0)]
     pub status_secs: f64,
@@ -329,6 +334,7 @@ impl Config {
             max_topics: self.max_topics,
             topic_rules: self.topic_rules.clone(),
             open_publishing: self.anonymous_publish || self.dev,
+            node_id: self.node_id.clone(),
             ..BrokerConfig::default()
         }
     }

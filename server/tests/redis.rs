@@ -383,3 +383,65 @@ async fn a_wildcard_follows_and_resumes_topics_published_on_another_node() {
     assert_eq!(read_data(&mut back, 3).await, missed);
     back.expect_silence(Duration::from_millis(300)).await;
 }
+
+/// Seed 002's status stream on a cluster: one summary of every node (not
+/// the nodes' readings in turn), published by one node; each node's own
+/// `GET /system/status` says `degraded` while Redis is down, as `/healthz`.
+#[tokio::test]
+async fn the_status_stream_sums_up_every_node() {
+    use herald_shared::events::{SseEvent, SystemStatus};
+    let mut redis = RedisServer::start().await;
+    let with_id = |id: &str| BrokerConfig {
+        node_id: Some(id.to_owned()),
+        ..quiet_config()
+    };
+    let a = node(&redis.url(), with_id("node-a")).await;
+    let b = node(&redis.url(), with_id("node-b")).await;
+    for n in [&a, &b] {
+        herald_server::apps::system::spawn_publisher(&n.broker, Duration::from_millis(50));
+    }
+    let _on_b = (b.connect("").await, b.connect("").await);
+    let mut stream = SseStream::open(&b.url("/system/status/stream"), None).await;
+    stream.next_named("connected").await;
+
+    let mut summaries = Vec::new();
+    while summaries.len() < 4 {
+        let s = SystemStatus::from_data(&stream.next_named("status").await.data).expect("status");
+        // Until both nodes have reported, the summary may know one.
+        if s.nodes.as_ref().is_some_and(|n| n.len() == 2) {
+            summaries.push(s);
+        }
+    }
+    for s in &summaries {
+        assert_eq!(
+            s.node.as_deref(),
+            Some("node-a"),
+            "one publisher: the lowest id"
+        );
+        let nodes = s.nodes.as_ref().expect("nodes");
+        let ids: Vec<&str> = nodes.iter().map(|n| n.node.as_str()).collect();
+        assert_eq!(ids, ["node-a", "node-b"]);
+        assert_eq!(
+            s.connections,
+            nodes.iter().map(|n| n.connections).sum::<u64>()
+        );
+        assert_eq!(
+            nodes[1].connections, 3,
+            "node b: two connections and the status stream"
+        );
+        assert_eq!(s.status, "healthy");
+    }
+
+    redis.stop();
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    loop {
+        let (_, status) =
+            read_json(reqwest::get(a.url("/system/status")).await.expect("get")).await;
+        if status["status"] == "degraded" {
+            assert_eq!(health_of(&a).await["status"], "degraded");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still {status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

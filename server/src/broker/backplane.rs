@@ -216,6 +216,19 @@ pub trait Backplane: Send + Sync + 'static {
     /// newer one holds it, it stays its owner's for `keep_for`.
     fn release_client(&self, id: &str, holder: &str, keep_for: std::time::Duration);
 
+    /// Records this node's latest status `reading` (kept for `ttl` unless
+    /// renewed) and returns every live node's, this one's included: what
+    /// the cluster summary of `/system/status/stream` is made of. A single
+    /// node knows only its own.
+    fn report_node<'a>(
+        &'a self,
+        _node: &'a str,
+        reading: String,
+        _ttl: std::time::Duration,
+    ) -> BoxFuture<'a, Result<Vec<String>, BackplaneError>> {
+        Box::pin(std::future::ready(Ok(vec![reading])))
+    }
+
     /// Topics with history held (for stats).
     fn topic_count(&self) -> usize {
         0

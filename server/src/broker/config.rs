@@ -85,6 +85,9 @@ pub struct BrokerConfig {
     pub open_publishing: bool,
     pub on_connect: Option<Hook>,
     pub on_disconnect: Option<Hook>,
+    /// This node's name among several (`--node-id`): in its status
+    /// readings. `None` draws a random one at start.
+    pub node_id: Option<String>,
 }
 
 impl Default for BrokerConfig {
@@ -104,6 +107,7 @@ impl Default for BrokerConfig {
             open_publishing: false,
             on_connect: None,
             on_disconnect: None,
+            node_id: None,
         }
     }
 }
@@ -123,6 +127,7 @@ impl std::fmt::Debug for BrokerConfig {
             .field("max_topics", &self.max_topics)
             .field("topic_rules", &self.topic_rules)
             .field("open_publishing", &self.open_publishing)
+            .field("node_id", &self.node_id)
             .finish_non_exhaustive()
     }
 }

@@ -135,6 +135,7 @@ struct Inner {
     hub: Arc<hub::Hub>,
     registry: registry::Registry,
     started: Instant,
+    node_id: String,
 }
 
 pub(crate) fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -172,6 +173,10 @@ impl SSEBroker {
                 .open_publishing(config.open_publishing),
         );
         let hub = Arc::new(hub::Hub::new(policy.clone()));
+        let node_id = config
+            .node_id
+            .clone()
+            .unwrap_or_else(|| format!("node-{}", random_token(4)));
         backplane.attach(hub.clone());
         SSEBroker {
             inner: Arc::new(Inner {
@@ -181,6 +186,7 @@ impl SSEBroker {
                 hub,
                 registry: registry::Registry::default(),
                 started: Instant::now(),
+                node_id,
             }),
         }
     }
@@ -198,6 +204,12 @@ impl SSEBroker {
     /// Who may read and publish each topic.
     pub fn policy(&self) -> &TopicPolicy {
         &self.inner.policy
+    }
+
+    /// This node's name among several (`BrokerConfig::node_id`, or drawn
+    /// at start).
+    pub fn node_id(&self) -> &str {
+        &self.inner.node_id
     }
 
     /// This broker's epoch (the first part of every id it writes).

@@ -11,6 +11,7 @@
 //! | `feed:<n>` | stream | fan-out: every event of the topics hashed to shard `n` |
 //! | `idem:<topic>` | hash | publisher idempotency key → event id |
 //! | `floor` | string | history below this sequence may be gone from expired topics |
+//! | `nodes`, `nodes:exp` | hash, sorted set | each live node's latest status reading, and when it expires (`report_node`) |
 //! | `topics` | sorted set | every topic with history, by name (score 0): a wildcard's resume finds its topics with `ZRANGEBYLEX` |
 //! | `conns:<group>` | sorted set | a user's (`user:<uid>`) or an address's (`ip:<addr>`) connections on every node, scored by expiry |
 //! | `cid:<id>` | hash | who client id `<id>` belongs to (`broker::claims`): held while a connection has it, kept for the history's age after |
@@ -153,6 +154,7 @@ struct Scripts {
     admit: Script,
     raise_floor: Script,
     topics_under: Script,
+    report_node: Script,
     claim: Script,
     release_claim: Script,
 }
@@ -237,6 +239,21 @@ impl Scripts {
                   end
                 end
                 return out",
+            ),
+            // KEYS: readings hash, expiry set. ARGV: node, reading, ttl
+            // (ms). Redis's clock decides expiry, so nodes' clocks need
+            // not agree. Returns every live reading.
+            report_node: Script::new(
+                r"
+                local t = redis.call('TIME')
+                local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+                redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
+                redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+                for _, dead in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do
+                  redis.call('HDEL', KEYS[1], dead)
+                  redis.call('ZREM', KEYS[2], dead)
+                end
+                return redis.call('HVALS', KEYS[1])",
             ),
             raise_floor: Script::new(
                 r"
@@ -582,6 +599,33 @@ impl Backplane for RedisBackplane {
                 topics: reply,
                 forgotten_through: floor,
                 truncated,
+            })
+        })
+    }
+
+    fn report_node<'a>(
+        &'a self,
+        node: &'a str,
+        reading: String,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Vec<String>, BackplaneError>> {
+        Box::pin(async move {
+            let s = &self.shared;
+            let mut con = s.commands.clone();
+            let readings: Result<Vec<String>, _> = s
+                .scripts
+                .report_node
+                .key(s.key("nodes"))
+                .key(s.key("nodes:exp"))
+                .arg(node)
+                .arg(reading)
+                .arg(ttl.as_millis().max(1) as u64)
+                .invoke_async(&mut con)
+                .await;
+            readings.map_err(|e| {
+                let e = unavailable(e);
+                s.failed(&e);
+                e
             })
         })
     }

@@ -26,7 +26,7 @@ pub use lifecycle::{Connected, Heartbeat, HeartbeatInfo, Reset, ResetReason};
 pub use notify::{
     Alert, AlertLevel, ErrorNotification, Notification, Progress, SystemNotification, Update,
 };
-pub use system::{Maintenance, SystemStatus};
+pub use system::{Maintenance, NodeStatus, SystemStatus};
 
 /// The wire name every untyped `data:`-only event has.
 pub const MESSAGE: &str = "message";

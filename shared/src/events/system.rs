@@ -28,6 +28,26 @@ pub struct SystemStatus {
         skip_serializing_if = "Option::is_none"
     )]
     pub events_per_second: Option<f64>,
+    /// The node that published this reading (Herald's addition, on stream
+    /// events only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// With several nodes the stream's event sums them up (`connections`
+    /// in all, the worst `status`); here is each node's own reading
+    /// (Herald's addition, on stream events only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<Vec<NodeStatus>>,
+}
+
+/// One node's reading in a cluster's `status` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub node: String,
+    pub status: String,
+    pub uptime: u64,
+    pub connections: u64,
+    pub memory: String,
+    pub cpu: String,
 }
 
 impl SseEvent for SystemStatus {
@@ -62,6 +82,8 @@ mod tests {
             cpu: "15%".into(),
             timestamp: None,
             events_per_second: None,
+            node: None,
+            nodes: None,
         };
         // The documented `GET /system/status` response, exactly.
         assert_shape(
