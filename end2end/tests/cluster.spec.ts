@@ -23,7 +23,8 @@ function startRedis(): ChildProcess {
 }
 
 function startNode(port: number): ChildProcess {
-  const child = spawn(bin, ["--addr", `127.0.0.1:${port}`, "--heartbeat-secs", "2", "--retry-ms", "200"], {
+  const args = ["--addr", `127.0.0.1:${port}`, "--heartbeat-secs", "2", "--retry-ms", "200", "--job-step-ms", "200"];
+  const child = spawn(bin, args, {
     cwd: path.resolve(process.cwd(), ".."),
     env: {
       ...process.env,
@@ -128,4 +129,44 @@ test("with Redis history, events published while the page's node was down arrive
   // Newest first in the feed: each event once, in publish order.
   expect(seen).toEqual(["while away 3", "while away 2", "while away 1", "before"]);
   await expect(page.getByTestId("reset-notice")).toHaveCount(0);
+});
+
+// The documented demo token (dev mode): base64 of `test123:testuser:test@example.com:user,admin`.
+const demoToken = "dGVzdDEyMzp0ZXN0dXNlcjp0ZXN0QGV4YW1wbGUuY29tOnVzZXIsYWRtaW4=";
+
+test("two nodes + Redis: a job created on node A is watched to its end by a browser EventSource on node B", async ({ page }) => {
+  const created = await fetch(`${base(ports[0])}/api/v1/characters`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${demoToken}` },
+    body: JSON.stringify({ name: "Cluster Hero" }),
+  });
+  expect(created.status).toBe(202);
+  const { jobId, streamUrl } = await created.json();
+
+  await page.goto(`${base(ports[1])}/healthz`);
+  // A plain EventSource, as seed 003's clients use: every message until
+  // the stream ends; its reconnect then gets 204 and the source closes.
+  const seen: any[] = await page.evaluate(
+    ({ url }) =>
+      new Promise((resolve, reject) => {
+        const messages: any[] = [];
+        const source = new EventSource(url);
+        source.onmessage = (e) => messages.push({ id: e.lastEventId, ...JSON.parse(e.data) });
+        source.onerror = () => {
+          if (source.readyState === EventSource.CLOSED) resolve(messages);
+        };
+        setTimeout(() => reject(new Error(`timed out after ${JSON.stringify(messages)}`)), 20_000);
+      }),
+    { url: `${streamUrl}?token=${demoToken}` },
+  );
+  expect(seen[0]).toMatchObject({ type: "connected", jobId });
+  expect(seen[1]).toMatchObject({ type: "initial_status", jobId });
+  const progress = seen.slice(1).map((m) => m.progress);
+  expect([...progress].sort((a, b) => a - b)).toEqual(progress);
+  const last = seen[seen.length - 1];
+  expect(last).toMatchObject({ type: "job_update", status: "completed", progress: 100 });
+  expect(last.result.name).toBe("Cluster Hero");
+  // Each update once.
+  const ids = seen.slice(1).map((m) => m.id);
+  expect(new Set(ids).size).toBe(ids.length);
 });

@@ -38,6 +38,10 @@ pub enum KeyAlgorithm {
 pub enum Command {
     /// Print an HS256 token signed with HERALD_JWT_SECRET (for development).
     Token(TokenArgs),
+    /// Run job workers only, no web server: they take jobs from the Redis
+    /// of --backplane (required) and publish their progress through it, as
+    /// seed 003's separate worker processes do. --job-workers of them.
+    Worker,
 }
 
 /// `herald-server token`.
@@ -221,6 +225,16 @@ pub struct Config {
     #[arg(long, env = "HERALD_JOB_STEP_MS", default_value_t = 500)]
     pub job_step_ms: u64,
 
+    /// Job workers in this process (0: none here; with Redis, worker
+    /// processes or other nodes run the jobs).
+    #[arg(long, env = "HERALD_JOB_WORKERS", default_value_t = crate::apps::jobs::DEFAULT_WORKERS)]
+    pub job_workers: usize,
+
+    /// With Redis: seconds a job's worker may go without a sign of life
+    /// (it gives one every step) before another worker takes the job over.
+    #[arg(long, env = "HERALD_JOB_VISIBILITY_SECS", default_value_t = crate::apps::jobs::DEFAULT_VISIBILITY.as_secs_f64())]
+    pub job_visibility_secs: f64,
+
     /// This node's name in the cluster's status readings (default: drawn
     /// at start, `node-<8 hex>`).
     #[arg(long, env = "HERALD_NODE_ID")]
@@ -299,11 +313,16 @@ impl Config {
     /// The job queue's settings.
     pub fn jobs(&self) -> crate::apps::jobs::JobSettings {
         crate::apps::jobs::JobSettings {
+            workers: self.job_workers,
             step: Duration::from_millis(self.job_step_ms),
             max_per_user: self.max_jobs_per_user,
             max_unfinished: self.max_jobs,
-            ..Default::default()
         }
+    }
+
+    /// How long a Redis job's worker may stay silent.
+    pub fn job_visibility(&self) -> Duration {
+        Duration::from_secs_f64(self.job_visibility_secs.max(0.001))
     }
 
     /// How connections are served.

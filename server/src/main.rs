@@ -32,11 +32,79 @@ fn main() -> anyhow::Result<()> {
     if let Some(herald_server::config::Command::Token(args)) = &config.command {
         return print_token(&config, args);
     }
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the tokio runtime")?
-        .block_on(serve(config))
+        .context("starting the tokio runtime")?;
+    match config.command {
+        Some(herald_server::config::Command::Worker) => runtime.block_on(work(config)),
+        _ => runtime.block_on(serve(config)),
+    }
+}
+
+fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+}
+
+/// The broker, on the configured backplane.
+async fn broker(config: &Config) -> anyhow::Result<SSEBroker> {
+    Ok(match config.redis() {
+        None => SSEBroker::new(config.broker()),
+        Some(options) => {
+            let url = options.url.clone();
+            let backplane = connect_redis(options)
+                .await
+                .with_context(|| format!("connecting to the Redis backplane at {url}"))?;
+            tracing::info!(%url, "using the Redis backplane");
+            SSEBroker::with_backplane(config.broker(), std::sync::Arc::new(backplane))
+        }
+    })
+}
+
+/// The job queue: in this process, or in the backplane's Redis.
+async fn job_queue(
+    config: &Config,
+    broker: &SSEBroker,
+) -> anyhow::Result<herald_server::apps::jobs::JobQueue> {
+    use herald_server::apps::jobs::{JobQueue, RedisStore};
+    let Some(options) = config.redis() else {
+        if config.job_workers == 0 {
+            tracing::warn!("--job-workers 0 without Redis: nothing will run the demo jobs");
+        }
+        return Ok(JobQueue::new(broker.clone(), config.jobs()));
+    };
+    let store = RedisStore::connect(&options.url, &options.prefix, config.job_visibility())
+        .await
+        .with_context(|| format!("connecting the job queue to Redis at {}", options.url))?;
+    let queue = JobQueue::with_store(broker.clone(), config.jobs(), std::sync::Arc::new(store));
+    // Jobs come from every node: the workers wait for them from the start.
+    queue.start_workers();
+    Ok(queue)
+}
+
+/// `herald-server worker`: job workers on the shared Redis, no web server.
+async fn work(config: Config) -> anyhow::Result<()> {
+    init_tracing();
+    anyhow::ensure!(
+        config.redis().is_some(),
+        "a worker process needs the shared Redis: --backplane redis://host:port"
+    );
+    anyhow::ensure!(config.job_workers > 0, "--job-workers must be at least 1");
+    let broker = broker(&config).await?;
+    broker.spawn_maintenance();
+    let queue = job_queue(&config, &broker).await?;
+    tracing::info!(
+        workers = config.job_workers,
+        node = broker.node_id(),
+        "job workers running"
+    );
+    shutdown_signal().await;
+    drop(queue);
+    Ok(())
 }
 
 /// `herald-server token`: a token signed with the configured secret.
@@ -60,23 +128,8 @@ fn print_token(config: &Config, args: &herald_server::config::TokenArgs) -> anyh
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
-
-    let broker = match config.redis() {
-        None => SSEBroker::new(config.broker()),
-        Some(options) => {
-            let url = options.url.clone();
-            let backplane = connect_redis(options)
-                .await
-                .with_context(|| format!("connecting to the Redis backplane at {url}"))?;
-            tracing::info!(%url, "using the Redis backplane");
-            SSEBroker::with_backplane(config.broker(), std::sync::Arc::new(backplane))
-        }
-    };
+    init_tracing();
+    let broker = broker(&config).await?;
     broker.spawn_maintenance();
     herald_server::apps::system::spawn_publisher(
         &broker,
@@ -86,7 +139,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     state.max_body_bytes = config.max_body_bytes;
     state.body_timeout = (config.body_timeout_secs > 0)
         .then(|| std::time::Duration::from_secs(config.body_timeout_secs));
-    state.jobs = herald_server::apps::jobs::JobQueue::new(broker.clone(), config.jobs());
+    state.jobs = job_queue(&config, &broker).await?;
     state.streams_cap =
         herald_server::apps::streams::StreamCap::new(config.streams_max_connections);
     let metrics =

@@ -445,3 +445,227 @@ async fn the_status_stream_sums_up_every_node() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+// ---- Jobs on the shared engine (seed 003 with separate workers) ----------
+
+/// `herald-server <args> worker`: a worker process, killed when dropped.
+fn worker(redis: &str, step_ms: &str) -> common::Process {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_herald-server"))
+        .args([
+            "--backplane",
+            redis,
+            "--jwt-secret",
+            SECRET,
+            "--job-workers",
+            "2",
+            "--job-step-ms",
+            step_ms,
+            "--job-visibility-secs",
+            "1",
+            "worker",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start a worker");
+    common::Process(child)
+}
+
+/// Two web nodes that run no jobs themselves.
+async fn web_nodes(redis: &str) -> (Node, Node) {
+    let args = [
+        "--backplane",
+        redis,
+        "--jwt-secret",
+        SECRET,
+        "--job-workers",
+        "0",
+        "--heartbeat-secs",
+        "0.5",
+    ];
+    (Node::start(&args).await, Node::start(&args).await)
+}
+
+fn bearer(sub: &str) -> String {
+    Verifier::hs256(SECRET.as_bytes())
+        .mint(sub, 600, None, None)
+        .expect("mint")
+}
+
+async fn create_job(node: &Node, token: &str) -> String {
+    let resp = reqwest::Client::new()
+        .post(node.url("/api/v1/characters"))
+        .bearer_auth(token)
+        .json(&json!({"name": "Across"}))
+        .send()
+        .await
+        .expect("create");
+    let (status, body) = read_json(resp).await;
+    assert_eq!(status, 202, "{body}");
+    body["jobId"].as_str().expect("jobId").to_owned()
+}
+
+/// A job stream's messages, `(id, message)`, until the server ends it;
+/// `on_update` sees each `job_update` as it comes.
+async fn follow_job(
+    node: &Node,
+    path: &str,
+    token: &str,
+    mut on_update: impl FnMut(&Value),
+) -> Vec<(String, Value)> {
+    let mut s = SseStream::request(
+        reqwest::Client::new()
+            .get(node.url(path))
+            .bearer_auth(token),
+    )
+    .await;
+    let mut out = Vec::new();
+    while let Some(frame) = s.next_frame().await {
+        if let Frame::Event(e) = frame {
+            if e.event == "message" {
+                let m: Value = serde_json::from_str(&e.data).expect("JSON");
+                if m["type"] == "job_update" {
+                    on_update(&m);
+                }
+                out.push((e.last_event_id, m));
+            }
+        }
+    }
+    out
+}
+
+/// Progress only grows, ids only grow, and the last message completes.
+fn assert_whole(got: &[(String, Value)], id: &str) {
+    assert_eq!(got[0].1["type"], "connected", "{got:?}");
+    assert_eq!(got[1].1["type"], "initial_status");
+    let updates: Vec<&Value> = got[2..].iter().map(|(_, m)| m).collect();
+    assert!(updates
+        .iter()
+        .all(|m| m["type"] == "job_update" && m["jobId"] == id));
+    let progress: Vec<u64> = got[1..]
+        .iter()
+        .map(|(_, m)| m["progress"].as_u64().expect("progress"))
+        .collect();
+    assert!(progress.windows(2).all(|w| w[0] <= w[1]), "{progress:?}");
+    let seqs: Vec<u64> = got[1..]
+        .iter()
+        .map(|(i, _)| {
+            i.rsplit('-')
+                .next()
+                .and_then(|s| s.parse().ok())
+                .expect("an id")
+        })
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "no update twice: {seqs:?}"
+    );
+    let last = &got.last().expect("messages").1;
+    assert_eq!(
+        (last["status"].as_str(), last["progress"].as_u64()),
+        (Some("completed"), Some(100))
+    );
+}
+
+/// Seed 003 with its workers as separate processes: a job created on node
+/// A runs in a worker process and is streamed, polled and listed on node B.
+#[tokio::test]
+async fn seed003_a_job_created_on_one_node_is_followed_on_another() {
+    let redis = RedisServer::start().await;
+    let (a, b) = web_nodes(&redis.url()).await;
+    let _worker = worker(&redis.url(), "100");
+    let alice = bearer("alice");
+    let mut mine = SseStream::request(
+        reqwest::Client::new()
+            .get(b.url("/api/v1/sse/jobs/my"))
+            .bearer_auth(&alice),
+    )
+    .await;
+    mine.next_event().await; // connected
+
+    let id = create_job(&a, &alice).await;
+    // The job's topic on `/_sse/connect` of a node that has not seen the
+    // job: its owner reads it, nobody else.
+    let topic_url = b.url(&format!("/_sse/connect?topics=job:{id}"));
+    let resp = reqwest::Client::new()
+        .get(&topic_url)
+        .bearer_auth(bearer("mallory"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(read_json(resp).await.0, 403);
+    let mut topic =
+        SseStream::request(reqwest::Client::new().get(&topic_url).bearer_auth(&alice)).await;
+    topic.next_named("connected").await;
+    let got = follow_job(
+        &b,
+        &format!("/api/v1/sse/jobs/character/{id}"),
+        &alice,
+        |_| {},
+    )
+    .await;
+    assert_whole(&got, &id);
+    let update: Value = serde_json::from_str(&topic.next_event().await.data).expect("JSON");
+    assert_eq!(update["jobId"], id.as_str());
+    assert_eq!(got.last().expect("done").1["result"]["name"], "Across");
+    // The owner's stream on B saw it too, ending with the completion.
+    loop {
+        let m: Value = serde_json::from_str(&mine.next_event().await.data).expect("JSON");
+        assert_eq!(m["jobId"], id.as_str());
+        if m["status"] == "completed" {
+            break;
+        }
+    }
+    let resp = reqwest::Client::new()
+        .get(b.url(&format!("/api/v1/characters/jobs/{id}")))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .expect("poll");
+    let (status, body) = read_json(resp).await;
+    assert_eq!(
+        (status, body["data"]["status"].as_str()),
+        (200, Some("completed"))
+    );
+    // Only the owner, on every node.
+    let resp = reqwest::Client::new()
+        .get(b.url(&format!("/api/v1/sse/jobs/character/{id}")))
+        .bearer_auth(bearer("mallory"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(read_json(resp).await.0, 403);
+}
+
+/// A worker killed mid-job: after the visibility timeout another worker
+/// takes the job over and finishes it; its stream on another node sees
+/// progress continue, nothing twice, and the end.
+#[tokio::test]
+async fn a_job_whose_worker_dies_is_finished_by_another() {
+    let redis = RedisServer::start().await;
+    let (a, b) = web_nodes(&redis.url()).await;
+    let mut first = Some(worker(&redis.url(), "300"));
+    let alice = bearer("alice");
+    let id = create_job(&a, &alice).await;
+    let url = redis.url();
+    let mut second = None;
+    let got = follow_job(
+        &b,
+        &format!("/api/v1/sse/jobs/character/{id}"),
+        &alice,
+        |m| {
+            if m["progress"].as_u64() >= Some(20) {
+                if let Some(mut w) = first.take() {
+                    w.kill(); // mid-job, without a word
+                    second = Some(worker(&url, "300"));
+                }
+            }
+        },
+    )
+    .await;
+    assert!(
+        first.is_none() && second.is_some(),
+        "the first worker was never killed"
+    );
+    assert_whole(&got, &id);
+}

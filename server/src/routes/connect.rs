@@ -40,7 +40,7 @@ pub async fn connect(
     query: Result<Query<ConnectQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query?;
-    let topics = q
+    let topics: Vec<String> = q
         .topics
         .as_deref()
         .map(|t| {
@@ -52,6 +52,7 @@ pub async fn connect(
         })
         .unwrap_or_default();
     let (principal, new_session) = caller.stream_principal(&state, q.session_id)?;
+    state.jobs.learn_owners(&topics).await;
     let sub = state
         .broker
         .connect(ConnectOptions {

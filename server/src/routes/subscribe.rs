@@ -70,10 +70,9 @@ fn apply(
     state: &AppState,
     caller: &Caller,
     headers: &HeaderMap,
-    body: Result<Json<SubscribeBody>, JsonRejection>,
+    body: SubscribeBody,
     change: Change,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(body) = body?;
     authorise(state, caller, headers, &body)?;
     let held = change(&state.broker, &body.client_id, &body.topics)?;
     Ok(Json(
@@ -87,6 +86,8 @@ pub async fn subscribe(
     headers: HeaderMap,
     body: Result<Json<SubscribeBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body?;
+    state.jobs.learn_owners(&body.topics).await;
     apply(
         &state,
         &caller,
@@ -102,6 +103,7 @@ pub async fn unsubscribe(
     headers: HeaderMap,
     body: Result<Json<SubscribeBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body?;
     apply(
         &state,
         &caller,

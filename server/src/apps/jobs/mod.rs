@@ -12,13 +12,22 @@
 //!
 //! Messages are unnamed `data:` events tagged by `type`, as documented;
 //! keepalives are the broker's heartbeats. All routes need a token.
+//!
+//! Jobs live in a [`JobStore`]: this process's memory by default, Redis
+//! with `--backplane redis://…` ([`RedisStore`]), where any node answers
+//! for any job and any node's or worker process's worker runs it.
 
+mod local;
 mod queue;
+mod redis_store;
+mod store;
 
 pub use queue::{
-    job_topic, owner_topic, JobError, JobKind, JobQueue, JobSettings, Snapshot, DEFAULT_MAX_JOBS,
-    DEFAULT_MAX_JOBS_PER_USER,
+    job_topic, owner_topic, JobError, JobQueue, JobSettings, Snapshot, DEFAULT_MAX_JOBS,
+    DEFAULT_MAX_JOBS_PER_USER, DEFAULT_VISIBILITY, DEFAULT_WORKERS,
 };
+pub use redis_store::RedisStore;
+pub use store::{JobKind, JobRecord, JobSpec, JobStore, Limits, OwnerGuard, Taken};
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -105,13 +114,7 @@ async fn create(
         .jobs
         .create(kind, owner, input, fail)
         .await
-        .map_err(|e| match e {
-            JobError::Busy { .. } => ApiError {
-                retry_after: Some(5),
-                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string())
-            },
-            JobError::Broker(e) => e.into(),
-        })?;
+        .map_err(ApiError::from)?;
     let kind = kind.as_str();
     Ok((
         StatusCode::ACCEPTED,
@@ -126,12 +129,31 @@ async fn create(
         .into_response())
 }
 
+impl From<JobError> for ApiError {
+    fn from(e: JobError) -> Self {
+        match e {
+            JobError::Busy { .. } => ApiError {
+                retry_after: Some(5),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string())
+            },
+            JobError::Store(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            JobError::Broker(e) => e.into(),
+        }
+    }
+}
+
 /// The caller's job, or 404 (no such job of this kind) / 403 (not theirs).
-fn owned(s: &AppState, caller: &Caller, kind: JobKind, id: &str) -> Result<Snapshot, ApiError> {
+async fn owned(
+    s: &AppState,
+    caller: &Caller,
+    kind: JobKind,
+    id: &str,
+) -> Result<Snapshot, ApiError> {
     let user = caller.user()?;
     let snapshot = s
         .jobs
         .snapshot(id)
+        .await?
         .filter(|j| j.kind == kind)
         .ok_or_else(|| ApiError::not_found(format!("no {} job {id:?}", kind.as_str())))?;
     if snapshot.owner != user.sub {
@@ -183,7 +205,7 @@ async fn job_stream(
     Path((kind, id)): Path<(String, String)>,
     LastEventId(last_event_id): LastEventId,
 ) -> Result<Response, ApiError> {
-    let snapshot = owned(&s, &caller, kind_from(&kind)?, &id)?;
+    let snapshot = owned(&s, &caller, kind_from(&kind)?, &id).await?;
     let resume = resume_after(&s, last_event_id);
     let final_seq = *snapshot.finished.borrow();
     if let (Some(last), Some(at)) = (final_seq, resume) {
@@ -235,7 +257,7 @@ async fn my_jobs(
 ) -> Result<Response, ApiError> {
     let user = caller.user()?;
     let resume = resume_after(&s, last_event_id);
-    let (running, after) = s.jobs.running_for(&user.sub);
+    let (running, after) = s.jobs.running_for(&user.sub).await?;
     let mut greeting = vec![connected("my", "your jobs' status stream")?];
     if resume.is_none() {
         for state in running {
@@ -266,7 +288,7 @@ async fn poll_character(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    poll(&s, &caller, JobKind::Character, &id)
+    poll(&s, &caller, JobKind::Character, &id).await
 }
 
 async fn poll_media(
@@ -274,11 +296,16 @@ async fn poll_media(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    poll(&s, &caller, JobKind::Media, &id)
+    poll(&s, &caller, JobKind::Media, &id).await
 }
 
 /// `{success: true, data: {jobId, status, progress, ...}}`.
-fn poll(s: &AppState, caller: &Caller, kind: JobKind, id: &str) -> Result<Json<Value>, ApiError> {
-    let snapshot = owned(s, caller, kind, id)?;
+async fn poll(
+    s: &AppState,
+    caller: &Caller,
+    kind: JobKind,
+    id: &str,
+) -> Result<Json<Value>, ApiError> {
+    let snapshot = owned(s, caller, kind, id).await?;
     Ok(Json(json!({ "success": true, "data": snapshot.state })))
 }

@@ -1,40 +1,29 @@
-//! A small in-process job queue: jobs wait in a channel, worker tasks run
-//! them step by step, and every state change is published as a
-//! `job_update` to the job's topic (`job:<id>`) and its owner's
-//! (`jobs:<owner>`). The queue remembers each job's state and the id of its
-//! latest update, so a stream can start from a consistent snapshot and
+//! The job queue: jobs are created by the routes, taken by workers, run
+//! step by step, and every state change is published as one `job_update`
+//! to the job's topic (`job:<id>`) and its owner's (`jobs:<owner>`). The
+//! store ([`super::store`]) remembers each job's state and the number of
+//! its latest update, so a stream can start from a consistent snapshot and
 //! resume the topic right after it.
 //!
 //! The "work" is simulated (a pause per step), standing in for the
 //! character-creation and image-generation workers of the system this
-//! replaces; `fail: true` in a request makes a job fail at 60 %.
+//! replaces; `fail: true` in a request makes a job fail at 60 %. A job
+//! taken over from a worker that stopped continues after the last step
+//! recorded, so its progress never goes back.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use herald_shared::events::{JobMessage, JobState, JobStatus};
+use herald_shared::events::{JobMessage, JobState, JobStatus, SseEvent};
+use herald_shared::wire::Event;
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
+use super::local::LocalStore;
+use super::store::{JobKind, JobSpec, JobStore, Limits, Taken};
+use crate::broker::policy::Publisher;
 use crate::broker::{BrokerError, EventId, SSEBroker};
-
-/// What a job makes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobKind {
-    Character,
-    Media,
-}
-
-impl JobKind {
-    /// The path segment of the kind's routes.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobKind::Character => "character",
-            JobKind::Media => "media",
-        }
-    }
-}
 
 pub use crate::broker::names::{job as job_topic, jobs_of as owner_topic};
 
@@ -42,11 +31,19 @@ pub use crate::broker::names::{job as job_topic, jobs_of as owner_topic};
 pub const DEFAULT_MAX_JOBS_PER_USER: usize = 10;
 /// Unfinished jobs in all.
 pub const DEFAULT_MAX_JOBS: usize = 1000;
+/// Job workers per process.
+pub const DEFAULT_WORKERS: usize = 4;
+/// How long a worker may go without renewing its hold on a job before
+/// another takes the job over (it renews on every step).
+pub const DEFAULT_VISIBILITY: Duration = Duration::from_secs(30);
+
+/// The steps a job goes through, by progress.
+const STEPS: [u8; 5] = [0, 20, 40, 60, 80];
 
 /// Queue settings.
 #[derive(Debug, Clone)]
 pub struct JobSettings {
-    /// Jobs run at once.
+    /// Jobs this process runs at once (0: none; other processes do).
     pub workers: usize,
     /// Time per progress step (five steps per job).
     pub step: Duration,
@@ -60,7 +57,7 @@ pub struct JobSettings {
 impl Default for JobSettings {
     fn default() -> Self {
         JobSettings {
-            workers: 4,
+            workers: DEFAULT_WORKERS,
             step: Duration::from_millis(500),
             max_per_user: DEFAULT_MAX_JOBS_PER_USER,
             max_unfinished: DEFAULT_MAX_JOBS,
@@ -68,27 +65,15 @@ impl Default for JobSettings {
     }
 }
 
-/// Why a job was not queued.
+/// Why a job was not queued or cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
     #[error("too many unfinished jobs for this {scope} (limit {limit}); wait for one to finish")]
     Busy { scope: &'static str, limit: usize },
+    #[error("job store unavailable: {0}")]
+    Store(String),
     #[error(transparent)]
     Broker(#[from] BrokerError),
-}
-
-/// A job as the queue keeps it.
-#[derive(Debug)]
-struct Job {
-    kind: JobKind,
-    owner: String,
-    input: Value,
-    fail: bool,
-    state: JobState,
-    /// Sequence number of the latest update on the job's topic.
-    last_seq: u64,
-    /// Set to the final update's sequence number once it is published.
-    finished: watch::Sender<Option<u64>>,
 }
 
 /// What a stream needs to start: the job's state and where its topic stood.
@@ -103,7 +88,7 @@ pub struct Snapshot {
     pub finished: watch::Receiver<Option<u64>>,
 }
 
-/// The in-process job queue.
+/// The job queue over its store (in this process by default).
 ///
 /// ```
 /// use std::time::Duration;
@@ -120,56 +105,51 @@ pub struct Snapshot {
 ///     .create(JobKind::Character, "alice", serde_json::json!({"name": "Ada"}), false)
 ///     .await
 ///     .unwrap();
-/// let mut finished = queue.snapshot(&id).unwrap().finished;
+/// let mut finished = queue.snapshot(&id).await.unwrap().unwrap().finished;
 /// finished.wait_for(Option::is_some).await.unwrap();
-/// assert_eq!(queue.snapshot(&id).unwrap().state.status, JobStatus::Completed);
+/// let done = queue.snapshot(&id).await.unwrap().unwrap();
+/// assert_eq!(done.state.status, JobStatus::Completed);
 /// # });
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct JobQueue {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
-struct Inner {
-    broker: SSEBroker,
-    jobs: Mutex<HashMap<String, Job>>,
-    /// Per owner: sequence number of the latest update on `jobs:<owner>`.
-    owners: Mutex<HashMap<String, u64>>,
-    waiting: mpsc::UnboundedSender<String>,
-    /// The workers' end of `waiting`, taken when the first job starts them.
-    receiver: Mutex<Option<mpsc::UnboundedReceiver<String>>>,
-    workers: usize,
-    step: Duration,
-    max_per_user: usize,
-    max_unfinished: usize,
-    /// Held from an update's publish until its state is recorded: updates
-    /// are recorded in the order they were numbered, so a snapshot's state
-    /// and position always agree (anything published but not yet recorded
-    /// is numbered after the snapshot and reaches the stream by replay).
-    publishing: tokio::sync::Mutex<()>,
+impl std::fmt::Debug for JobQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobQueue")
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
 }
 
-/// Finished jobs kept for polling, at most.
-const KEEP_FINISHED: usize = 10_000;
+struct Inner {
+    broker: SSEBroker,
+    store: Arc<dyn JobStore>,
+    settings: JobSettings,
+    started: AtomicBool,
+    /// Dropped with the last queue handle: its workers stop.
+    alive: watch::Sender<()>,
+}
 
 impl JobQueue {
-    /// A queue publishing through `broker`. Its `settings.workers` worker
-    /// tasks start with the first job, on that caller's runtime.
+    /// A queue in this process, publishing through `broker`. Its
+    /// `settings.workers` worker tasks start with the first job, on that
+    /// caller's runtime.
     pub fn new(broker: SSEBroker, settings: JobSettings) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
+        Self::with_store(broker, settings, Arc::new(LocalStore::default()))
+    }
+
+    /// A queue over `store` (e.g. [`super::RedisStore`]).
+    pub fn with_store(broker: SSEBroker, settings: JobSettings, store: Arc<dyn JobStore>) -> Self {
         JobQueue {
             inner: Arc::new(Inner {
                 broker,
-                jobs: Mutex::new(HashMap::new()),
-                owners: Mutex::new(HashMap::new()),
-                waiting: tx,
-                receiver: Mutex::new(Some(rx)),
-                workers: settings.workers.max(1),
-                step: settings.step,
-                max_per_user: settings.max_per_user,
-                max_unfinished: settings.max_unfinished,
-                publishing: tokio::sync::Mutex::new(()),
+                store,
+                settings,
+                started: AtomicBool::new(false),
+                alive: watch::Sender::new(()),
             }),
         }
     }
@@ -178,42 +158,57 @@ impl JobQueue {
     /// so the job's owner (and nobody else) reads it on every way in.
     /// Called by the routes that serve this queue.
     pub fn answer_owner_lookups(&self) {
-        let weak = Arc::downgrade(&self.inner);
-        self.inner.broker.policy().set_owner_lookup(
-            "job:*",
-            Arc::new(move |id| {
-                let inner = weak.upgrade()?;
-                let jobs = inner.jobs.lock().unwrap_or_else(|p| p.into_inner());
-                jobs.get(id).map(|j| j.owner.clone())
-            }),
-        );
+        let store = Arc::downgrade(&self.inner.store);
+        self.inner
+            .broker
+            .policy()
+            .set_owner_lookup("job:*", Arc::new(move |id| store.upgrade()?.owner_now(id)));
     }
 
-    /// Starts the workers, once. Each holds a weak reference: dropping the
-    /// last queue handle closes the channel and they end.
-    fn start_workers(&self) {
-        let Some(rx) = self
-            .inner
-            .receiver
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        else {
+    /// Makes the owners of the jobs among `topics` (`job:<id>`) known to
+    /// the topic policy before it is asked: with Redis, a job this node
+    /// has not seen yet is looked up. Called by the routes that take
+    /// topics from a caller (`/_sse/connect`, `/_sse/subscribe`).
+    pub async fn learn_owners(&self, topics: &[String]) {
+        let prefix = job_topic("");
+        for topic in topics {
+            let Some(id) = topic.strip_prefix(prefix.as_str()) else {
+                continue;
+            };
+            if self.inner.store.owner_now(id).is_none() {
+                if let Err(e) = self.inner.store.get(id).await {
+                    tracing::debug!(job = %id, error = %e, "job owner not known");
+                }
+            }
+        }
+    }
+
+    /// Starts this process's workers, once (none if `settings.workers` is
+    /// 0). They stop when the last handle of the queue is dropped.
+    pub fn start_workers(&self) {
+        if self.inner.started.swap(true, Ordering::Relaxed) {
             return;
-        };
-        let rx = Arc::new(tokio::sync::Mutex::new(rx));
-        for _ in 0..self.inner.workers {
-            let inner = Arc::downgrade(&self.inner);
-            let rx = rx.clone();
+        }
+        for n in 0..self.inner.settings.workers {
+            let name = format!("{}/{n}", self.inner.broker.node_id());
+            let queue = Arc::downgrade(&self.inner);
+            let store = self.inner.store.clone();
+            let mut alive = self.inner.alive.subscribe();
             tokio::spawn(async move {
                 loop {
-                    let next = rx.lock().await.recv().await;
-                    let (Some(id), Some(inner)) = (next, inner.upgrade()) else {
-                        break;
+                    let taken = tokio::select! {
+                        taken = store.take(&name) => taken,
+                        _ = alive.changed() => break,
                     };
-                    let queue = JobQueue { inner };
-                    if let Err(e) = queue.run(&id).await {
-                        tracing::warn!(job = %id, error = %e, "job updates could not be published");
+                    let Some(queue) = queue.upgrade() else { break };
+                    let queue = JobQueue { inner: queue };
+                    match taken {
+                        Ok(Some(taken)) => queue.work(&name, &taken).await,
+                        Ok(None) => tokio::time::sleep(IDLE_POLL).await,
+                        Err(e) => {
+                            tracing::warn!(worker = %name, error = %e, "could not take a job");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
                     }
                 }
             });
@@ -230,9 +225,15 @@ impl JobQueue {
         input: Value,
         fail: bool,
     ) -> Result<String, JobError> {
-        let id = crate::broker::random_token(6);
+        let spec = JobSpec {
+            id: crate::broker::random_token(6),
+            kind,
+            owner: owner.to_owned(),
+            input,
+            fail,
+        };
         let state = JobState {
-            job_id: id.clone(),
+            job_id: spec.id.clone(),
             status: JobStatus::Waiting,
             progress: 0,
             result: None,
@@ -241,73 +242,35 @@ impl JobQueue {
             completed_at: None,
             timestamp: Some(crate::clock::now_rfc3339()),
         };
-        {
-            let mut jobs = self.lock_jobs();
-            let unfinished = jobs.values().filter(|j| !j.state.status.is_final());
-            let (all, mine) = unfinished.fold((0, 0), |(all, mine), j| {
-                (all + 1, mine + usize::from(j.owner == owner))
-            });
-            if mine >= self.inner.max_per_user {
-                let limit = self.inner.max_per_user;
-                return Err(JobError::Busy {
-                    scope: "user",
-                    limit,
-                });
-            }
-            if all >= self.inner.max_unfinished {
-                let limit = self.inner.max_unfinished;
-                return Err(JobError::Busy {
-                    scope: "server",
-                    limit,
-                });
-            }
-            if jobs.len() >= KEEP_FINISHED {
-                jobs.retain(|_, j| !j.state.status.is_final());
-            }
-            jobs.insert(
-                id.clone(),
-                Job {
-                    kind,
-                    owner: owner.to_owned(),
-                    input,
-                    fail,
-                    state: state.clone(),
-                    last_seq: 0,
-                    finished: watch::Sender::new(None),
-                },
-            );
-        }
-        self.publish(&id, state).await?;
+        let limits = Limits {
+            per_user: self.inner.settings.max_per_user,
+            all: self.inner.settings.max_unfinished,
+        };
+        self.inner.store.insert(&spec, &state, limits).await?;
+        self.update(&spec, state).await?;
         self.start_workers();
-        // The workers hold the receiver for as long as the queue exists.
-        let _ = self.inner.waiting.send(id.clone());
-        Ok(id)
+        self.inner.store.enqueue(&spec.id).await?;
+        Ok(spec.id)
     }
 
     /// The job's state now, or `None` if there is no such job.
-    pub fn snapshot(&self, id: &str) -> Option<Snapshot> {
-        let jobs = self.lock_jobs();
-        let job = jobs.get(id)?;
-        Some(Snapshot {
-            kind: job.kind,
-            owner: job.owner.clone(),
-            state: job.state.clone(),
+    pub async fn snapshot(&self, id: &str) -> Result<Option<Snapshot>, JobError> {
+        let Some(job) = self.inner.store.get(id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Snapshot {
+            kind: job.spec.kind,
+            finished: self.inner.store.finished(id, job.final_seq),
+            owner: job.spec.owner,
+            state: job.state,
             after: self.id(job.last_seq),
-            finished: job.finished.subscribe(),
-        })
+        }))
     }
 
     /// The owner's unfinished jobs, and where `jobs:<owner>` stood.
-    pub fn running_for(&self, owner: &str) -> (Vec<JobState>, EventId) {
-        let jobs = self.lock_jobs();
-        let owners = self.inner.owners.lock().unwrap_or_else(|p| p.into_inner());
-        let mut running: Vec<JobState> = jobs
-            .values()
-            .filter(|j| j.owner == owner && !j.state.status.is_final())
-            .map(|j| j.state.clone())
-            .collect();
-        running.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
-        (running, self.id(owners.get(owner).copied().unwrap_or(0)))
+    pub async fn running_for(&self, owner: &str) -> Result<(Vec<JobState>, EventId), JobError> {
+        let (running, at) = self.inner.store.running_for(owner).await?;
+        Ok((running, self.id(at)))
     }
 
     fn id(&self, seq: u64) -> EventId {
@@ -317,75 +280,85 @@ impl JobQueue {
         }
     }
 
-    fn lock_jobs(&self) -> std::sync::MutexGuard<'_, HashMap<String, Job>> {
-        self.inner.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    /// Runs a taken job, then lets it go (unless the store failed: then
+    /// the job is taken over once its hold expires).
+    async fn work(&self, worker: &str, taken: &Taken) {
+        match self.run(worker, taken).await {
+            Ok(()) => {
+                if let Err(e) = self.inner.store.done(taken).await {
+                    tracing::warn!(job = %taken.job, error = %e, "could not mark a job done");
+                }
+            }
+            Err(e) => tracing::warn!(job = %taken.job, error = %e, "job interrupted"),
+        }
     }
 
-    /// Runs a job through its steps.
-    async fn run(&self, id: &str) -> Result<(), BrokerError> {
-        let Some(snapshot) = self.snapshot(id) else {
+    /// Runs a job through its steps, from the last one recorded.
+    async fn run(&self, worker: &str, taken: &Taken) -> Result<(), JobError> {
+        let store = &self.inner.store;
+        let Some(job) = store.get(&taken.job).await? else {
             return Ok(());
         };
-        let (input, fail) = {
-            let jobs = self.lock_jobs();
-            let job = jobs.get(id);
-            (
-                job.map(|j| j.input.clone()).unwrap_or_default(),
-                job.is_some_and(|j| j.fail),
-            )
-        };
-        let mut state = snapshot.state;
-        state.status = JobStatus::Active;
-        state.started_at = Some(crate::clock::now_rfc3339());
-        for progress in [0, 20, 40, 60, 80] {
-            if fail && progress == 60 {
+        if job.final_seq.is_some() {
+            return Ok(());
+        }
+        let spec = &job.spec;
+        let mut state = job.state.clone();
+        // Taken over mid-job: continue after the last step recorded.
+        let done_up_to = (state.status == JobStatus::Active).then_some(state.progress);
+        if state.status != JobStatus::Active {
+            state.status = JobStatus::Active;
+            state.started_at = Some(crate::clock::now_rfc3339());
+        }
+        for progress in STEPS {
+            if done_up_to.is_some_and(|p| progress <= p) {
+                continue;
+            }
+            store.keep(worker, taken).await?;
+            if spec.fail && progress == 60 {
                 let reason = "simulated failure (the request asked for fail: true)";
                 state.status = JobStatus::Failed;
                 state.failed_reason = Some(reason.to_owned());
                 state.result = Some(json!({ "error": reason }));
                 state.completed_at = Some(crate::clock::now_rfc3339());
-                return self.publish(id, state).await;
+                return self.update(spec, state).await;
             }
             state.progress = progress;
-            self.publish(id, state.clone()).await?;
-            tokio::time::sleep(self.inner.step).await;
+            self.update(spec, state.clone()).await?;
+            tokio::time::sleep(self.inner.settings.step).await;
         }
+        store.keep(worker, taken).await?;
         state.status = JobStatus::Completed;
         state.progress = 100;
-        state.result = Some(result(snapshot.kind, id, &input));
+        state.result = Some(result(spec.kind, &spec.id, &spec.input));
         state.completed_at = Some(crate::clock::now_rfc3339());
-        self.publish(id, state).await
+        self.update(spec, state).await
     }
 
-    /// Publishes a `job_update` to the job's and the owner's topics, then
-    /// records the state with the update's position.
-    async fn publish(&self, id: &str, mut state: JobState) -> Result<(), BrokerError> {
-        let Some(owner) = self.lock_jobs().get(id).map(|j| j.owner.clone()) else {
-            return Ok(());
-        };
+    /// Publishes a `job_update`, one event to the job's and the owner's
+    /// topics, then records the state with the update's number; one owner's
+    /// updates one at a time (see the store's docs).
+    async fn update(&self, spec: &JobSpec, mut state: JobState) -> Result<(), JobError> {
         state.timestamp = Some(crate::clock::now_rfc3339());
-        let message = JobMessage::JobUpdate(state.clone());
-        let broker = &self.inner.broker;
-        let _in_order = self.inner.publishing.lock().await;
-        let on_job = broker.publish_typed(&job_topic(id), &message).await?;
-        let on_owner = broker.publish_typed(&owner_topic(&owner), &message).await?;
-        let mut jobs = self.lock_jobs();
-        self.inner
-            .owners
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(owner, on_owner.seq);
-        if let Some(job) = jobs.get_mut(id) {
-            let last = state.status.is_final();
-            job.state = state;
-            job.last_seq = on_job.seq;
-            if last {
-                job.finished.send_replace(Some(on_job.seq));
-            }
-        }
-        Ok(())
+        let event: Event = JobMessage::JobUpdate(state.clone())
+            .to_event()
+            .map_err(|e| BrokerError::Serialize(e.to_string()))?;
+        let topics = [job_topic(&spec.id), owner_topic(&spec.owner)];
+        let topics = [topics[0].as_str(), topics[1].as_str()];
+        let store = &self.inner.store;
+        let _in_order = store.lock_owner(&spec.owner).await?;
+        let id = self
+            .inner
+            .broker
+            .publish_to_as(Publisher::Server, &topics, event)
+            .await?;
+        store.record(spec, &state, id.seq).await
     }
 }
+
+/// How long an idle worker waits before asking a store that does not wait
+/// for it (Redis) again.
+const IDLE_POLL: Duration = Duration::from_millis(100);
 
 /// What a finished job produced.
 fn result(kind: JobKind, id: &str, input: &Value) -> Value {
