@@ -384,12 +384,18 @@ async fn a_wildcard_follows_and_resumes_topics_published_on_another_node() {
     back.expect_silence(Duration::from_millis(300)).await;
 }
 
+async fn next_status(stream: &mut SseStream) -> herald_shared::events::SystemStatus {
+    use herald_shared::events::SseEvent;
+    let e = stream.next_named("status").await;
+    herald_shared::events::SystemStatus::from_data(&e.data).expect("status")
+}
+
 /// Seed 002's status stream on a cluster: one summary of every node (not
 /// the nodes' readings in turn), published by one node; each node's own
 /// `GET /system/status` says `degraded` while Redis is down, as `/healthz`.
 #[tokio::test]
 async fn the_status_stream_sums_up_every_node() {
-    use herald_shared::events::{SseEvent, SystemStatus};
+    use herald_shared::events::SystemStatus;
     let mut redis = RedisServer::start().await;
     let with_id = |id: &str| BrokerConfig {
         node_id: Some(id.to_owned()),
@@ -404,13 +410,18 @@ async fn the_status_stream_sums_up_every_node() {
     let mut stream = SseStream::open(&b.url("/system/status/stream"), None).await;
     stream.next_named("connected").await;
 
+    // Until both nodes have reported their reading after the connections
+    // above were made, a summary may know less.
+    let settled = |s: &SystemStatus| {
+        s.nodes
+            .as_ref()
+            .is_some_and(|n| n.len() == 2 && n[1].connections == 3)
+    };
+    while !settled(&next_status(&mut stream).await) {}
+    // From then on, every summary.
     let mut summaries = Vec::new();
-    while summaries.len() < 4 {
-        let s = SystemStatus::from_data(&stream.next_named("status").await.data).expect("status");
-        // Until both nodes have reported, the summary may know one.
-        if s.nodes.as_ref().is_some_and(|n| n.len() == 2) {
-            summaries.push(s);
-        }
+    for _ in 0..4 {
+        summaries.push(next_status(&mut stream).await);
     }
     for s in &summaries {
         assert_eq!(
