@@ -9,5 +9,6 @@ pub mod broker;
 pub mod clock;
 pub mod config;
 pub mod net;
+pub mod random;
 pub mod ratelimit;
 pub mod routes;

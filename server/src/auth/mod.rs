@@ -15,7 +15,6 @@
 //! In dev mode only (`HERALD_DEV=1`), the multi-stream API's documented demo
 //! token format is accepted too: base64 of `id:username:email:roles`.
 
-mod pattern;
 mod session;
 
 use axum::http::{header, HeaderMap};
@@ -24,7 +23,6 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use pattern::{any_matches, topic_matches};
 pub use session::{SessionKey, SESSION_COOKIE};
 
 /// What a verified token says.
@@ -54,6 +52,17 @@ pub struct Claims {
 }
 
 impl Claims {
+    /// Who the token says the caller is, as the topic policy reads it.
+    pub fn principal(&self) -> crate::broker::policy::Principal {
+        crate::broker::policy::Principal {
+            user_id: Some(self.sub.clone()),
+            session_id: self.session_id.clone(),
+            roles: self.roles.clone(),
+            subscribe: self.subscribe.clone(),
+            publish: self.publish.clone(),
+        }
+    }
+
     /// The display name (the `name` claim, else the user id).
     pub fn display_name(&self) -> &str {
         self.name.as_deref().unwrap_or(&self.sub)

@@ -86,7 +86,7 @@ impl SessionKey {
 
     /// A new session: its id and the `Set-Cookie` value that proves it.
     pub fn issue(&self, secure: bool) -> (String, String) {
-        let sid = format!("s{}", crate::broker::random_token(12));
+        let sid = format!("s{}", crate::random::token(12));
         let secure = if secure { "; Secure" } else { "" };
         let cookie = format!(
             "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax{secure}",

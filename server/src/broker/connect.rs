@@ -21,8 +21,8 @@ use super::policy::Principal;
 use super::registry::Group;
 use super::replay::ReplayCursor;
 use super::{
-    names, random_token, typed_event, BrokerError, ClientState, Epoch, EventId, HeartbeatStyle,
-    SSEBroker, Subscription,
+    names, typed_event, BrokerError, ClientState, Epoch, EventId, HeartbeatStyle, SSEBroker,
+    Subscription,
 };
 
 /// What a new connection asks for.
@@ -98,9 +98,9 @@ impl SSEBroker {
         let requested = opts.client_id.is_some();
         let id: Arc<str> = match opts.client_id.take() {
             Some(id) => id.into(),
-            None => random_token(8).into(),
+            None => crate::random::token(8).into(),
         };
-        let serial = random_token(8);
+        let serial = crate::random::token(8);
         let (secret, continued) = self
             .claim_id(
                 &id,
@@ -272,7 +272,7 @@ impl SSEBroker {
         offered_secret: Option<&str>,
         requested: bool,
     ) -> Result<(String, bool), BrokerError> {
-        let new_secret = random_token(16);
+        let new_secret = crate::random::token(16);
         let claim = ClientClaim {
             user: principal.user_id.as_deref(),
             session: principal.session_id.as_deref(),

@@ -38,7 +38,7 @@ impl SSEHelper {
 
     async fn notification(&self, topic: &str, mut n: Notification) -> Result<EventId, BrokerError> {
         if n.id.is_empty() {
-            n.id = super::random_token(8);
+            n.id = crate::random::token(8);
         }
         if n.timestamp.is_empty() {
             n.timestamp = crate::clock::now_rfc3339();

@@ -60,6 +60,7 @@ mod id;
 mod maintenance;
 mod memory;
 pub mod names;
+pub mod pattern;
 pub mod policy;
 mod redis_streams;
 mod registry;
@@ -176,7 +177,7 @@ impl SSEBroker {
         let node_id = config
             .node_id
             .clone()
-            .unwrap_or_else(|| format!("node-{}", random_token(4)));
+            .unwrap_or_else(|| format!("node-{}", crate::random::token(4)));
         backplane.attach(hub.clone());
         SSEBroker {
             inner: Arc::new(Inner {
@@ -430,13 +431,4 @@ fn typed_event<T: SseEvent>(value: &T) -> Result<Event, BrokerError> {
     value
         .to_event()
         .map_err(|e| BrokerError::Serialize(e.to_string()))
-}
-
-/// A random lowercase hex token of `bytes` random bytes.
-pub(crate) fn random_token(bytes: usize) -> String {
-    use std::fmt::Write;
-    (0..bytes).fold(String::with_capacity(bytes * 2), |mut s, _| {
-        let _ = write!(s, "{:02x}", rand::random::<u8>());
-        s
-    })
 }

@@ -57,8 +57,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use super::pattern::any_matches;
 use super::BrokerError;
-use crate::auth::{any_matches, Claims};
 
 /// Event names the server itself speaks on a stream (and clients act on):
 /// nobody publishes them, not even code in this process.
@@ -97,17 +97,6 @@ impl Principal {
         Principal {
             user_id: Some(id.into()),
             ..Self::default()
-        }
-    }
-
-    /// What a verified token says.
-    pub fn from_claims(claims: &Claims) -> Self {
-        Principal {
-            user_id: Some(claims.sub.clone()),
-            session_id: claims.session_id.clone(),
-            roles: claims.roles.clone(),
-            subscribe: claims.subscribe.clone(),
-            publish: claims.publish.clone(),
         }
     }
 

@@ -77,7 +77,7 @@ impl Caller {
         let mut principal = self
             .claims
             .as_ref()
-            .map(Principal::from_claims)
+            .map(Claims::principal)
             .unwrap_or_default();
         if principal.session_id.is_none() {
             principal.session_id = self.cookie_session.clone();

@@ -226,7 +226,7 @@ impl JobQueue {
         fail: bool,
     ) -> Result<String, JobError> {
         let spec = JobSpec {
-            id: crate::broker::random_token(6),
+            id: crate::random::token(6),
             kind,
             owner: owner.to_owned(),
             input,

@@ -266,7 +266,7 @@ impl JobStore for RedisStore {
     fn lock_owner<'a>(&'a self, owner: &'a str) -> BoxFuture<'a, Result<OwnerGuard, JobError>> {
         Box::pin(async move {
             let key = self.key(&format!("jobs:lock:{owner}"));
-            let token = crate::broker::random_token(8);
+            let token = crate::random::token(8);
             let deadline = tokio::time::Instant::now() + LOCK_TTL * 2;
             loop {
                 let got: Option<String> = redis::cmd("SET")

@@ -149,7 +149,7 @@ async fn send(
         return Err(ApiError::bad_request("message must not be empty"));
     }
     let message = ChatMessage {
-        id: crate::broker::random_token(8),
+        id: crate::random::token(8),
         room_id: body.room_id,
         user_id: user.sub.clone(),
         username: user.display_name().to_owned(),
@@ -194,7 +194,7 @@ async fn typing(
         .to_event()
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let topic = room_topic(&typing.room_id);
-    let id = crate::broker::random_token(8);
+    let id = crate::random::token(8);
     Ok(Json(
         super::publish(&state, &caller, &topic, &id, event).await?,
     ))

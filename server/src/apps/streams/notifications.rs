@@ -66,7 +66,7 @@ async fn send(
     if let Some(kind) = body.kind {
         n = n.kind(kind);
     }
-    n.id = crate::broker::random_token(8);
+    n.id = crate::random::token(8);
     n.timestamp = crate::clock::now_rfc3339();
     n.user_id = body.user_id;
     let data = serde_json::to_string(&n).map_err(|e| ApiError::bad_request(e.to_string()))?;

@@ -5,7 +5,7 @@
 /// Whether `topic` matches `pattern`.
 ///
 /// ```
-/// use herald_server::auth::topic_matches;
+/// use herald_server::broker::pattern::topic_matches;
 /// assert!(topic_matches("room:*", "room:general"));
 /// assert!(topic_matches("*", "anything/at:all"));
 /// assert!(topic_matches("job:*:progress", "job:42:progress"));
