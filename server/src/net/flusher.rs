@@ -33,7 +33,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::event_stream::{chunk_size_line, peer_closed, writable_within};
+use super::socket::{chunk_size_line, peer_closed, writable_within};
 use crate::broker::{Ready, Subscription};
 
 /// Frames one write may carry (well under the kernel's 1024 iovecs).
@@ -470,7 +470,7 @@ fn write_chunk(tcp: &TcpStream, frames: &[Bytes]) -> io::Result<Option<Vec<u8>>>
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
         Err(e) => return Err(e),
     };
-    crate::routes::count_bytes_written(written);
+    super::direct::count_bytes_written(written);
     if written == total {
         return Ok(None);
     }

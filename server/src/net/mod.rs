@@ -16,11 +16,14 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+mod direct;
 mod event_stream;
 mod flusher;
 mod rewind;
 mod serve;
+mod socket;
 
+pub use direct::{count_bytes_written, DirectStream};
 pub use rewind::Rewind;
 pub use serve::{serve, ServeOptions};
 

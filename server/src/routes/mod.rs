@@ -14,7 +14,6 @@ pub use stats::install_prometheus;
 mod subscribe;
 
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 
@@ -27,6 +26,7 @@ use bytes::{Bytes, BytesMut};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::broker::{SSEBroker, Subscription};
+use crate::net::DirectStream;
 
 /// Publishes per second per caller, sustained (`--publish-rate`).
 pub const DEFAULT_PUBLISH_RATE: f64 = 100.0;
@@ -252,7 +252,7 @@ const MAX_COALESCE_BYTES: usize = 64 * 1024;
 /// a [`DirectStream`]: the accept loop takes it from there and writes it to
 /// the socket without the body (`net::flusher`); hyper reads the body.
 pub fn sse_response(sub: Subscription) -> Response {
-    let slot = DirectStream(Arc::new(Mutex::new(Some(sub))));
+    let slot = DirectStream::new(sub);
     let body = futures::stream::once({
         let slot = slot.clone();
         async move { slot.take() }
@@ -262,19 +262,6 @@ pub fn sse_response(sub: Subscription) -> Response {
     let mut response = sse_stream_response(body);
     response.extensions_mut().insert(slot);
     response
-}
-
-/// The subscription behind an [`sse_response`], for whoever writes the
-/// response first to take: the accept loop, to write it directly, or the
-/// body, when hyper serves the response.
-#[derive(Debug, Clone)]
-pub struct DirectStream(Arc<Mutex<Option<Subscription>>>);
-
-impl DirectStream {
-    /// The subscription, unless the body or another caller took it.
-    pub fn take(&self) -> Option<Subscription> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
-    }
 }
 
 /// A subscription's frames, queued ones merged into one chunk per write.
@@ -294,19 +281,10 @@ pub(crate) fn coalesced(sub: Subscription) -> impl futures::Stream<Item = Bytes>
             }
             buf.freeze()
         };
-        BYTES_WRITTEN.increment(chunk.len() as u64);
+        crate::net::count_bytes_written(chunk.len());
         Some((chunk, sub))
     })
 }
-
-/// Counts bytes written to event streams outside the body path.
-pub(crate) fn count_bytes_written(n: usize) {
-    BYTES_WRITTEN.increment(n as u64);
-}
-
-/// Bytes handed to connections (the Prometheus counter is looked up once).
-static BYTES_WRITTEN: std::sync::LazyLock<metrics::Counter> =
-    std::sync::LazyLock::new(|| metrics::counter!("herald_bytes_written_total"));
 
 /// A `text/event-stream` response writing `frames` as they come, with the
 /// headers every Herald stream has (and the avatar system documents).
