@@ -137,23 +137,23 @@ pub struct Config {
     /// Open streams of the multi-stream API (notifications, realtime,
     /// chat, system status) per node; its documented "global connection
     /// limit". 0 for no limit of its own.
-    #[arg(long, env = "HERALD_STREAMS_MAX_CONNECTIONS", default_value_t = crate::apps::streams::DEFAULT_STREAMS_MAX_CONNECTIONS)]
+    #[arg(long, env = "HERALD_STREAMS_MAX_CONNECTIONS", default_value_t = crate::limits::DEFAULT_STREAMS_MAX_CONNECTIONS)]
     pub streams_max_connections: usize,
 
     /// Unfinished demo jobs one user may have.
-    #[arg(long, env = "HERALD_MAX_JOBS_PER_USER", default_value_t = crate::apps::jobs::DEFAULT_MAX_JOBS_PER_USER)]
+    #[arg(long, env = "HERALD_MAX_JOBS_PER_USER", default_value_t = crate::jobs::DEFAULT_MAX_JOBS_PER_USER)]
     pub max_jobs_per_user: usize,
 
     /// Unfinished demo jobs in all.
-    #[arg(long, env = "HERALD_MAX_JOBS", default_value_t = crate::apps::jobs::DEFAULT_MAX_JOBS)]
+    #[arg(long, env = "HERALD_MAX_JOBS", default_value_t = crate::jobs::DEFAULT_MAX_JOBS)]
     pub max_jobs: usize,
 
     /// Largest request body accepted, in bytes.
-    #[arg(long, env = "HERALD_MAX_BODY_BYTES", default_value_t = crate::routes::DEFAULT_MAX_BODY_BYTES)]
+    #[arg(long, env = "HERALD_MAX_BODY_BYTES", default_value_t = crate::limits::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
 
     /// Seconds a client may take to send a request body; 0 waits forever.
-    #[arg(long, env = "HERALD_BODY_TIMEOUT_SECS", default_value_t = crate::routes::DEFAULT_BODY_TIMEOUT_SECS)]
+    #[arg(long, env = "HERALD_BODY_TIMEOUT_SECS", default_value_t = crate::limits::DEFAULT_BODY_TIMEOUT_SECS)]
     pub body_timeout_secs: u64,
 
     /// Address to listen on.
@@ -204,11 +204,11 @@ pub struct Config {
 
     /// Publishes per second per caller (per user, or per IP when
     /// anonymous) over HTTP; 0 disables the limit.
-    #[arg(long, env = "HERALD_PUBLISH_RATE", default_value_t = crate::routes::DEFAULT_PUBLISH_RATE)]
+    #[arg(long, env = "HERALD_PUBLISH_RATE", default_value_t = crate::ratelimit::DEFAULT_PUBLISH_RATE)]
     pub publish_rate: f64,
 
     /// Publishes a caller may make in a burst before the rate applies.
-    #[arg(long, env = "HERALD_PUBLISH_BURST", default_value_t = crate::routes::DEFAULT_PUBLISH_BURST)]
+    #[arg(long, env = "HERALD_PUBLISH_BURST", default_value_t = crate::ratelimit::DEFAULT_PUBLISH_BURST)]
     pub publish_burst: u32,
 
     /// Seconds a client may take to send a request's headers (slowloris
@@ -227,12 +227,12 @@ pub struct Config {
 
     /// Job workers in this process (0: none here; with Redis, worker
     /// processes or other nodes run the jobs).
-    #[arg(long, env = "HERALD_JOB_WORKERS", default_value_t = crate::apps::jobs::DEFAULT_WORKERS)]
+    #[arg(long, env = "HERALD_JOB_WORKERS", default_value_t = crate::jobs::DEFAULT_WORKERS)]
     pub job_workers: usize,
 
     /// With Redis: seconds a job's worker may go without a sign of life
     /// (it gives one every step) before another worker takes the job over.
-    #[arg(long, env = "HERALD_JOB_VISIBILITY_SECS", default_value_t = crate::apps::jobs::DEFAULT_VISIBILITY.as_secs_f64())]
+    #[arg(long, env = "HERALD_JOB_VISIBILITY_SECS", default_value_t = crate::jobs::DEFAULT_VISIBILITY.as_secs_f64())]
     pub job_visibility_secs: f64,
 
     /// This node's name in the cluster's status readings (default: drawn
@@ -311,8 +311,8 @@ impl Config {
     }
 
     /// The job queue's settings.
-    pub fn jobs(&self) -> crate::apps::jobs::JobSettings {
-        crate::apps::jobs::JobSettings {
+    pub fn jobs(&self) -> crate::jobs::JobSettings {
+        crate::jobs::JobSettings {
             workers: self.job_workers,
             step: Duration::from_millis(self.job_step_ms),
             max_per_user: self.max_jobs_per_user,

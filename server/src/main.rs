@@ -10,7 +10,7 @@ use herald_app::{shell, App};
 use herald_server::broker::SSEBroker;
 use herald_server::config::Config;
 use herald_server::net::GuardedListener;
-use herald_server::routes::{self, AppState};
+use herald_server::state::AppState;
 use leptos::config::get_configuration;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tracing_subscriber::EnvFilter;
@@ -69,8 +69,8 @@ async fn broker(config: &Config) -> anyhow::Result<SSEBroker> {
 async fn job_queue(
     config: &Config,
     broker: &SSEBroker,
-) -> anyhow::Result<herald_server::apps::jobs::JobQueue> {
-    use herald_server::apps::jobs::{JobQueue, RedisStore};
+) -> anyhow::Result<herald_server::jobs::JobQueue> {
+    use herald_server::jobs::{JobQueue, RedisStore};
     let Some(options) = config.redis() else {
         if config.job_workers == 0 {
             tracing::warn!("--job-workers 0 without Redis: nothing will run the demo jobs");
@@ -140,8 +140,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     state.body_timeout = (config.body_timeout_secs > 0)
         .then(|| std::time::Duration::from_secs(config.body_timeout_secs));
     state.jobs = job_queue(&config, &broker).await?;
-    state.streams_cap =
-        herald_server::apps::streams::StreamCap::new(config.streams_max_connections);
+    state.streams_cap = herald_server::limits::ConnectionCap::new(config.streams_max_connections);
     let metrics =
         herald_server::routes::install_prometheus().map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
     // Histogram samples wait in the recorder until drained: by a scrape of
@@ -179,8 +178,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         })
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(leptos_options)
-        .merge(routes::router(state))
-        .layer(axum::middleware::from_fn(routes::access_log::access_log));
+        .merge(herald_server::router::router(state))
+        .layer(axum::middleware::from_fn(
+            herald_server::web::access_log::access_log,
+        ));
 
     let listener = GuardedListener::bind(config.addr, config.idle_timeout())
         .await

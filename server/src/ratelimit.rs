@@ -10,6 +10,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// Publishes per second per caller, sustained (`--publish-rate`).
+pub const DEFAULT_PUBLISH_RATE: f64 = 100.0;
+/// Publishes a caller may make at once (`--publish-burst`).
+pub const DEFAULT_PUBLISH_BURST: u32 = 200;
+
 /// A token bucket.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Bucket {

@@ -8,9 +8,9 @@ mod common;
 use std::time::Duration;
 
 use common::{quiet_config, read_json, SseStream, TestServer};
-use herald_server::apps::jobs::{JobQueue, JobSettings};
 use herald_server::auth::Verifier;
-use herald_server::routes::AppState;
+use herald_server::jobs::{JobQueue, JobSettings};
+use herald_server::state::AppState;
 use herald_shared::wire::Frame;
 use serde_json::{json, Value};
 

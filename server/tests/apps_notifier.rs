@@ -8,7 +8,7 @@ use clap::Parser;
 use common::{open_config, post_json, quiet_config, read_json, SseStream, TestServer};
 use herald_server::apps::notifier::SSENotifier;
 use herald_server::auth::Verifier;
-use herald_server::routes::AppState;
+use herald_server::state::AppState;
 use serde_json::{json, Value};
 
 const SECRET: &[u8] = b"notifier test secret, comfortably longer than 32 bytes";

@@ -8,7 +8,7 @@ mod common;
 
 use common::{quiet_config, read_json, SseStream, TestServer};
 use herald_server::auth::Verifier;
-use herald_server::routes::AppState;
+use herald_server::state::AppState;
 use serde_json::{json, Value};
 
 const SECRET: &[u8] = b"streams test secret, comfortably longer than 32 bytes";
@@ -356,7 +356,7 @@ async fn seed002_connection_limits_are_the_documented_defaults() {
     );
 
     let server = TestServer::start_with_state(quiet_config(), None, |b| AppState {
-        streams_cap: herald_server::apps::streams::StreamCap::new(3),
+        streams_cap: herald_server::limits::ConnectionCap::new(3),
         ..AppState::with_auth(b, Verifier::hs256(SECRET))
     })
     .await;

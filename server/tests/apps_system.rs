@@ -81,7 +81,7 @@ fn token(publish: Option<&[&str]>) -> String {
 #[tokio::test]
 async fn seed002_maintenance_events_reach_the_status_stream() {
     let server = TestServer::start_with_state(quiet_config(), None, |b| {
-        herald_server::routes::AppState::with_auth(b, herald_server::auth::Verifier::hs256(SECRET))
+        herald_server::state::AppState::with_auth(b, herald_server::auth::Verifier::hs256(SECRET))
     })
     .await;
     let mut stream = SseStream::open(&server.url("/system/status/stream"), None).await;

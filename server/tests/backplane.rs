@@ -11,7 +11,8 @@ use herald_server::broker::{
     Backplane, BackplaneError, BoxFuture, BrokerConfig, Claimed, ClientClaim, ConnectOptions,
     Epoch, EventId, HistoryLimits, Matched, MemoryBackplane, Page, Replay, SSEBroker, Sink,
 };
-use herald_server::routes::{router, AppState};
+use herald_server::router::router;
+use herald_server::state::AppState;
 use herald_shared::wire::{Event, Parser};
 use serde_json::json;
 

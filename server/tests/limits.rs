@@ -13,7 +13,7 @@ use common::{open_config, quiet_config, read_json, TestServer};
 use herald_server::auth::Verifier;
 use herald_server::net::ServeOptions;
 use herald_server::ratelimit::RateLimiter;
-use herald_server::routes::AppState;
+use herald_server::state::AppState;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -4,7 +4,8 @@
 mod common;
 
 use common::{open_config, quiet_config, TestServer};
-use herald_server::routes::{install_prometheus, AppState};
+use herald_server::routes::install_prometheus;
+use herald_server::state::AppState;
 use serde_json::json;
 
 #[tokio::test]

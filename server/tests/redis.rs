@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{post_json, quiet_config, read_json, Node, RedisServer, SseStream, TestServer};
 use herald_server::auth::Verifier;
 use herald_server::broker::{BrokerConfig, RedisBackplane, RedisOptions, SSEBroker};
-use herald_server::routes::AppState;
+use herald_server::state::AppState;
 use herald_shared::wire::Frame;
 use serde_json::{json, Value};
 

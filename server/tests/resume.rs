@@ -11,9 +11,9 @@ mod common;
 use std::time::Duration;
 
 use common::{open_config, read_json, SseStream, TestServer};
-use herald_server::apps::jobs::{JobQueue, JobSettings};
 use herald_server::auth::Verifier;
-use herald_server::routes::AppState;
+use herald_server::jobs::{JobQueue, JobSettings};
+use herald_server::state::AppState;
 use serde_json::{json, Value};
 
 const SECRET: &[u8] = b"resume test secret, comfortably longer than 32 bytes";

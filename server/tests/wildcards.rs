@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{quiet_config, read_json, SseStream, TestServer};
 use herald_server::auth::Verifier;
-use herald_server::routes::AppState;
+use herald_server::state::AppState;
 use herald_shared::wire::Event;
 use serde_json::{json, Value};
 

@@ -19,8 +19,11 @@ use herald_shared::wire::Event;
 use serde_json::{json, Value};
 
 use crate::broker::{names, ConnectOptions};
-use crate::routes::caller::{Caller, Publishing};
-use crate::routes::{error::ApiError, sse_response, AppState, LastEventId};
+use crate::state::AppState;
+use crate::web::caller::{Caller, Publishing};
+use crate::web::error::ApiError;
+use crate::web::sse_response;
+use crate::web::LastEventId;
 
 /// The topic `/update` publishes to and `/sse` reads.
 pub const TOPIC: &str = names::AVATAR_UPDATES;
@@ -51,7 +54,7 @@ async fn stream(
         })
         .await?;
     let mut response = sse_response(sub);
-    crate::routes::allow_origin(&state, &mut response);
+    crate::web::headers::allow_origin(&state, &mut response);
     Ok(response)
 }
 

@@ -20,7 +20,7 @@ pub mod system;
 
 use axum::Router;
 
-use crate::routes::AppState;
+use crate::state::AppState;
 
 /// Every app's routes.
 pub fn router(state: AppState) -> Router {

@@ -28,9 +28,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::broker::{names, BrokerError, ConnectOptions, EventId, SSEBroker};
-use crate::routes::caller::{Caller, Publishing};
-use crate::routes::publish::{destinations, Target};
-use crate::routes::{error::ApiError, sse_response, AppState, LastEventId};
+use crate::state::AppState;
+use crate::web::caller::{Caller, Publishing};
+use crate::web::error::ApiError;
+use crate::web::sse_response;
+use crate::web::target::{destinations, Target};
+use crate::web::LastEventId;
 
 /// `/api/sse` and `/api/sse/send`.
 pub fn router(state: AppState) -> Router {
@@ -84,7 +87,7 @@ async fn stream(
         .broker
         .connect(ConnectOptions {
             client_id: non_empty(q.client_id),
-            secret: crate::routes::offered_secret(&headers, q.secret),
+            secret: crate::web::headers::offered_secret(&headers, q.secret),
             principal,
             peer: caller.peer,
             last_event_id,
@@ -92,7 +95,7 @@ async fn stream(
         })
         .await?;
     let mut response = sse_response(sub);
-    crate::routes::set_cookie(&mut response, new_session);
+    crate::web::headers::set_cookie(&mut response, new_session);
     Ok(response)
 }
 

@@ -26,8 +26,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::broker::{names, ConnectOptions, SSEBroker};
-use crate::routes::caller::{Caller, Publishing};
-use crate::routes::{error::ApiError, sse_response, AppState, LastEventId};
+use crate::state::AppState;
+use crate::web::caller::{Caller, Publishing};
+use crate::web::error::ApiError;
+use crate::web::sse_response;
+use crate::web::LastEventId;
 
 /// The topic status events are published to.
 pub const TOPIC: &str = names::SYSTEM_STATUS;

@@ -16,8 +16,12 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{caller::Caller, error::ApiError, sse_response, AppState, LastEventId};
 use crate::broker::ConnectOptions;
+use crate::state::AppState;
+use crate::web::caller::Caller;
+use crate::web::error::ApiError;
+use crate::web::headers::{allow_origin, offered_secret, set_cookie};
+use crate::web::{sse_response, LastEventId};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -57,7 +61,7 @@ pub async fn connect(
         .broker
         .connect(ConnectOptions {
             client_id: q.client_id.filter(|s| !s.is_empty()),
-            secret: super::offered_secret(&headers, q.secret),
+            secret: offered_secret(&headers, q.secret),
             principal,
             peer: caller.peer,
             topics,
@@ -66,7 +70,7 @@ pub async fn connect(
         })
         .await?;
     let mut response = sse_response(sub);
-    super::allow_origin(&state, &mut response);
-    super::set_cookie(&mut response, new_session);
+    allow_origin(&state, &mut response);
+    set_cookie(&mut response, new_session);
     Ok(response.into_response())
 }

@@ -4,8 +4,8 @@ use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::AppState;
 use crate::broker::StatsSnapshot;
+use crate::state::AppState;
 
 /// `{"clientCount": ..., "topicCount": ..., "eventsPublished": ..., ...}`.
 pub async fn stats(State(state): State<AppState>) -> Json<StatsSnapshot> {
@@ -44,9 +44,9 @@ pub fn install_prometheus() -> Result<metrics_exporter_prometheus::PrometheusHan
 /// is recorded as it happens (publish latency, bytes written, replays).
 pub async fn metrics(
     State(state): State<AppState>,
-) -> Result<([(axum::http::HeaderName, &'static str); 1], String), super::error::ApiError> {
+) -> Result<([(axum::http::HeaderName, &'static str); 1], String), crate::web::error::ApiError> {
     let Some(handle) = &state.metrics else {
-        return Err(super::error::ApiError::not_found(
+        return Err(crate::web::error::ApiError::not_found(
             "metrics are not enabled on this server",
         ));
     };

@@ -14,7 +14,9 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{caller::Caller, error::ApiError, AppState};
+use crate::state::AppState;
+use crate::web::caller::Caller;
+use crate::web::error::ApiError;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -10,7 +10,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use herald_server::broker::{BrokerConfig, SSEBroker};
 use herald_server::net::ServeOptions;
-use herald_server::routes::{router, AppState};
+use herald_server::router::router;
+use herald_server::state::AppState;
 use herald_shared::wire::{Frame, MessageEvent, Parser};
 use serde_json::Value;
 

@@ -21,8 +21,11 @@ use serde_json::Value;
 
 use crate::auth::Claims;
 use crate::broker::SSEBroker;
-use crate::routes::caller::Caller;
-use crate::routes::{error::ApiError, sse_response, AppState, LastEventId};
+use crate::state::AppState;
+use crate::web::caller::Caller;
+use crate::web::error::ApiError;
+use crate::web::sse_response;
+use crate::web::LastEventId;
 
 use crate::broker::names::{self, chat_room as room_topic};
 

@@ -6,16 +6,13 @@
 //! a JWT, or in dev mode the documented base64 `id:username:email:roles`
 //! demo token. Missing or bad → 401; a topic the token's `subscribe` /
 //! `publish` claim does not allow → 403; the per-user (5) and the API's
-//! global (1000, [`StreamCap`]) connection limits → 429. Each stream is one broker connection to its
+//! global (1000, [`crate::limits::ConnectionCap`]) connection limits → 429. Each stream is one broker connection to its
 //! API's topics, without the `all` broadcast topic (so a chat stream's
 //! `message` events are chat messages and nothing else).
 
-mod cap;
 pub mod chat;
 pub mod notifications;
 pub mod realtime;
-
-pub use cap::{Slot, StreamCap, DEFAULT_STREAMS_MAX_CONNECTIONS};
 
 use axum::Router;
 use herald_shared::wire::Event;
@@ -23,8 +20,10 @@ use serde_json::{json, Value};
 
 use crate::auth::Claims;
 use crate::broker::{ConnectOptions, Subscription};
-use crate::routes::caller::{Caller, Publishing};
-use crate::routes::{error::ApiError, AppState, LastEventId};
+use crate::state::AppState;
+use crate::web::caller::{Caller, Publishing};
+use crate::web::error::ApiError;
+use crate::web::LastEventId;
 
 /// The three authenticated APIs' routes.
 pub fn router(state: AppState) -> Router {
@@ -69,7 +68,7 @@ fn topic_stream(topic: &'static str, with_identity: bool) -> axum::routing::Meth
               last_event_id: LastEventId| async move {
             let topics = vec![topic.to_owned()];
             let sub = open(&state, &caller, last_event_id, topics, with_identity).await?;
-            Ok::<_, ApiError>(crate::routes::sse_response(sub))
+            Ok::<_, ApiError>(crate::web::sse_response(sub))
         },
     )
 }

@@ -16,8 +16,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::broker::names;
-use crate::routes::caller::Caller;
-use crate::routes::{error::ApiError, AppState};
+use crate::state::AppState;
+use crate::web::caller::Caller;
+use crate::web::error::ApiError;
 
 /// The topic of notifications for every notification stream.
 pub const TOPIC: &str = names::NOTIFICATIONS;

@@ -13,21 +13,7 @@
 //! Messages are unnamed `data:` events tagged by `type`, as documented;
 //! keepalives are the broker's heartbeats. All routes need a token.
 //!
-//! Jobs live in a [`JobStore`]: this process's memory by default, Redis
-//! with `--backplane redis://…` ([`RedisStore`]), where any node answers
-//! for any job and any node's or worker process's worker runs it.
-
-mod local;
-mod queue;
-mod redis_store;
-mod store;
-
-pub use queue::{
-    job_topic, owner_topic, JobError, JobQueue, JobSettings, Snapshot, DEFAULT_MAX_JOBS,
-    DEFAULT_MAX_JOBS_PER_USER, DEFAULT_VISIBILITY, DEFAULT_WORKERS,
-};
-pub use redis_store::RedisStore;
-pub use store::{JobKind, JobRecord, JobSpec, JobStore, Limits, OwnerGuard, Taken};
+//! The jobs themselves (queue, store, workers) are [`crate::jobs`].
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -41,8 +27,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::broker::{ConnectOptions, EventId};
-use crate::routes::caller::Caller;
-use crate::routes::{error::ApiError, sse_stream_response, AppState, LastEventId};
+use crate::jobs::{job_topic, owner_topic, JobError, JobKind, Snapshot};
+use crate::state::AppState;
+use crate::web::caller::Caller;
+use crate::web::error::ApiError;
+use crate::web::sse_stream_response;
+use crate::web::LastEventId;
 
 /// The job routes, over the state's job queue.
 pub fn router(state: AppState) -> Router {
@@ -244,7 +234,7 @@ async fn job_stream(
     // The job's final update may be published before or after this
     // connected: the stream ends right after it either way.
     sub.end_after(&topic, snapshot.finished);
-    Ok(crate::routes::sse_response(sub))
+    Ok(crate::web::sse_response(sub))
 }
 
 /// Every job of the caller: `connected` and each unfinished job's
@@ -280,7 +270,7 @@ async fn my_jobs(
             ..ConnectOptions::default()
         })
         .await?;
-    Ok(crate::routes::sse_response(sub))
+    Ok(crate::web::sse_response(sub))
 }
 
 async fn poll_character(

@@ -31,7 +31,7 @@ pub async fn access_log(request: Request, next: Next) -> Response {
 ///
 /// ```
 /// use axum::http::Uri;
-/// use herald_server::routes::access_log::loggable;
+/// use herald_server::web::access_log::loggable;
 /// let uri: Uri = "/notifications/stream?token=eyJhbGciOi.secret&room=a".parse().unwrap();
 /// assert_eq!(loggable(&uri), "/notifications/stream?token=REDACTED&room=a");
 /// ```

@@ -97,6 +97,16 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+/// A full connection cap: 429, come back in a few seconds.
+impl From<crate::limits::Full> for ApiError {
+    fn from(e: crate::limits::Full) -> Self {
+        ApiError {
+            retry_after: Some(5),
+            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string())
+        }
+    }
+}
+
 impl From<crate::auth::AuthError> for ApiError {
     fn from(e: crate::auth::AuthError) -> Self {
         ApiError::new(StatusCode::UNAUTHORIZED, e.to_string())

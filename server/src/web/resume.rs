@@ -15,7 +15,7 @@ use axum::http::request::Parts;
 ///
 /// ```
 /// use axum::extract::FromRequestParts;
-/// use herald_server::routes::LastEventId;
+/// use herald_server::web::LastEventId;
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let read = |req: axum::http::Request<()>| async move {
 ///     let (mut parts, ()) = req.into_parts();

@@ -92,7 +92,7 @@ pub struct Snapshot {
 ///
 /// ```
 /// use std::time::Duration;
-/// use herald_server::apps::jobs::{JobKind, JobQueue, JobSettings};
+/// use herald_server::jobs::{JobKind, JobQueue, JobSettings};
 /// use herald_server::broker::{BrokerConfig, SSEBroker};
 /// use herald_shared::events::JobStatus;
 ///

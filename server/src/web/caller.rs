@@ -9,10 +9,11 @@ use axum::http::StatusCode;
 
 use herald_shared::wire::Event;
 
-use super::{error::ApiError, AppState};
+use super::error::ApiError;
 use crate::auth::Claims;
 use crate::broker::policy::{Principal, Publisher};
 use crate::broker::{BrokerError, EventId};
+use crate::state::AppState;
 
 /// How a route publishes for its caller (see [`Publisher`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

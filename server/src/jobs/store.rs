@@ -1,5 +1,5 @@
 //! Where jobs live and how workers take them: the seam between the job
-//! app ([`super::JobQueue`]: routes, the worker loop) and its storage.
+//! app ([`super::JobQueue`]: the worker loop; `crate::apps::jobs`: the routes) and its storage.
 //!
 //! The store owns the **records** (each job's owner, input, latest state
 //! and the number of the update that state was published as) and the
@@ -9,7 +9,7 @@
 //!
 //! - [`super::local::LocalStore`], the default: a map and a channel in this
 //!   process; its workers are tasks of the web server.
-//! - [`super::redis_store::RedisStore`] (`--backplane redis://…`): records in
+//! - [`super::RedisStore`] (`--backplane redis://…`): records in
 //!   Redis hashes and the queue a Redis Stream with a consumer group, so
 //!   any node's or `herald-server worker` process's worker takes a job, a
 //!   job held by a worker that stopped renewing it is taken over after the
