@@ -111,7 +111,7 @@ pub struct Config {
     /// A topic rule, added to the built-in table (repeatable; `;` between
     /// rules in the environment variable): `PATTERN=READ[/PUBLISH]`, PATTERN
     /// a topic or a prefix ending in `*`, READ one of anyone,
-    /// authenticated, owner, role:<name>, nobody; PUBLISH claim or app.
+    /// authenticated, owner, `role:<name>`, nobody; PUBLISH claim or app.
     /// Example: `--topic-rule 'tenant:*=owner/app'`.
     #[arg(long = "topic-rule", env = "HERALD_TOPIC_RULES", value_delimiter = ';', value_parser = parse_rule)]
     pub topic_rules: Vec<Rule>,

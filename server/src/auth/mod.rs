@@ -8,7 +8,7 @@
 //!
 //! Claims: `sub` (the user id), `roles`, an optional `sessionId`, and the
 //! topic claims `subscribe` / `publish` — lists of patterns where `*`
-//! matches anything ([`topic_matches`]). What they allow is the topic
+//! matches anything ([`crate::broker::pattern::topic_matches`]). What they allow is the topic
 //! policy's to say (`broker::policy`): `subscribe` narrows what the token
 //! may read, and only a `publish` claim lets it publish over HTTP.
 //!

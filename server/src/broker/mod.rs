@@ -62,7 +62,7 @@ mod memory;
 pub mod names;
 pub mod pattern;
 pub mod policy;
-mod redis_streams;
+mod redis;
 mod registry;
 mod replay;
 mod stats;
@@ -74,6 +74,7 @@ use std::time::{Duration, Instant};
 use herald_shared::wire::Event;
 use herald_shared::SseEvent;
 
+pub use self::redis::{redis_shard, RedisBackplane, RedisOptions};
 pub use backplane::{
     frame_with_id, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Fanout, Matched, Page,
     Replay, Sink, MAX_TOPICS_PER_EVENT,
@@ -88,7 +89,6 @@ pub use id::{Epoch, EventId, InvalidEventId};
 pub use memory::{HistoryLimits, MemoryBackplane};
 pub use names::{validate_topic, MAX_TOPIC_LEN};
 use policy::{Publisher, TopicPolicy};
-pub use redis_streams::{redis_shard, RedisBackplane, RedisOptions};
 pub use stats::{Stats, StatsSnapshot};
 
 /// The broker. Cheap to clone: clones share one state. See the module docs

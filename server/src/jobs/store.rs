@@ -7,7 +7,7 @@
 //! Publishing is the broker's: a worker publishes each update, then the
 //! store records it. Two stores:
 //!
-//! - [`super::local::LocalStore`], the default: a map and a channel in this
+//! - `LocalStore` (`jobs/local.rs`), the default: a map and a channel in this
 //!   process; its workers are tasks of the web server.
 //! - [`super::RedisStore`] (`--backplane redis://…`): records in
 //!   Redis hashes and the queue a Redis Stream with a consumer group, so

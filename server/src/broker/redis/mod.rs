@@ -52,6 +52,19 @@
 //! `EVALSHA` with a fallback after a Redis restart flushed the script cache.
 //! A single Redis (or a primary with replicas) is assumed; the scripts touch
 //! several keys, which Redis Cluster would need in one hash slot.
+//!
+//! # Modules
+//!
+//! This file is the [`RedisBackplane`] itself (publish, replay, admission,
+//! claims, node reports); [`scripts`] holds the Lua it runs, [`feed`] the
+//! per-node reader that turns the feed shards into local deliveries,
+//! [`connections`] the refresh that keeps this node's records alive, and
+//! [`reply`] the parsing of Redis's answers.
+
+mod connections;
+mod feed;
+mod reply;
+mod scripts;
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -60,15 +73,20 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncConnectionConfig, Client, Script, Value};
+use redis::{Client, Value};
 
-use super::backplane::{
+use self::connections::refresh_connections;
+use self::feed::read_feed;
+use self::reply::{field, parse_replay, stream_entries};
+use self::scripts::Scripts;
+
+use crate::broker::backplane::{
     frame_with_id, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Fanout, Matched, Page,
     Replay, Sink,
 };
-use super::claims::{Claimed, ClientClaim};
-use super::id::{Epoch, EventId};
-use super::memory::HistoryLimits;
+use crate::broker::claims::{Claimed, ClientClaim};
+use crate::broker::id::{Epoch, EventId};
+use crate::broker::memory::HistoryLimits;
 
 /// How to reach Redis and lay out the keys.
 #[derive(Debug, Clone)]
@@ -145,152 +163,6 @@ struct Shared {
     /// every event published after `connect` returned reaches this node.
     start: Mutex<Option<Vec<String>>>,
     scripts: Scripts,
-}
-
-struct Scripts {
-    init: Script,
-    publish: Script,
-    replay: Script,
-    admit: Script,
-    raise_floor: Script,
-    topics_under: Script,
-    report_node: Script,
-    claim: Script,
-    release_claim: Script,
-}
-
-impl Scripts {
-    fn new() -> Self {
-        Scripts {
-            init: Script::new(
-                r"
-                redis.call('SET', KEYS[1], ARGV[1], 'NX')
-                return redis.call('GET', KEYS[1])",
-            ),
-            // KEYS: epoch, seq, feed shard, idempotency hash, topic index,
-            //       then the stream of each topic.
-            // ARGV: candidate epoch, the topics joined by ',', body, topic
-            //       maxlen, feed maxlen, history ttl (ms), idempotency key
-            //       ('' for none), then each topic's name.
-            publish: Script::new(
-                r"
-                local epoch = redis.call('GET', KEYS[1])
-                if not epoch then
-                  epoch = ARGV[1]
-                  redis.call('SET', KEYS[1], epoch)
-                end
-                if ARGV[7] ~= '' then
-                  local seen = redis.call('HGET', KEYS[4], ARGV[7])
-                  if seen then return seen end
-                end
-                local id = epoch .. '-' .. redis.call('INCR', KEYS[2])
-                for i = 6, #KEYS do
-                  redis.call('XADD', KEYS[i], 'MAXLEN', '~', ARGV[4], id, 'b', ARGV[3])
-                  redis.call('PEXPIRE', KEYS[i], ARGV[6])
-                  redis.call('ZADD', KEYS[5], 0, ARGV[i + 2])
-                end
-                redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], id, 't', ARGV[2], 'b', ARGV[3])
-                if ARGV[7] ~= '' then
-                  redis.call('HSET', KEYS[4], ARGV[7], id)
-                  redis.call('PEXPIRE', KEYS[4], ARGV[6])
-                end
-                return id",
-            ),
-            // KEYS: topic stream, floor. ARGV: start and end of the range,
-            // most entries. Returns {trimmed-through, entries}: the
-            // stream's last deleted id, or for a topic with no stream
-            // (never used, or expired) the floor.
-            replay: Script::new(
-                r"
-                if redis.call('EXISTS', KEYS[1]) == 0 then
-                  return {redis.call('GET', KEYS[2]) or '0', {}}
-                end
-                local info = redis.call('XINFO', 'STREAM', KEYS[1])
-                local trimmed = '0-0'
-                for i = 1, #info, 2 do
-                  if info[i] == 'max-deleted-entry-id' then trimmed = info[i + 1] end
-                end
-                return {trimmed, redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[2], 'COUNT', ARGV[3])}",
-            ),
-            // KEYS: the user's connection set. ARGV: now (ms), expiry (ms),
-            // member, limit, ttl (ms).
-            admit: Script::new(
-                r"
-                redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-                if not redis.call('ZSCORE', KEYS[1], ARGV[3]) then
-                  if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
-                end
-                redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
-                redis.call('PEXPIRE', KEYS[1], ARGV[5])
-                return 1",
-            ),
-            // KEYS: topic index, floor. ARGV: range start and end (lex),
-            // most names, the prefix of topic stream keys. Returns {floor,
-            // name, ...}; names whose stream expired leave the index.
-            topics_under: Script::new(
-                r"
-                local names = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[1], ARGV[2], 'LIMIT', 0, ARGV[3])
-                local out = {redis.call('GET', KEYS[2]) or '0'}
-                for _, name in ipairs(names) do
-                  if redis.call('EXISTS', ARGV[4] .. name) == 1 then
-                    out[#out + 1] = name
-                  else
-                    redis.call('ZREM', KEYS[1], name)
-                  end
-                end
-                return out",
-            ),
-            // KEYS: readings hash, expiry set. ARGV: node, reading, ttl
-            // (ms). Redis's clock decides expiry, so nodes' clocks need
-            // not agree. Returns every live reading.
-            report_node: Script::new(
-                r"
-                local t = redis.call('TIME')
-                local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-                redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
-                redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-                for _, dead in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do
-                  redis.call('HDEL', KEYS[1], dead)
-                  redis.call('ZREM', KEYS[2], dead)
-                end
-                return redis.call('HVALS', KEYS[1])",
-            ),
-            raise_floor: Script::new(
-                r"
-                local floor = tonumber(redis.call('GET', KEYS[1]) or '0')
-                if tonumber(ARGV[1]) > floor then redis.call('SET', KEYS[1], ARGV[1]) end
-                return 1",
-            ),
-            // KEYS: the id's claim hash {u: user, s: session, k: secret,
-            // h: holder}. ARGV: user, session, offered secret ('' for
-            // none), new secret, holder, ttl (ms). Returns {'fresh'},
-            // {'continued', secret} or {'refused'} (see `claims`).
-            claim: Script::new(
-                r"
-                local rec = redis.call('HMGET', KEYS[1], 'u', 's', 'k')
-                if rec[3] then
-                  local proven = (ARGV[1] ~= '' and rec[1] == ARGV[1])
-                    or (ARGV[2] ~= '' and rec[2] == ARGV[2])
-                    or (ARGV[3] ~= '' and rec[3] == ARGV[3])
-                  if not proven then return {'refused'} end
-                  redis.call('HSET', KEYS[1], 'h', ARGV[5])
-                  redis.call('PEXPIRE', KEYS[1], ARGV[6])
-                  return {'continued', rec[3]}
-                end
-                redis.call('HSET', KEYS[1], 'u', ARGV[1], 's', ARGV[2], 'k', ARGV[4], 'h', ARGV[5])
-                redis.call('PEXPIRE', KEYS[1], ARGV[6])
-                return {'fresh'}",
-            ),
-            // KEYS: the id's claim hash. ARGV: holder, keep (ms).
-            release_claim: Script::new(
-                r"
-                if redis.call('HGET', KEYS[1], 'h') == ARGV[1] then
-                  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-                end
-                return 1",
-            ),
-        }
-    }
 }
 
 fn unavailable(e: impl std::fmt::Display) -> BackplaneError {
@@ -831,317 +703,9 @@ impl Backplane for RedisBackplane {
     }
 }
 
-/// Keeps this node's connections counted and their client ids held:
-/// re-scores and re-expires them before they expire.
-async fn refresh_connections(shared: std::sync::Weak<Shared>) {
-    let mut tick = tokio::time::interval(REFRESH_EVERY);
-    loop {
-        tick.tick().await;
-        let Some(s) = shared.upgrade() else { return };
-        let admitted: Vec<(String, String)> = s
-            .admitted
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .cloned()
-            .collect();
-        let claimed: Vec<(String, String)> = s
-            .claimed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .cloned()
-            .collect();
-        if admitted.is_empty() && claimed.is_empty() {
-            continue;
-        }
-        let ttl = CONNECTION_TTL.as_millis() as u64;
-        let expiry = now_ms() + ttl;
-        let mut pipe = redis::pipe();
-        for (user, member) in &admitted {
-            pipe.cmd("ZADD")
-                .arg(s.key(&format!("conns:{user}")))
-                .arg("XX")
-                .arg(expiry)
-                .arg(member)
-                .ignore();
-        }
-        for (id, _) in &claimed {
-            pipe.cmd("PEXPIRE")
-                .arg(s.key(&format!("cid:{id}")))
-                .arg(ttl)
-                .ignore();
-        }
-        let mut con = s.commands.clone();
-        let refreshed: Result<(), _> = pipe.query_async(&mut con).await;
-        if let Err(e) = refreshed {
-            tracing::debug!(error = %e, "could not refresh connection counts");
-        }
-    }
-}
-
-/// The feed reader: one per node, for as long as the process runs.
-async fn read_feed(s: Arc<Shared>) {
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(1)))
-        .set_response_timeout(Some(Duration::from_millis(READ_BLOCK_MS + 3000)));
-    let mut positions: Option<Vec<String>> =
-        s.start.lock().unwrap_or_else(|p| p.into_inner()).take();
-    // The epoch the positions belong to (publishes may learn of a new
-    // epoch first: the reader must still notice its positions are stale).
-    let mut reader_epoch = s.epoch.load(Ordering::Relaxed);
-    let mut first = true;
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let connected = s
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await;
-        let result = match connected {
-            Ok(mut con) => {
-                match resync(&s, &mut con, &mut positions, &mut reader_epoch, first).await {
-                    Ok(()) => {
-                        first = false;
-                        backoff = Duration::from_millis(100);
-                        s.ok();
-                        read_until_error(&s, &mut con, positions.as_mut(), &mut reader_epoch).await
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            Err(e) => Err(unavailable(e)),
-        };
-        if let Err(e) = result {
-            s.failed(&e);
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(2));
-        }
-    }
-}
-
-/// After (re)connecting: where to read from, and whether anything was lost.
-async fn resync(
-    s: &Shared,
-    con: &mut redis::aio::MultiplexedConnection,
-    positions: &mut Option<Vec<String>>,
-    reader_epoch: &mut u32,
-    first: bool,
-) -> Result<(), BackplaneError> {
-    let epoch: Option<u32> = redis::cmd("GET")
-        .arg(s.key("epoch"))
-        .query_async(con)
-        .await
-        .map_err(unavailable)?;
-    let Some(current) = positions.as_mut() else {
-        return Ok(());
-    };
-    if first && epoch == Some(*reader_epoch) {
-        // Starting from where `connect` left off: nothing to check yet.
-        return Ok(());
-    }
-    if epoch != Some(*reader_epoch) || *reader_epoch == 0 {
-        // Redis lost its data (a restart without persistence): the log
-        // starts over under a new epoch (or will, with the next publish).
-        // Read it from its beginning, and have clients resume so they
-        // learn what was lost.
-        tracing::warn!("redis came back without this log's data: starting over");
-        *reader_epoch = epoch.unwrap_or(0);
-        s.saw_epoch(*reader_epoch);
-        current.iter_mut().for_each(|p| *p = "0-0".to_owned());
-        s.lost();
-        return Ok(());
-    }
-    // Same log: was anything trimmed from the feed before this node read it?
-    for (shard, position) in current.iter().enumerate() {
-        let info: Value = redis::cmd("XINFO")
-            .arg("STREAM")
-            .arg(s.feed_key(shard))
-            .query_async(con)
-            .await
-            .unwrap_or(Value::Nil);
-        let trimmed =
-            info_field(&info, "max-deleted-entry-id").and_then(|v| v.parse::<EventId>().ok());
-        let read = position.parse::<EventId>().ok();
-        if let (Some(trimmed), Some(read)) = (trimmed, read) {
-            if trimmed.seq > read.seq {
-                tracing::warn!(shard, "the feed was trimmed past this node's position");
-                s.lost();
-                break;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Reads the feed shards and delivers entries until the connection fails.
-async fn read_until_error(
-    s: &Shared,
-    con: &mut redis::aio::MultiplexedConnection,
-    positions: Option<&mut Vec<String>>,
-    reader_epoch: &mut u32,
-) -> Result<(), BackplaneError> {
-    let Some(positions) = positions else {
-        return Err(BackplaneError(
-            "redis: the feed reader has no position".to_owned(),
-        ));
-    };
-    let keys: Vec<String> = (0..s.options.shards).map(|n| s.feed_key(n)).collect();
-    loop {
-        let mut cmd = redis::cmd("XREAD");
-        cmd.arg("COUNT")
-            .arg(READ_BATCH)
-            .arg("BLOCK")
-            .arg(READ_BLOCK_MS)
-            .arg("STREAMS");
-        for key in &keys {
-            cmd.arg(key);
-        }
-        for position in positions.iter() {
-            cmd.arg(position);
-        }
-        let reply: Value = cmd.query_async(con).await.map_err(unavailable)?;
-        // What the shards returned, delivered in id order across shards:
-        // events written close together (the usual case) reach subscribers
-        // in the order they were numbered, whichever shard carried them.
-        let mut batch: Vec<(u64, usize, String, Fields)> = Vec::new();
-        for (key, entries) in xread_streams(&reply) {
-            let Some(shard) = keys.iter().position(|k| k.as_bytes() == key.as_slice()) else {
-                continue;
-            };
-            for (raw_id, fields) in entries {
-                let seq = raw_id.parse::<EventId>().map_or(0, |id| id.seq);
-                batch.push((seq, shard, raw_id, fields));
-            }
-        }
-        batch.sort_by_key(|(seq, ..)| *seq);
-        for (_, shard, raw_id, fields) in batch {
-            if let (Ok(id), Some(topics), Some(body)) = (
-                raw_id.parse::<EventId>(),
-                field(&fields, b"t").and_then(|t| std::str::from_utf8(t).ok()),
-                field(&fields, b"b"),
-            ) {
-                if id.epoch.0 != *reader_epoch {
-                    *reader_epoch = id.epoch.0;
-                    s.saw_epoch(id.epoch.0);
-                }
-                s.deliver(topics, id, body);
-            }
-            positions[shard] = raw_id;
-        }
-    }
-}
-
-// ---- Parsing Redis replies -------------------------------------------------
-
-type Fields = Vec<(Vec<u8>, Vec<u8>)>;
-/// A stream's entries: `(entry id, fields)`.
-type Entries = Vec<(String, Fields)>;
-
-fn bytes_of(v: &Value) -> Option<&[u8]> {
-    match v {
-        Value::BulkString(b) => Some(b),
-        Value::SimpleString(s) => Some(s.as_bytes()),
-        _ => None,
-    }
-}
-
-fn string_of(v: &Value) -> Option<String> {
-    match v {
-        Value::Int(i) => Some(i.to_string()),
-        other => bytes_of(other).and_then(|b| String::from_utf8(b.to_vec()).ok()),
-    }
-}
-
-fn field<'a>(fields: &'a Fields, name: &[u8]) -> Option<&'a [u8]> {
-    fields
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_slice())
-}
-
-/// `[[id, [field, value, ...]], ...]` → entries.
-fn stream_entries(v: &Value) -> Entries {
-    let Value::Array(items) = v else {
-        return Vec::new();
-    };
-    items
-        .iter()
-        .filter_map(|item| {
-            let Value::Array(pair) = item else {
-                return None;
-            };
-            let id = string_of(pair.first()?)?;
-            let Value::Array(flat) = pair.get(1)? else {
-                return None;
-            };
-            let fields = flat
-                .chunks(2)
-                .filter_map(|kv| Some((bytes_of(&kv[0])?.to_vec(), bytes_of(kv.get(1)?)?.to_vec())))
-                .collect();
-            Some((id, fields))
-        })
-        .collect()
-}
-
-/// `XREAD`'s reply (RESP2 array or RESP3 map) → `(key, entries)` per stream.
-fn xread_streams(v: &Value) -> Vec<(Vec<u8>, Entries)> {
-    match v {
-        Value::Array(streams) => streams
-            .iter()
-            .filter_map(|s| {
-                let Value::Array(pair) = s else { return None };
-                Some((
-                    bytes_of(pair.first()?)?.to_vec(),
-                    stream_entries(pair.get(1)?),
-                ))
-            })
-            .collect(),
-        Value::Map(streams) => streams
-            .iter()
-            .filter_map(|(k, v)| Some((bytes_of(k)?.to_vec(), stream_entries(v))))
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// A field of `XINFO STREAM`'s flat reply.
-fn info_field(v: &Value, name: &str) -> Option<String> {
-    match v {
-        Value::Array(flat) => flat
-            .chunks(2)
-            .find(|kv| bytes_of(&kv[0]) == Some(name.as_bytes()))
-            .and_then(|kv| string_of(kv.get(1)?)),
-        Value::Map(map) => map
-            .iter()
-            .find(|(k, _)| bytes_of(k) == Some(name.as_bytes()))
-            .and_then(|(_, v)| string_of(v)),
-        _ => None,
-    }
-}
-
-/// The replay script's `{trimmed-through, entries}`.
-fn parse_replay(v: &Value) -> Result<(u64, Entries), BackplaneError> {
-    let malformed = || BackplaneError("redis: malformed replay reply".to_owned());
-    let Value::Array(parts) = v else {
-        return Err(malformed());
-    };
-    let trimmed = string_of(parts.first().ok_or_else(malformed)?).ok_or_else(malformed)?;
-    // An id `<epoch>-<seq>` (a stream's last deleted entry) or a plain
-    // sequence number (the floor).
-    let trimmed = match trimmed.split_once('-') {
-        Some((_, seq)) => seq.parse().map_err(|_| malformed())?,
-        None => trimmed.parse().map_err(|_| malformed())?,
-    };
-    Ok((trimmed, stream_entries(parts.get(1).ok_or_else(malformed)?)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn bulk(s: &str) -> Value {
-        Value::BulkString(s.as_bytes().to_vec())
-    }
 
     #[test]
     fn shards_spread_topics() {
@@ -1150,46 +714,5 @@ mod tests {
             seen.insert(redis_shard(&format!("topic-{i}"), 8));
         }
         assert_eq!(seen.len(), 8);
-    }
-
-    #[test]
-    fn parses_stream_replies() {
-        let entries = Value::Array(vec![Value::Array(vec![
-            bulk("7-3"),
-            Value::Array(vec![
-                bulk("t"),
-                bulk("news"),
-                bulk("b"),
-                bulk("data: x\n\n"),
-            ]),
-        ])]);
-        let reply = Value::Array(vec![Value::Array(vec![
-            bulk("herald:feed:0"),
-            entries.clone(),
-        ])]);
-        let streams = xread_streams(&reply);
-        assert_eq!(streams.len(), 1);
-        let (id, fields) = &streams[0].1[0];
-        assert_eq!(id, "7-3");
-        assert_eq!(field(fields, b"t"), Some(&b"news"[..]));
-
-        let replay = Value::Array(vec![bulk("7-2"), entries]);
-        let (trimmed, got) = parse_replay(&replay).expect("parses");
-        assert_eq!((trimmed, got.len()), (2, 1));
-        let floor = Value::Array(vec![bulk("40"), Value::Array(vec![])]);
-        assert_eq!(parse_replay(&floor).expect("parses").0, 40);
-        assert!(parse_replay(&Value::Nil).is_err());
-
-        let info = Value::Array(vec![
-            bulk("length"),
-            Value::Int(3),
-            bulk("max-deleted-entry-id"),
-            bulk("7-9"),
-        ]);
-        assert_eq!(
-            info_field(&info, "max-deleted-entry-id").as_deref(),
-            Some("7-9")
-        );
-        assert_eq!(info_field(&info, "length").as_deref(), Some("3"));
     }
 }
