@@ -2,6 +2,7 @@
 //! so `herald-server` with no arguments serves the demo on 127.0.0.1:3000.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -9,6 +10,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::broker::config as broker_defaults;
 use crate::broker::policy::Rule;
 use crate::broker::{BrokerConfig, HeartbeatStyle};
+use crate::{auth, jobs, limits, net, ratelimit};
+
+/// Where the server listens unless told otherwise.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
 
 /// Below this an HS256 secret is weak (RFC 7518 §3.2: at least the hash's size).
 const MIN_SECRET_BYTES: usize = 32;
@@ -62,13 +67,74 @@ pub struct TokenArgs {
     pub ttl_secs: u64,
 }
 
+// The flags come in groups, one per part they configure; each default is
+// the owning module's constant, written once there.
+
 /// Herald: a Server-Sent Events broker and its demo app.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "herald-server", version, about)]
 pub struct Config {
     #[command(subcommand)]
     pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeFlags,
+    #[command(flatten)]
+    pub auth: AuthFlags,
+    #[command(flatten)]
+    pub limits: LimitFlags,
+    #[command(flatten)]
+    pub streams: StreamFlags,
+    #[command(flatten)]
+    pub cluster: ClusterFlags,
+    #[command(flatten)]
+    pub jobs: JobFlags,
+}
 
+/// Where and how connections are served (`crate::net`).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Serving")]
+pub struct ServeFlags {
+    /// Address to listen on.
+    #[arg(long, env = "LEPTOS_SITE_ADDR", default_value = DEFAULT_ADDR)]
+    pub addr: SocketAddr,
+
+    /// Threads writing event streams to their sockets (0: half the cores,
+    /// at least one; the rest serve requests and publishing).
+    #[arg(long, env = "HERALD_FLUSHERS", default_value_t = 0)]
+    pub flushers: usize,
+
+    /// Seconds a client may take to send a request's headers (slowloris
+    /// defence); 0 disables the limit.
+    #[arg(long, env = "HERALD_HEADER_TIMEOUT_SECS", default_value_t = net::DEFAULT_HEADER_TIMEOUT_SECS)]
+    pub header_timeout_secs: u64,
+
+    /// Seconds a write may stall (the peer stopped reading) before the
+    /// connection is closed; 0 disables the limit.
+    #[arg(long, env = "HERALD_IDLE_TIMEOUT_SECS", default_value_t = net::DEFAULT_IDLE_TIMEOUT_SECS)]
+    pub idle_timeout_secs: u64,
+
+    /// Seconds to wait for streams to drain on shutdown.
+    #[arg(long, env = "HERALD_SHUTDOWN_GRACE_SECS", default_value_t = net::DEFAULT_GRACE_SECS)]
+    pub shutdown_grace_secs: u64,
+
+    /// `Access-Control-Allow-Origin` on streams; empty to send none.
+    #[arg(long, env = "HERALD_CORS_ORIGIN", default_value = crate::state::DEFAULT_CORS_ORIGIN)]
+    pub cors_origin: String,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "HERALD_MAX_BODY_BYTES", default_value_t = limits::DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+
+    /// Seconds a client may take to send a request body; 0 waits forever.
+    #[arg(long, env = "HERALD_BODY_TIMEOUT_SECS", default_value_t = limits::DEFAULT_BODY_TIMEOUT_SECS)]
+    pub body_timeout_secs: u64,
+}
+
+/// Who callers are and what they may read and publish (`crate::auth`,
+/// `crate::broker::policy`).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Authentication and topic policy")]
+pub struct AuthFlags {
     /// HS256 secret for tokens. Without it (and without a public key) the
     /// server generates one at start, so only tokens it mints itself verify.
     #[arg(long, env = "HERALD_JWT_SECRET", hide_env_values = true)]
@@ -76,7 +142,11 @@ pub struct Config {
 
     /// PEM public key file for RS256/ES256 tokens (instead of a secret).
     #[arg(long, env = "HERALD_JWT_PUBLIC_KEY")]
-    pub jwt_public_key: Option<std::path::PathBuf>,
+    pub jwt_public_key: Option<PathBuf>,
+
+    /// Algorithm of --jwt-public-key.
+    #[arg(long, env = "HERALD_JWT_ALGORITHM", value_enum, default_value_t = KeyAlgorithm::Rs256)]
+    pub jwt_algorithm: KeyAlgorithm,
 
     /// Accept only tokens whose `aud` claim is this.
     #[arg(long, env = "HERALD_JWT_AUDIENCE")]
@@ -91,12 +161,8 @@ pub struct Config {
     #[arg(long, env = "HERALD_SESSION_SECRET", hide_env_values = true)]
     pub session_secret: Option<String>,
 
-    /// Algorithm of --jwt-public-key.
-    #[arg(long, env = "HERALD_JWT_ALGORITHM", value_enum, default_value_t = KeyAlgorithm::Rs256)]
-    pub jwt_algorithm: KeyAlgorithm,
-
     /// Cookie a token may come in.
-    #[arg(long, env = "HERALD_AUTH_COOKIE", default_value = "herald_token")]
+    #[arg(long, env = "HERALD_AUTH_COOKIE", default_value = auth::DEFAULT_COOKIE)]
     pub auth_cookie: String,
 
     /// Development mode: also accept the documented base64 demo tokens.
@@ -115,7 +181,12 @@ pub struct Config {
     /// Example: `--topic-rule 'tenant:*=owner/app'`.
     #[arg(long = "topic-rule", env = "HERALD_TOPIC_RULES", value_delimiter = ';', value_parser = parse_rule)]
     pub topic_rules: Vec<Rule>,
+}
 
+/// How much any one caller, and everyone together, may hold or send.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Limits")]
+pub struct LimitFlags {
     /// Open connections allowed in all.
     #[arg(long, env = "HERALD_MAX_CONNECTIONS", default_value_t = broker_defaults::DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
@@ -137,29 +208,24 @@ pub struct Config {
     /// Open streams of the multi-stream API (notifications, realtime,
     /// chat, system status) per node; its documented "global connection
     /// limit". 0 for no limit of its own.
-    #[arg(long, env = "HERALD_STREAMS_MAX_CONNECTIONS", default_value_t = crate::limits::DEFAULT_STREAMS_MAX_CONNECTIONS)]
+    #[arg(long, env = "HERALD_STREAMS_MAX_CONNECTIONS", default_value_t = limits::DEFAULT_STREAMS_MAX_CONNECTIONS)]
     pub streams_max_connections: usize,
 
-    /// Unfinished demo jobs one user may have.
-    #[arg(long, env = "HERALD_MAX_JOBS_PER_USER", default_value_t = crate::jobs::DEFAULT_MAX_JOBS_PER_USER)]
-    pub max_jobs_per_user: usize,
+    /// Publishes per second per caller (per user, or per IP when
+    /// anonymous) over HTTP; 0 disables the limit.
+    #[arg(long, env = "HERALD_PUBLISH_RATE", default_value_t = ratelimit::DEFAULT_PUBLISH_RATE)]
+    pub publish_rate: f64,
 
-    /// Unfinished demo jobs in all.
-    #[arg(long, env = "HERALD_MAX_JOBS", default_value_t = crate::jobs::DEFAULT_MAX_JOBS)]
-    pub max_jobs: usize,
+    /// Publishes a caller may make in a burst before the rate applies.
+    #[arg(long, env = "HERALD_PUBLISH_BURST", default_value_t = ratelimit::DEFAULT_PUBLISH_BURST)]
+    pub publish_burst: u32,
+}
 
-    /// Largest request body accepted, in bytes.
-    #[arg(long, env = "HERALD_MAX_BODY_BYTES", default_value_t = crate::limits::DEFAULT_MAX_BODY_BYTES)]
-    pub max_body_bytes: usize,
-
-    /// Seconds a client may take to send a request body; 0 waits forever.
-    #[arg(long, env = "HERALD_BODY_TIMEOUT_SECS", default_value_t = crate::limits::DEFAULT_BODY_TIMEOUT_SECS)]
-    pub body_timeout_secs: u64,
-
-    /// Address to listen on.
-    #[arg(long, env = "LEPTOS_SITE_ADDR", default_value = "127.0.0.1:3000")]
-    pub addr: SocketAddr,
-
+/// What every stream carries besides events: heartbeats, the retry hint,
+/// history for resume, and how far behind a reader may fall.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Streams")]
+pub struct StreamFlags {
     /// Seconds between heartbeats; 0 disables them.
     #[arg(long, env = "HERALD_HEARTBEAT_SECS", default_value_t = broker_defaults::DEFAULT_HEARTBEAT_SECS as f64)]
     pub heartbeat_secs: f64,
@@ -169,71 +235,34 @@ pub struct Config {
     pub heartbeat_style: HeartbeatFlag,
 
     /// Frames a client may have queued before it is disconnected as too slow.
-    #[arg(long, env = "HERALD_BUFFER_SIZE", default_value_t = 100)]
+    #[arg(long, env = "HERALD_BUFFER_SIZE", default_value_t = broker_defaults::DEFAULT_EVENT_BUFFER)]
     pub buffer_size: usize,
 
     /// Events kept per topic for Last-Event-ID resume.
-    #[arg(long, env = "HERALD_HISTORY_SIZE", default_value_t = 1000)]
+    #[arg(long, env = "HERALD_HISTORY_SIZE", default_value_t = broker_defaults::DEFAULT_HISTORY_SIZE)]
     pub history_size: usize,
 
     /// Seconds an event stays resumable.
-    #[arg(long, env = "HERALD_HISTORY_SECS", default_value_t = 300)]
+    #[arg(long, env = "HERALD_HISTORY_SECS", default_value_t = broker_defaults::DEFAULT_HISTORY_SECS)]
     pub history_secs: u64,
 
     /// `retry:` hint sent to clients, in milliseconds.
-    #[arg(long, env = "HERALD_RETRY_MS", default_value_t = 1000)]
+    #[arg(long, env = "HERALD_RETRY_MS", default_value_t = broker_defaults::DEFAULT_RETRY_MS)]
     pub retry_ms: u64,
+}
 
-    /// `Access-Control-Allow-Origin` on streams; empty to send none.
-    #[arg(long, env = "HERALD_CORS_ORIGIN", default_value = "*")]
-    pub cors_origin: String,
-
-    /// Seconds a write may stall (the peer stopped reading) before the
-    /// connection is closed; 0 disables the limit.
-    #[arg(long, env = "HERALD_IDLE_TIMEOUT_SECS", default_value_t = 60)]
-    pub idle_timeout_secs: u64,
-
+/// Several nodes on one shared log.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Cluster")]
+pub struct ClusterFlags {
     /// The shared log of several nodes: `redis://host:port[/db]`, or
     /// `memory` (the default) for one node on its own.
     #[arg(long = "backplane", env = "HERALD_REDIS_URL", default_value = "memory")]
     pub backplane: String,
 
     /// Prefix of every Redis key (several clusters can share one Redis).
-    #[arg(long, env = "HERALD_REDIS_PREFIX", default_value = "herald:")]
+    #[arg(long, env = "HERALD_REDIS_PREFIX", default_value = crate::broker::DEFAULT_REDIS_PREFIX)]
     pub redis_prefix: String,
-
-    /// Publishes per second per caller (per user, or per IP when
-    /// anonymous) over HTTP; 0 disables the limit.
-    #[arg(long, env = "HERALD_PUBLISH_RATE", default_value_t = crate::ratelimit::DEFAULT_PUBLISH_RATE)]
-    pub publish_rate: f64,
-
-    /// Publishes a caller may make in a burst before the rate applies.
-    #[arg(long, env = "HERALD_PUBLISH_BURST", default_value_t = crate::ratelimit::DEFAULT_PUBLISH_BURST)]
-    pub publish_burst: u32,
-
-    /// Seconds a client may take to send a request's headers (slowloris
-    /// defence); 0 disables the limit.
-    #[arg(long, env = "HERALD_HEADER_TIMEOUT_SECS", default_value_t = 10)]
-    pub header_timeout_secs: u64,
-
-    /// Threads writing event streams to their sockets (0: half the cores,
-    /// at least one; the rest serve requests and publishing).
-    #[arg(long, env = "HERALD_FLUSHERS", default_value_t = 0)]
-    pub flushers: usize,
-
-    /// Milliseconds per progress step of the demo job workers.
-    #[arg(long, env = "HERALD_JOB_STEP_MS", default_value_t = 500)]
-    pub job_step_ms: u64,
-
-    /// Job workers in this process (0: none here; with Redis, worker
-    /// processes or other nodes run the jobs).
-    #[arg(long, env = "HERALD_JOB_WORKERS", default_value_t = crate::jobs::DEFAULT_WORKERS)]
-    pub job_workers: usize,
-
-    /// With Redis: seconds a job's worker may go without a sign of life
-    /// (it gives one every step) before another worker takes the job over.
-    #[arg(long, env = "HERALD_JOB_VISIBILITY_SECS", default_value_t = crate::jobs::DEFAULT_VISIBILITY.as_secs_f64())]
-    pub job_visibility_secs: f64,
 
     /// This node's name in the cluster's status readings (default: drawn
     /// at start, `node-<8 hex>`).
@@ -241,25 +270,64 @@ pub struct Config {
     pub node_id: Option<String>,
 
     /// Seconds between `status` events on `/system/status/stream`.
-    #[arg(long, env = "HERALD_STATUS_SECS", default_value_t = 5.0)]
+    #[arg(long, env = "HERALD_STATUS_SECS", default_value_t = crate::apps::system::DEFAULT_STATUS_SECS)]
     pub status_secs: f64,
+}
 
-    /// Seconds to wait for streams to drain on shutdown.
-    #[arg(long, env = "HERALD_SHUTDOWN_GRACE_SECS", default_value_t = 5)]
-    pub shutdown_grace_secs: u64,
+/// The demo job queue (`crate::jobs`).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Jobs")]
+pub struct JobFlags {
+    /// Job workers in this process (0: none here; with Redis, worker
+    /// processes or other nodes run the jobs).
+    #[arg(long, env = "HERALD_JOB_WORKERS", default_value_t = jobs::DEFAULT_WORKERS)]
+    pub job_workers: usize,
+
+    /// Milliseconds per progress step of the demo job workers.
+    #[arg(long, env = "HERALD_JOB_STEP_MS", default_value_t = jobs::DEFAULT_STEP_MS)]
+    pub job_step_ms: u64,
+
+    /// With Redis: seconds a job's worker may go without a sign of life
+    /// (it gives one every step) before another worker takes the job over.
+    #[arg(long, env = "HERALD_JOB_VISIBILITY_SECS", default_value_t = jobs::DEFAULT_VISIBILITY.as_secs_f64())]
+    pub job_visibility_secs: f64,
+
+    /// Unfinished demo jobs one user may have.
+    #[arg(long, env = "HERALD_MAX_JOBS_PER_USER", default_value_t = jobs::DEFAULT_MAX_JOBS_PER_USER)]
+    pub max_jobs_per_user: usize,
+
+    /// Unfinished demo jobs in all.
+    #[arg(long, env = "HERALD_MAX_JOBS", default_value_t = jobs::DEFAULT_MAX_JOBS)]
+    pub max_jobs: usize,
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading the JWT public key {}: {source}", .path.display())]
+    ReadKey {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Key(#[from] crate::auth::KeyError),
 }
 
 impl Config {
     /// The token verifier this configuration asks for.
-    pub fn verifier(&self) -> anyhow::Result<crate::auth::Verifier> {
-        use crate::auth::Verifier;
-        let verifier = if let Some(path) = &self.jwt_public_key {
-            let pem = std::fs::read(path)?;
-            match self.jwt_algorithm {
+    pub fn verifier(&self) -> Result<auth::Verifier, ConfigError> {
+        use auth::Verifier;
+        let a = &self.auth;
+        let verifier = if let Some(path) = &a.jwt_public_key {
+            let pem = std::fs::read(path).map_err(|source| ConfigError::ReadKey {
+                path: path.clone(),
+                source,
+            })?;
+            match a.jwt_algorithm {
                 KeyAlgorithm::Rs256 => Verifier::rs256(&pem)?,
                 KeyAlgorithm::Es256 => Verifier::es256(&pem)?,
             }
-        } else if let Some(secret) = self.jwt_secret.as_deref().filter(|s| !s.is_empty()) {
+        } else if let Some(secret) = a.jwt_secret.as_deref().filter(|s| !s.is_empty()) {
             if secret.len() < MIN_SECRET_BYTES {
                 tracing::warn!(
                     bytes = secret.len(),
@@ -272,18 +340,16 @@ impl Config {
             let secret: [u8; 32] = rand::random();
             Verifier::hs256(&secret)
         };
-        let mut verifier = verifier
-            .dev_mode(self.dev)
-            .cookie_name(self.auth_cookie.clone());
-        if let Some(key) = self.session_secret.as_deref().filter(|s| !s.is_empty()) {
-            verifier = verifier.session_key(crate::auth::SessionKey::derive(key.as_bytes()));
-        } else if self.jwt_public_key.is_some() {
+        let mut verifier = verifier.dev_mode(a.dev).cookie_name(a.auth_cookie.clone());
+        if let Some(key) = a.session_secret.as_deref().filter(|s| !s.is_empty()) {
+            verifier = verifier.session_key(auth::SessionKey::derive(key.as_bytes()));
+        } else if a.jwt_public_key.is_some() {
             tracing::warn!("no HERALD_SESSION_SECRET: session cookies are signed with a key of this process only (set one shared by every node)");
         }
-        if let Some(aud) = self.jwt_audience.as_deref().filter(|s| !s.is_empty()) {
+        if let Some(aud) = a.jwt_audience.as_deref().filter(|s| !s.is_empty()) {
             verifier = verifier.audience(aud);
         }
-        if let Some(iss) = self.jwt_issuer.as_deref().filter(|s| !s.is_empty()) {
+        if let Some(iss) = a.jwt_issuer.as_deref().filter(|s| !s.is_empty()) {
             verifier = verifier.issuer(iss);
         }
         Ok(verifier)
@@ -291,17 +357,32 @@ impl Config {
 
     /// The write idle timeout, if enabled.
     pub fn idle_timeout(&self) -> Option<Duration> {
-        (self.idle_timeout_secs > 0).then(|| Duration::from_secs(self.idle_timeout_secs))
+        secs_unless_zero(self.serve.idle_timeout_secs)
+    }
+
+    /// How long a request body may take, if limited.
+    pub fn body_timeout(&self) -> Option<Duration> {
+        secs_unless_zero(self.serve.body_timeout_secs)
+    }
+
+    /// `Access-Control-Allow-Origin` for the streams, if any.
+    pub fn cors_origin(&self) -> Option<String> {
+        Some(self.serve.cors_origin.clone()).filter(|o| !o.is_empty())
+    }
+
+    /// How often the status stream reports.
+    pub fn status_every(&self) -> Duration {
+        Duration::from_secs_f64(self.cluster.status_secs.max(0.1))
     }
 
     /// The Redis options, when `--backplane` names a Redis.
     pub fn redis(&self) -> Option<crate::broker::RedisOptions> {
-        let url = self.backplane.trim();
+        let url = self.cluster.backplane.trim();
         if url.is_empty() || url == "memory" {
             return None;
         }
         let mut options = crate::broker::RedisOptions::new(url);
-        options.prefix = self.redis_prefix.clone();
+        options.prefix = self.cluster.redis_prefix.clone();
         let broker = self.broker();
         options.history = crate::broker::HistoryLimits {
             max_events: broker.history_size,
@@ -311,50 +392,54 @@ impl Config {
     }
 
     /// The job queue's settings.
-    pub fn jobs(&self) -> crate::jobs::JobSettings {
-        crate::jobs::JobSettings {
-            workers: self.job_workers,
-            step: Duration::from_millis(self.job_step_ms),
-            max_per_user: self.max_jobs_per_user,
-            max_unfinished: self.max_jobs,
+    pub fn job_settings(&self) -> jobs::JobSettings {
+        jobs::JobSettings {
+            workers: self.jobs.job_workers,
+            step: Duration::from_millis(self.jobs.job_step_ms),
+            max_per_user: self.jobs.max_jobs_per_user,
+            max_unfinished: self.jobs.max_jobs,
         }
     }
 
     /// How long a Redis job's worker may stay silent.
     pub fn job_visibility(&self) -> Duration {
-        Duration::from_secs_f64(self.job_visibility_secs.max(0.001))
+        Duration::from_secs_f64(self.jobs.job_visibility_secs.max(0.001))
     }
 
     /// How connections are served.
-    pub fn serve_options(&self) -> crate::net::ServeOptions {
-        crate::net::ServeOptions {
-            header_read_timeout: (self.header_timeout_secs > 0)
-                .then(|| Duration::from_secs(self.header_timeout_secs)),
-            grace: Duration::from_secs(self.shutdown_grace_secs),
-            flushers: self.flushers,
+    pub fn serve_options(&self) -> net::ServeOptions {
+        net::ServeOptions {
+            header_read_timeout: secs_unless_zero(self.serve.header_timeout_secs),
+            grace: Duration::from_secs(self.serve.shutdown_grace_secs),
+            flushers: self.serve.flushers,
         }
     }
 
     /// The broker part of the configuration.
     pub fn broker(&self) -> BrokerConfig {
+        let (s, l) = (&self.streams, &self.limits);
         BrokerConfig {
-            event_buffer_size: self.buffer_size.max(1),
-            heartbeat_interval: Duration::from_secs_f64(self.heartbeat_secs.max(0.0)),
-            heartbeat_style: match self.heartbeat_style {
+            event_buffer_size: s.buffer_size.max(1),
+            heartbeat_interval: Duration::from_secs_f64(s.heartbeat_secs.max(0.0)),
+            heartbeat_style: match s.heartbeat_style {
                 HeartbeatFlag::Event => HeartbeatStyle::Event,
                 HeartbeatFlag::Comment => HeartbeatStyle::Comment,
             },
-            history_size: self.history_size,
-            history_max_age: Duration::from_secs(self.history_secs),
-            retry_hint_ms: self.retry_ms,
-            max_connections: self.max_connections,
-            max_connections_per_user: self.max_connections_per_user,
-            max_connections_per_ip: self.max_connections_per_ip,
-            max_topics: self.max_topics,
-            topic_rules: self.topic_rules.clone(),
-            open_publishing: self.anonymous_publish || self.dev,
-            node_id: self.node_id.clone(),
+            history_size: s.history_size,
+            history_max_age: Duration::from_secs(s.history_secs),
+            retry_hint_ms: s.retry_ms,
+            max_connections: l.max_connections,
+            max_connections_per_user: l.max_connections_per_user,
+            max_connections_per_ip: l.max_connections_per_ip,
+            max_topics: l.max_topics,
+            topic_rules: self.auth.topic_rules.clone(),
+            open_publishing: self.auth.anonymous_publish || self.auth.dev,
+            node_id: self.cluster.node_id.clone(),
             ..BrokerConfig::default()
         }
     }
+}
+
+fn secs_unless_zero(secs: u64) -> Option<Duration> {
+    (secs > 0).then(|| Duration::from_secs(secs))
 }

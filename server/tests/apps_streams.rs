@@ -348,8 +348,8 @@ async fn seed002_chat_stream_carries_room_events_only() {
 async fn seed002_connection_limits_are_the_documented_defaults() {
     use clap::Parser;
     let config = herald_server::config::Config::parse_from(["herald-server"]);
-    assert_eq!(config.streams_max_connections, 1000);
-    assert_eq!(config.max_connections_per_user, 5);
+    assert_eq!(config.limits.streams_max_connections, 1000);
+    assert_eq!(config.limits.max_connections_per_user, 5);
     assert_eq!(
         config.broker().heartbeat_interval,
         std::time::Duration::from_secs(30)

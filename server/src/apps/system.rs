@@ -217,6 +217,9 @@ fn cpu_text(percent: Option<f64>) -> String {
     percent.map_or_else(|| "n/a".to_owned(), |p| format!("{p:.0}%"))
 }
 
+/// Seconds between `status` events on `/system/status/stream`.
+pub const DEFAULT_STATUS_SECS: f64 = 5.0;
+
 /// Every `every`: reads this node's status, reports it, and — on the node
 /// with the lowest id among those reporting — publishes the cluster's
 /// `status` event. Runs until the broker is gone.

@@ -106,6 +106,9 @@ impl std::fmt::Debug for Verifier {
     }
 }
 
+/// The cookie a token may come in unless configured otherwise.
+pub const DEFAULT_COOKIE: &str = "herald_token";
+
 /// Why a verifier could not be built.
 #[derive(Debug, Error)]
 #[error("invalid JWT key: {0}")]
@@ -153,7 +156,7 @@ impl Verifier {
             validation,
             signing,
             dev: false,
-            cookie: "herald_token".to_owned(),
+            cookie: DEFAULT_COOKIE.to_owned(),
             session: SessionKey::random(),
         }
     }

@@ -74,7 +74,9 @@ use std::time::{Duration, Instant};
 use herald_shared::wire::Event;
 use herald_shared::SseEvent;
 
-pub use self::redis::{redis_shard, RedisBackplane, RedisOptions};
+pub use self::redis::{
+    redis_shard, RedisBackplane, RedisOptions, DEFAULT_PREFIX as DEFAULT_REDIS_PREFIX,
+};
 pub use backplane::{
     frame_with_id, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Fanout, Matched, Page,
     Replay, Sink, MAX_TOPICS_PER_EVENT,

@@ -11,7 +11,7 @@ pub mod store;
 
 pub use queue::{
     job_topic, owner_topic, JobError, JobQueue, JobSettings, Snapshot, DEFAULT_MAX_JOBS,
-    DEFAULT_MAX_JOBS_PER_USER, DEFAULT_VISIBILITY, DEFAULT_WORKERS,
+    DEFAULT_MAX_JOBS_PER_USER, DEFAULT_STEP_MS, DEFAULT_VISIBILITY, DEFAULT_WORKERS,
 };
 pub use redis_store::RedisStore;
 pub use store::{JobKind, JobRecord, JobSpec, JobStore, Limits, OwnerGuard, Taken};

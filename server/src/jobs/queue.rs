@@ -31,6 +31,8 @@ pub use crate::broker::names::{job as job_topic, jobs_of as owner_topic};
 pub const DEFAULT_MAX_JOBS_PER_USER: usize = 10;
 /// Unfinished jobs in all.
 pub const DEFAULT_MAX_JOBS: usize = 1000;
+/// Milliseconds per progress step of the demo jobs.
+pub const DEFAULT_STEP_MS: u64 = 500;
 /// Job workers per process.
 pub const DEFAULT_WORKERS: usize = 4;
 /// How long a worker may go without renewing its hold on a job before
@@ -58,7 +60,7 @@ impl Default for JobSettings {
     fn default() -> Self {
         JobSettings {
             workers: DEFAULT_WORKERS,
-            step: Duration::from_millis(500),
+            step: Duration::from_millis(DEFAULT_STEP_MS),
             max_per_user: DEFAULT_MAX_JOBS_PER_USER,
             max_unfinished: DEFAULT_MAX_JOBS,
         }

@@ -25,7 +25,9 @@ mod socket;
 
 pub use direct::{count_bytes_written, DirectStream};
 pub use rewind::Rewind;
-pub use serve::{serve, ServeOptions};
+pub use serve::{
+    serve, ServeOptions, DEFAULT_GRACE_SECS, DEFAULT_HEADER_TIMEOUT_SECS, DEFAULT_IDLE_TIMEOUT_SECS,
+};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};

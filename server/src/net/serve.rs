@@ -36,6 +36,13 @@ use super::event_stream::{self, After, First, Writer};
 use super::flusher::Flusher;
 use super::{GuardedListener, IdleGuard, Rewind};
 
+/// Seconds a client may take to send a request's headers.
+pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
+/// Seconds open connections get to finish after shutdown begins.
+pub const DEFAULT_GRACE_SECS: u64 = 5;
+/// Seconds a write may stall before its connection is closed.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
+
 /// Connection-level settings of [`serve`].
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -53,8 +60,8 @@ pub struct ServeOptions {
 impl Default for ServeOptions {
     fn default() -> Self {
         ServeOptions {
-            header_read_timeout: Some(Duration::from_secs(10)),
-            grace: Duration::from_secs(5),
+            header_read_timeout: Some(Duration::from_secs(DEFAULT_HEADER_TIMEOUT_SECS)),
+            grace: Duration::from_secs(DEFAULT_GRACE_SECS),
             flushers: 0,
         }
     }

@@ -24,12 +24,17 @@ pub async fn healthz(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "status": status, "backplane": backplane }))
 }
 
-/// Installs the Prometheus recorder for this process (once, in `main`) and
-/// returns the handle `/metrics` renders. Publish latency is a histogram
-/// with buckets from 50 µs to 1 s.
+/// Installs the Prometheus recorder for this process (once, in `main`,
+/// inside the runtime) and returns the handle `/metrics` renders. Publish
+/// latency is a histogram with buckets from 50 µs to 1 s.
+///
+/// Histogram samples wait in the recorder until drained: by a scrape of
+/// `/metrics`, or by the upkeep task this starts. Without it a server
+/// nobody scrapes keeps every publish's latency sample (8 bytes each,
+/// forever).
 pub fn install_prometheus() -> Result<metrics_exporter_prometheus::PrometheusHandle, String> {
     use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
-    PrometheusBuilder::new()
+    let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(
             Matcher::Full("herald_publish_duration_seconds".to_owned()),
             &[
@@ -37,7 +42,16 @@ pub fn install_prometheus() -> Result<metrics_exporter_prometheus::PrometheusHan
             ],
         )
         .and_then(|b| b.install_recorder())
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
 }
 
 /// Prometheus text: the broker's counters and gauges as of now, plus what

@@ -104,11 +104,14 @@ pub struct RedisOptions {
     pub history: HistoryLimits,
 }
 
+/// Prepended to every key unless configured otherwise.
+pub const DEFAULT_PREFIX: &str = "herald:";
+
 impl RedisOptions {
     pub fn new(url: impl Into<String>) -> Self {
         RedisOptions {
             url: url.into(),
-            prefix: "herald:".to_owned(),
+            prefix: DEFAULT_PREFIX.to_owned(),
             shards: 8,
             feed_len: 100_000,
             history: HistoryLimits::default(),
@@ -248,6 +251,28 @@ impl Shared {
 }
 
 impl RedisBackplane {
+    /// [`connect`](Self::connect), retrying with backoff for up to
+    /// `within`: nodes and Redis often start together (a compose file, a
+    /// test), and a node should not lose that race.
+    pub async fn connect_within(
+        options: RedisOptions,
+        within: Duration,
+    ) -> Result<Self, BackplaneError> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match Self::connect(options.clone()).await {
+                Ok(backplane) => return Ok(backplane),
+                Err(e) if tokio::time::Instant::now() + delay < deadline => {
+                    tracing::warn!(error = %e, "redis not reachable yet; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Connects (failing if Redis cannot be reached now) and reads or
     /// creates the log's epoch. The feed reader starts when the broker
     /// attaches.
