@@ -16,4 +16,5 @@ pub mod ratelimit;
 pub mod router;
 pub mod routes;
 pub mod state;
+pub mod sync;
 pub mod web;

@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::sync::lock;
+
 /// Publishes per second per caller, sustained (`--publish-rate`).
 pub const DEFAULT_PUBLISH_RATE: f64 = 100.0;
 /// Publishes a caller may make at once (`--publish-burst`).
@@ -100,7 +102,7 @@ impl RateLimiter {
         if !self.is_enabled() || n <= 0.0 {
             return Ok(());
         }
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut buckets = lock(&self.buckets);
         if buckets.len() > SWEEP_ABOVE {
             let (rate, burst) = (self.rate, self.burst);
             buckets.retain(|_, b| refilled(b, now, rate, burst) < burst);

@@ -163,8 +163,7 @@ fn kind_from(segment: &str) -> Result<JobKind, ApiError> {
 }
 
 fn message(m: &JobMessage) -> Result<Event, ApiError> {
-    m.to_event()
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+    m.to_event().map_err(ApiError::encoding)
 }
 
 fn connected(job_id: &str, what: &str) -> Result<Event, ApiError> {

@@ -130,7 +130,7 @@ fn named(kind: &str, data: &impl Serialize) -> Result<Event, ApiError> {
     if kind.is_empty() {
         return Err(ApiError::bad_request("\"type\" must not be empty"));
     }
-    let data = serde_json::to_string(data).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let data = serde_json::to_string(data).map_err(ApiError::encoding)?;
     Ok(Event::data(data).event(kind))
 }
 

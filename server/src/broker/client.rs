@@ -13,6 +13,8 @@ use super::replay::ReplayCursor;
 use super::topic::Topic;
 use super::{BrokerError, SSEBroker};
 
+use crate::sync::lock;
+
 /// Events written from history to resuming clients.
 pub(crate) static REPLAYED: std::sync::LazyLock<metrics::Counter> =
     std::sync::LazyLock::new(|| metrics::counter!("herald_events_replayed_total"));
@@ -132,7 +134,7 @@ impl Queue {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
         // Each update is a push, a pop or a flag: never half done.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
 
     /// Queues `d`; a full queue evicts the client instead (see
@@ -356,7 +358,7 @@ impl ClientState {
 
     fn lock_topics(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Topic>>> {
         // Every update is one push, remove or take.
-        self.topics.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.topics)
     }
 
     /// Notes that it is on `topic`.

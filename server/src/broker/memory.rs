@@ -20,6 +20,8 @@ use super::claims::{ClaimTable, Claimed, ClientClaim};
 use super::id::{Epoch, EventId};
 use super::{read, write};
 
+use crate::sync::lock;
+
 /// How much history each topic keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HistoryLimits {
@@ -91,10 +93,6 @@ impl std::fmt::Debug for MemoryBackplane {
     }
 }
 
-fn lock(log: &Mutex<Log>) -> std::sync::MutexGuard<'_, Log> {
-    log.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl MemoryBackplane {
     /// A log with a fresh random epoch.
     ///
@@ -117,7 +115,7 @@ impl MemoryBackplane {
 
     fn claims(&self) -> std::sync::MutexGuard<'_, ClaimTable> {
         // Every update is one insert, field change or retain.
-        self.claims.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.claims)
     }
 
     fn log(&self, topic: &str) -> Arc<Mutex<Log>> {

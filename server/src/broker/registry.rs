@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use super::{read, write, BrokerError, ClientState};
 
+use crate::sync::lock;
+
 /// Who a connection counts against besides the global limit.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Group {
@@ -41,7 +43,7 @@ impl Registry {
 
     fn groups(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
         // Every update is one increment or decrement.
-        self.groups.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.groups)
     }
 
     /// Adds `client` within the limits (`max` in all, its group's own);

@@ -19,6 +19,8 @@ use bytes::Bytes;
 use super::client::{ClientState, Delivery, Offered};
 use super::stats::Stats;
 
+use crate::sync::lock;
+
 /// A topic's local subscribers.
 #[derive(Debug, Default)]
 enum Subscribers {
@@ -47,7 +49,7 @@ impl Topic {
     fn lock(&self) -> MutexGuard<'_, Subscribers> {
         // Every update is one insert or remove: a panic elsewhere cannot
         // leave the set half-changed, so a poisoned lock is taken over.
-        self.subscribers.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.subscribers)
     }
 
     /// This topic's identity in a [`Delivery`] (stable while it has subscribers).

@@ -2,7 +2,7 @@
 //! by worker tasks of this process. The default without Redis.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use herald_shared::events::JobState;
 use tokio::sync::{mpsc, watch};
@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, watch};
 use super::store::{JobRecord, JobSpec, JobStore, Limits, OwnerGuard, Taken};
 use super::JobError;
 use crate::broker::BoxFuture;
+use crate::sync::lock;
 
 /// Finished jobs kept for polling, at most.
 const KEEP_FINISHED: usize = 10_000;
@@ -41,11 +42,6 @@ impl Default for LocalStore {
             publishing: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every update is one insert, field change or retain.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn ready<'a, T: Send + 'a>(value: T) -> BoxFuture<'a, T> {

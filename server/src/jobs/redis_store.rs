@@ -32,6 +32,7 @@ use tokio::sync::watch;
 use super::store::{JobRecord, JobSpec, JobStore, Limits, OwnerGuard, Taken};
 use super::JobError;
 use crate::broker::BoxFuture;
+use crate::sync::lock;
 
 /// Owners remembered for the topic policy's synchronous lookups, at most.
 const OWNER_CACHE: usize = 10_000;
@@ -170,7 +171,7 @@ impl RedisStore {
     }
 
     fn remember_owner(&self, id: &str, owner: &str) {
-        let mut owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
+        let mut owners = lock(&self.owners);
         if owners.len() >= OWNER_CACHE {
             owners.clear();
         }
@@ -256,11 +257,7 @@ impl JobStore for RedisStore {
     }
 
     fn owner_now(&self, id: &str) -> Option<String> {
-        self.owners
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned()
+        lock(&self.owners).get(id).cloned()
     }
 
     fn lock_owner<'a>(&'a self, owner: &'a str) -> BoxFuture<'a, Result<OwnerGuard, JobError>> {

@@ -6,6 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 use crate::broker::Subscription;
+use crate::sync::lock;
 
 /// The subscription behind an event-stream response, for whoever writes
 /// the response first to take: the accept loop, to write it directly, or
@@ -21,7 +22,7 @@ impl DirectStream {
     /// The subscription, unless the body or another caller took it.
     pub fn take(&self) -> Option<Subscription> {
         // Taking is one `Option::take`: never half done.
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+        lock(&self.0).take()
     }
 }
 

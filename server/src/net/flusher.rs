@@ -25,7 +25,7 @@
 
 use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -35,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::socket::{chunk_size_line, peer_closed, writable_within};
 use crate::broker::{Ready, Subscription};
+use crate::sync::lock;
 
 /// Frames one write may carry (well under the kernel's 1024 iovecs).
 const MAX_BATCH: usize = 256;
@@ -60,11 +61,6 @@ struct Shard {
 struct ShardState {
     dirty: Vec<Arc<Conn>>,
     stopped: bool,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every critical section here is a push, a swap or a flag.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Flusher {
@@ -122,7 +118,7 @@ impl Flusher {
                     Ready::Queued => schedule(&dirty, &weak, &shard),
                     Ready::Full => {
                         if let Some(conn) = weak.upgrade() {
-                            conn.flush_for_flusher(&mut Vec::new());
+                            conn.flush_now(&mut Vec::new());
                         }
                     }
                     // The task ends the stream, even if it is waiting for
@@ -192,7 +188,7 @@ impl Shard {
             }
             for conn in batch.drain(..) {
                 conn.dirty.store(false, Ordering::Release);
-                conn.flush_for_flusher(&mut frames);
+                conn.flush_now(&mut frames);
             }
         }
     }
@@ -255,9 +251,12 @@ enum Flushed {
 }
 
 impl Conn {
-    /// A flush on a flusher thread, or on the publishing thread when the
-    /// client's queue is full.
-    fn flush_for_flusher(&self, frames: &mut Vec<Bytes>) {
+    /// One pass that never waits: writes what the socket takes now and
+    /// hands anything left (a full socket, a replay, the end) to the
+    /// connection's task. Run by a flusher thread, and by the publishing
+    /// thread when the client's queue is full — the last chance before
+    /// eviction costs that thread non-blocking writes, never a wait.
+    fn flush_now(&self, frames: &mut Vec<Bytes>) {
         let mut state = lock(&self.state);
         if state.blocked || state.outcome.is_some() || state.sub.is_none() {
             return;
@@ -333,7 +332,7 @@ impl Conn {
     /// The connection's task: sleeps until a flush needs it.
     async fn serve(&self, idle: Option<Duration>, stopping: &CancellationToken) -> io::Result<()> {
         // The greeting (and any replay) goes out at once.
-        Box::pin(self.flush_from_task(idle)).await?;
+        Box::pin(self.flush_until_drained(idle)).await?;
         // What the peer sends while its stream is open (it should send
         // nothing; a pipelined request is dropped with the connection).
         let mut ignored = Vec::new();
@@ -374,15 +373,15 @@ impl Conn {
             };
             match next {
                 Next::Look => {}
-                Next::Drain => Box::pin(self.flush_from_task(idle)).await?,
+                Next::Drain => Box::pin(self.flush_until_drained(idle)).await?,
                 Next::Replay => {
                     Box::pin(self.read_replay()).await?;
-                    Box::pin(self.flush_from_task(idle)).await?;
+                    Box::pin(self.flush_until_drained(idle)).await?;
                 }
                 Next::Stop => {
                     // Shutdown closed the broker's streams first: what they
                     // queued last (a retry hint) still goes out.
-                    Box::pin(self.flush_from_task(idle)).await?;
+                    Box::pin(self.flush_until_drained(idle)).await?;
                     let _ = self.tcp.try_write(b"0\r\n\r\n");
                     return Ok(());
                 }
@@ -417,7 +416,7 @@ impl Conn {
     /// eviction ends the wait at once). Boxed where it is awaited: its
     /// timer and readiness future are only needed while a socket is full,
     /// and an idle stream should not carry them.
-    async fn flush_from_task(&self, idle: Option<Duration>) -> io::Result<()> {
+    async fn flush_until_drained(&self, idle: Option<Duration>) -> io::Result<()> {
         loop {
             let woken = self.task.notified();
             tokio::pin!(woken);

@@ -34,6 +34,11 @@ impl ApiError {
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, message)
     }
+    /// An event the server built could not be encoded: the server's fault,
+    /// so 500 wherever it happens (as [`BrokerError::Serialize`]).
+    pub fn encoding(e: serde_json::Error) -> Self {
+        BrokerError::Serialize(e.to_string()).into()
+    }
 }
 
 impl IntoResponse for ApiError {

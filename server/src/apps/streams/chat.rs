@@ -159,9 +159,7 @@ async fn send(
         message: body.message,
         timestamp: crate::clock::now_rfc3339(),
     };
-    let event = message
-        .to_event()
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let event = message.to_event().map_err(ApiError::encoding)?;
     let topic = room_topic(&message.room_id);
     Ok(Json(
         super::publish(&state, &caller, &topic, &message.id, event).await?,
@@ -193,9 +191,7 @@ async fn typing(
         username: user.display_name().to_owned(),
         is_typing: body.is_typing,
     };
-    let event = typing
-        .to_event()
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let event = typing.to_event().map_err(ApiError::encoding)?;
     let topic = room_topic(&typing.room_id);
     let id = crate::random::token(8);
     Ok(Json(

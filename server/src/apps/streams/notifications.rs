@@ -70,7 +70,7 @@ async fn send(
     n.id = crate::random::token(8);
     n.timestamp = crate::clock::now_rfc3339();
     n.user_id = body.user_id;
-    let data = serde_json::to_string(&n).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let data = serde_json::to_string(&n).map_err(ApiError::encoding)?;
     let id = n.id.clone();
     let answer =
         super::publish(&state, &caller, &topic, &id, Event::data(data).event(name)).await?;

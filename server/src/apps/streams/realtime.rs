@@ -77,7 +77,7 @@ async fn update(
         data: body.data,
         timestamp: crate::clock::now_rfc3339(),
     };
-    let data = serde_json::to_string(&entity).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let data = serde_json::to_string(&entity).map_err(ApiError::encoding)?;
     let id = crate::random::token(8);
     let answer = super::publish(&state, &caller, TOPIC, &id, Event::data(data).event(name)).await?;
     Ok(Json(answer))

@@ -5,6 +5,8 @@
 
 use super::{now_ms, Shared, CONNECTION_TTL, REFRESH_EVERY};
 
+use crate::sync::lock;
+
 /// Keeps this node's connections counted and their client ids held:
 /// re-scores and re-expires them before they expire.
 pub(super) async fn refresh_connections(shared: std::sync::Weak<Shared>) {
@@ -12,20 +14,8 @@ pub(super) async fn refresh_connections(shared: std::sync::Weak<Shared>) {
     loop {
         tick.tick().await;
         let Some(s) = shared.upgrade() else { return };
-        let admitted: Vec<(String, String)> = s
-            .admitted
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .cloned()
-            .collect();
-        let claimed: Vec<(String, String)> = s
-            .claimed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .cloned()
-            .collect();
+        let admitted: Vec<(String, String)> = lock(&s.admitted).iter().cloned().collect();
+        let claimed: Vec<(String, String)> = lock(&s.claimed).iter().cloned().collect();
         if admitted.is_empty() && claimed.is_empty() {
             continue;
         }

@@ -12,14 +12,14 @@ use super::reply::{field, info_field, xread_streams, Fields};
 use super::{unavailable, Shared, READ_BATCH, READ_BLOCK_MS};
 use crate::broker::backplane::BackplaneError;
 use crate::broker::id::EventId;
+use crate::sync::lock;
 
 /// The feed reader: one per node, for as long as the process runs.
 pub(super) async fn read_feed(s: Arc<Shared>) {
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(1)))
         .set_response_timeout(Some(Duration::from_millis(READ_BLOCK_MS + 3000)));
-    let mut positions: Option<Vec<String>> =
-        s.start.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let mut positions: Option<Vec<String>> = lock(&s.start).take();
     // The epoch the positions belong to (publishes may learn of a new
     // epoch first: the reader must still notice its positions are stale).
     let mut reader_epoch = s.epoch.load(Ordering::Relaxed);

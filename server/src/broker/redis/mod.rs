@@ -87,6 +87,7 @@ use crate::broker::backplane::{
 use crate::broker::claims::{Claimed, ClientClaim};
 use crate::broker::id::{Epoch, EventId};
 use crate::broker::memory::HistoryLimits;
+use crate::sync::lock;
 
 /// How to reach Redis and lay out the keys.
 #[derive(Debug, Clone)]
@@ -223,7 +224,7 @@ impl Shared {
         if self.healthy.swap(false, Ordering::Relaxed) {
             tracing::warn!(error = %e, "redis backplane unavailable");
         }
-        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.0.clone());
+        *lock(&self.last_error) = Some(e.0.clone());
     }
 
     /// Records the epoch an id or Redis reported.
@@ -557,7 +558,7 @@ impl Backplane for RedisBackplane {
             // whatever it held is numbered below the counter's value from
             // `max_age` ago: that value becomes the floor for absent topics.
             let floor = {
-                let mut samples = s.samples.lock().unwrap_or_else(|p| p.into_inner());
+                let mut samples = lock(&s.samples);
                 samples.push_back((Instant::now(), seq.unwrap_or(0)));
                 let mut floor = None;
                 while samples
@@ -591,11 +592,7 @@ impl Backplane for RedisBackplane {
             error: if ok {
                 None
             } else {
-                self.shared
-                    .last_error
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone()
+                lock(&self.shared.last_error).clone()
             },
         }
     }
@@ -624,10 +621,7 @@ impl Backplane for RedisBackplane {
                 .await
                 .map_err(unavailable)?;
             if admitted == 1 {
-                s.admitted
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert((user.to_owned(), member.to_owned()));
+                lock(&s.admitted).insert((user.to_owned(), member.to_owned()));
             }
             Ok(admitted == 1)
         })
@@ -663,10 +657,7 @@ impl Backplane for RedisBackplane {
                 other => return Err(BackplaneError(format!("redis: claim answered {other:?}"))),
             };
             if claimed != Claimed::Refused {
-                s.claimed
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert((id.to_owned(), claim.holder.to_owned()));
+                lock(&s.claimed).insert((id.to_owned(), claim.holder.to_owned()));
             }
             Ok(claimed)
         })
@@ -674,10 +665,7 @@ impl Backplane for RedisBackplane {
 
     fn release_client(&self, id: &str, holder: &str, keep_for: Duration) {
         let s = self.shared.clone();
-        s.claimed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&(id.to_owned(), holder.to_owned()));
+        lock(&s.claimed).remove(&(id.to_owned(), holder.to_owned()));
         let (key, holder) = (s.key(&format!("cid:{id}")), holder.to_owned());
         let keep = (keep_for.as_millis() as u64).max(1);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -702,11 +690,7 @@ impl Backplane for RedisBackplane {
 
     fn release(&self, user: &str, member: &str) {
         let s = self.shared.clone();
-        let was_admitted = s
-            .admitted
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&(user.to_owned(), member.to_owned()));
+        let was_admitted = lock(&s.admitted).remove(&(user.to_owned(), member.to_owned()));
         if !was_admitted {
             return;
         }
