@@ -14,6 +14,10 @@ use crate::{auth, jobs, limits, net, ratelimit};
 
 /// Where the server listens unless told otherwise.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
+/// `Access-Control-Allow-Origin` on streams unless configured otherwise.
+pub const DEFAULT_CORS_ORIGIN: &str = "*";
+/// Seconds between `status` events on `/system/status/stream`.
+pub const DEFAULT_STATUS_SECS: f64 = 5.0;
 
 /// Below this an HS256 secret is weak (RFC 7518 §3.2: at least the hash's size).
 const MIN_SECRET_BYTES: usize = 32;
@@ -118,7 +122,7 @@ pub struct ServeFlags {
     pub shutdown_grace_secs: u64,
 
     /// `Access-Control-Allow-Origin` on streams; empty to send none.
-    #[arg(long, env = "HERALD_CORS_ORIGIN", default_value = crate::state::DEFAULT_CORS_ORIGIN)]
+    #[arg(long, env = "HERALD_CORS_ORIGIN", default_value = DEFAULT_CORS_ORIGIN)]
     pub cors_origin: String,
 
     /// Largest request body accepted, in bytes.
@@ -270,7 +274,7 @@ pub struct ClusterFlags {
     pub node_id: Option<String>,
 
     /// Seconds between `status` events on `/system/status/stream`.
-    #[arg(long, env = "HERALD_STATUS_SECS", default_value_t = crate::apps::system::DEFAULT_STATUS_SECS)]
+    #[arg(long, env = "HERALD_STATUS_SECS", default_value_t = DEFAULT_STATUS_SECS)]
     pub status_secs: f64,
 }
 

@@ -5,13 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::broker::{BackplaneError, SSEBroker};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, DEFAULT_CORS_ORIGIN};
 use crate::jobs::{JobError, JobQueue, RedisStore};
 use crate::limits::{self, ConnectionCap};
 use crate::ratelimit::{self, RateLimiter};
-
-/// `Access-Control-Allow-Origin` on streams unless configured otherwise.
-pub const DEFAULT_CORS_ORIGIN: &str = "*";
 
 /// How long a node waits for Redis at start: nodes and Redis often start
 /// together (a compose file, a test), and a node should not lose that race.

@@ -113,7 +113,7 @@ async fn maintenance(
         timestamp: crate::clock::now_rfc3339(),
     }
     .to_event()
-    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    .map_err(ApiError::encoding)?;
     let id = caller
         .publish(&state, Publishing::Raw, &[TOPIC], event)
         .await?;
@@ -216,9 +216,6 @@ fn memory_text(bytes: Option<u64>) -> String {
 fn cpu_text(percent: Option<f64>) -> String {
     percent.map_or_else(|| "n/a".to_owned(), |p| format!("{p:.0}%"))
 }
-
-/// Seconds between `status` events on `/system/status/stream`.
-pub const DEFAULT_STATUS_SECS: f64 = 5.0;
 
 /// Every `every`: reads this node's status, reports it, and — on the node
 /// with the lowest id among those reporting — publishes the cluster's
