@@ -209,6 +209,47 @@ async fn my_jobs_streams_every_job_of_the_caller_only() {
     }
 }
 
+/// What others published on `jobs:alice` before her stream opened (a
+/// token whose publish claim names the topic may) is history, not news: a
+/// fresh stream goes live after it, and numbers on from there.
+#[tokio::test]
+async fn a_fresh_my_jobs_stream_does_not_replay_what_came_before_it() {
+    let server = server(Duration::from_millis(20)).await;
+    let publisher = Verifier::hs256(SECRET)
+        .mint("ops", 600, None, Some(vec!["jobs:*".to_owned()]))
+        .expect("mint");
+    let publish = |n: u32| {
+        let (server, publisher) = (&server, &publisher);
+        async move {
+            let resp = reqwest::Client::new()
+                .post(server.url("/_sse/publish"))
+                .bearer_auth(publisher)
+                .json(&json!({"topic": "jobs:alice", "event": "note", "data": n.to_string()}))
+                .send()
+                .await
+                .expect("publish");
+            let (status, body) = read_json(resp).await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+    publish(1).await;
+    publish(2).await;
+    let mut mine = SseStream::request(
+        reqwest::Client::new()
+            .get(server.url("/api/v1/sse/jobs/my"))
+            .bearer_auth(jwt("alice")),
+    )
+    .await;
+    let first = mine.next_event().await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&first.data).expect("JSON")["type"],
+        "connected"
+    );
+    publish(3).await;
+    let note = mine.next_named("note").await;
+    assert_eq!(note.data, "3", "1 and 2 came before the stream");
+}
+
 #[tokio::test]
 async fn only_the_owner_may_follow_a_job() {
     let server = server(Duration::from_millis(200)).await;

@@ -269,10 +269,25 @@ impl JobQueue {
         }))
     }
 
-    /// The owner's unfinished jobs, and where `jobs:<owner>` stood.
+    /// The owner's unfinished jobs, and where a fresh stream of
+    /// `jobs:<owner>` goes live from.
     pub async fn running_for(&self, owner: &str) -> Result<(Vec<JobState>, EventId), JobError> {
-        let (running, at) = self.inner.store.running_for(owner).await?;
-        Ok((running, self.id(at)))
+        let store = &self.inner.store;
+        // Under the owner's lock none of their updates is between its
+        // publish and its record, so every event up to the log's head is
+        // either in the snapshot or not the job engine's: anything else on
+        // the owner's topic (a publish-claim token's event) is history a
+        // fresh stream must not replay.
+        let _quiet = store.lock_owner(owner).await?;
+        let head = self
+            .inner
+            .broker
+            .backplane()
+            .head()
+            .await
+            .map_err(BrokerError::from)?;
+        let (running, at) = store.running_for(owner).await?;
+        Ok((running, self.id(at.max(head))))
     }
 
     fn id(&self, seq: u64) -> EventId {
