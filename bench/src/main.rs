@@ -61,9 +61,14 @@ enum Cmd {
 
 #[derive(Args)]
 struct TargetArgs {
-    /// herald, naive-axum or nchan.
+    /// herald, herald-chat, herald-jobs, naive-axum or nchan.
     #[arg(long, default_value = "herald")]
     kind: String,
+    /// herald-chat and herald-jobs: a token for user `bench` whose publish
+    /// claim covers `chat:bench` / `jobs:bench` (`herald-server token --sub
+    /// bench --publish 'chat:*' --publish 'jobs:*'`).
+    #[arg(long)]
+    token: Option<String>,
     #[arg(long, default_value = "127.0.0.1:3000")]
     addr: SocketAddr,
     /// The server's pid, for memory and CPU readings.
@@ -78,11 +83,17 @@ struct TargetArgs {
 
 impl TargetArgs {
     fn target(&self) -> anyhow::Result<Target> {
-        let kind = Kind::parse(&self.kind).context("kind: herald, naive-axum or nchan")?;
+        let kind = Kind::parse(&self.kind)
+            .context("kind: herald, herald-chat, herald-jobs, naive-axum or nchan")?;
+        if kind.needs_token() && self.token.is_none() {
+            bail!("--kind {} needs --token", kind.name());
+        }
         Ok(Target {
             kind,
             addr: self.addr,
             pid: self.pid,
+            // Once per process: see `Target::token`.
+            token: self.token.clone().map(|t| &*Box::leak(t.into_boxed_str())),
         })
     }
 }
@@ -111,6 +122,11 @@ struct CompareArgs {
     /// Leave out nginx + Nchan.
     #[arg(long)]
     no_nchan: bool,
+    /// Also measure two Herald app routes written by the same stream path
+    /// as `/_sse/connect`: a chat stream and a job stream (rows
+    /// herald-chat, herald-jobs; their ratios to herald should be ~1).
+    #[arg(long)]
+    herald_routes: bool,
     /// Loopback source addresses (a compare run opens ~165 000 connections).
     #[arg(long, default_value_t = 16)]
     sources: usize,
@@ -272,17 +288,19 @@ fn sibling(name: &str) -> anyhow::Result<PathBuf> {
 async fn start(kind: Kind, args: &CompareArgs) -> anyhow::Result<Server> {
     let addr = free_addr()?;
     let (child, dir) = match kind {
-        Kind::Herald => {
-            let bin = match &args.herald_bin {
-                Some(b) => b.clone(),
-                None => sibling("herald-server")?,
-            };
+        Kind::Herald | Kind::HeraldChat | Kind::HeraldJobs => {
+            let bin = herald_bin(args)?;
+            // The same server for every Herald row: only the route differs.
             let child = Command::new(&bin)
                 .args(["--addr", &addr.to_string()])
                 .args(["--anonymous-publish", "--publish-rate", "0"])
                 .args(["--max-connections", "100000", "--status-secs", "3600"])
-                // Every generated subscriber comes from a few loopback addresses.
+                // Every generated subscriber comes from a few loopback
+                // addresses, and the app routes' are all user `bench`.
                 .args(["--max-connections-per-ip", "0"])
+                .args(["--max-connections-per-user", "0"])
+                .args(["--streams-max-connections", "0"])
+                .env("HERALD_JWT_SECRET", BENCH_SECRET)
                 .env("RUST_LOG", "warn")
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -326,17 +344,51 @@ async fn start(kind: Kind, args: &CompareArgs) -> anyhow::Result<Server> {
         }
     };
     let pid = child.id();
+    let token = match kind.needs_token() {
+        true => Some(mint_token(args)?),
+        false => None,
+    };
     let server = Server {
         target: Target {
             kind,
             addr,
             pid: Some(pid),
+            token,
         },
         child,
         _dir: dir,
     };
     wait_listening(addr).await?;
     Ok(server)
+}
+
+/// The HS256 secret of the Herald servers `compare` starts (loopback only).
+const BENCH_SECRET: &str = "herald-bench-secret-for-loopback-runs-only";
+
+fn herald_bin(args: &CompareArgs) -> anyhow::Result<PathBuf> {
+    match &args.herald_bin {
+        Some(b) => Ok(b.clone()),
+        None => sibling("herald-server"),
+    }
+}
+
+/// A token for user `bench` that may publish the app routes' topics,
+/// minted by `herald-server token` with the servers' secret. Leaked: see
+/// `Target::token` (one per server started).
+fn mint_token(args: &CompareArgs) -> anyhow::Result<&'static str> {
+    let bin = herald_bin(args)?;
+    let out = Command::new(&bin)
+        .args(["token", "--sub", herald_bench::target::BENCH_USER])
+        .args(["--publish", "chat:*", "--publish", "jobs:*"])
+        .env("HERALD_JWT_SECRET", BENCH_SECRET)
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("minting a token with {}", bin.display()))?;
+    if !out.status.success() {
+        bail!("herald-server token failed: {}", out.status);
+    }
+    let token = String::from_utf8(out.stdout)?.trim().to_owned();
+    Ok(Box::leak(token.into_boxed_str()))
 }
 
 struct Row {
@@ -404,7 +456,11 @@ async fn compare(args: CompareArgs, fd_limit: u64) -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         load.trim()
     );
-    let mut kinds = vec![Kind::Herald, Kind::NaiveAxum];
+    let mut kinds = vec![Kind::Herald];
+    if args.herald_routes {
+        kinds.extend([Kind::HeraldChat, Kind::HeraldJobs]);
+    }
+    kinds.push(Kind::NaiveAxum);
     if !args.no_nchan {
         kinds.push(Kind::Nchan);
     }
@@ -462,7 +518,7 @@ async fn compare(args: CompareArgs, fd_limit: u64) -> anyhow::Result<()> {
         print!("{:>14}", kind.name());
     }
     for (kind, _) in rows.iter().skip(1) {
-        print!("{:>18}", format!("herald/{}", kind.name()));
+        print!("{:>20}", format!("herald/{}", kind.name()));
     }
     println!();
     for (name, get, unit) in &metrics {
@@ -476,7 +532,7 @@ async fn compare(args: CompareArgs, fd_limit: u64) -> anyhow::Result<()> {
                 (Some(h), Some(b)) if *b > 0.0 => format!("{:.2}×", h / b),
                 _ => "n/a".into(),
             };
-            print!("{ratio:>18}");
+            print!("{ratio:>20}");
         }
         println!();
     }
