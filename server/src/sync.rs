@@ -1,7 +1,7 @@
-//! One rule for the standard library's mutexes, used by every module that
+//! One rule for the standard library's locks, used by every module that
 //! holds one.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Locks `m`, even if a thread panicked while holding it.
 ///
@@ -26,4 +26,14 @@ use std::sync::{Mutex, MutexGuard};
 /// ```
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// [`lock`]'s rule for a read lock.
+pub fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// [`lock`]'s rule for a write lock.
+pub fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

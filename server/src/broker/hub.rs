@@ -23,7 +23,8 @@ use super::names;
 use super::policy::TopicPolicy;
 use super::stats::Stats;
 use super::topic::Topic;
-use super::{read, write, Sink};
+use super::Sink;
+use crate::sync::{read, write};
 
 /// See the module docs.
 pub(crate) struct Hub {
@@ -182,9 +183,10 @@ impl Hub {
                     reached.insert(Arc::as_ptr(c))
                 });
             }
+            let readers = self.policy.readers(name);
             for w in wildcards.into_iter().flat_map(|w| w.matching(name)) {
                 w.deliver(seq, frame.clone(), &self.stats, |c| {
-                    self.policy.may_read(&c.principal, name) && reached.insert(Arc::as_ptr(c))
+                    readers.admit(&c.principal) && reached.insert(Arc::as_ptr(c))
                 });
             }
         }
@@ -202,12 +204,22 @@ impl Sink for Hub {
             return;
         }
         let wildcards = read(&self.wildcards);
-        match topics {
-            [topic] if wildcards.matching(topic).next().is_none() => {
-                self.deliver_one(topic, seq, frame)
+        if let [topic] = topics {
+            let mut matching = wildcards.matching(topic);
+            match (matching.next(), matching.next()) {
+                (None, _) => return self.deliver_one(topic, seq, frame),
+                // One way to reach anyone (the usual case: followers of
+                // `chat:*`, nobody on the room itself): nobody can be
+                // reached twice, so no set of whom it reached.
+                (Some(w), None) if self.existing(topic).is_none() => {
+                    let readers = self.policy.readers(topic);
+                    w.deliver(seq, frame, &self.stats, |c| readers.admit(&c.principal));
+                    return;
+                }
+                _ => {}
             }
-            _ => self.deliver_each_once(topics, Some(&wildcards), seq, frame),
         }
+        self.deliver_each_once(topics, Some(&wildcards), seq, frame)
     }
 
     fn lost(&self) {

@@ -18,7 +18,7 @@ use super::backplane::{
 };
 use super::claims::{ClaimTable, Claimed, ClientClaim};
 use super::id::{Epoch, EventId};
-use super::{read, write};
+use crate::sync::{read, write};
 
 use crate::sync::lock;
 

@@ -68,7 +68,7 @@ mod replay;
 mod stats;
 mod topic;
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use herald_shared::wire::Event;
@@ -139,14 +139,6 @@ struct Inner {
     registry: registry::Registry,
     started: Instant,
     node_id: String,
-}
-
-pub(crate) fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|e| e.into_inner())
-}
-
-pub(crate) fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(|e| e.into_inner())
 }
 
 impl SSEBroker {

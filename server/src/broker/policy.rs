@@ -59,6 +59,7 @@ use std::sync::{Arc, RwLock};
 
 use super::pattern::any_matches;
 use super::BrokerError;
+use crate::sync::{read, write};
 
 /// Event names the server itself speaks on a stream (and clients act on):
 /// nobody publishes them, not even code in this process.
@@ -341,6 +342,46 @@ fn builtin() -> Vec<Rule> {
 /// Says who owns the resource a topic names (the name without its prefix).
 pub type OwnerLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
+/// Who may read one topic: [`TopicPolicy::readers`].
+pub struct Readers<'a> {
+    topic: &'a str,
+    rule: &'a Rule,
+    /// The name after the rule's prefix (`alice` of `jobs:alice`).
+    rest: &'a str,
+    /// For an [`Read::OwnerLookup`] rule, whom the lookup named.
+    owner: Option<String>,
+}
+
+impl Readers<'_> {
+    /// Does the rule admit `who`, and does their `subscribe` claim, if
+    /// any, match the topic?
+    pub fn admit(&self, who: &Principal) -> bool {
+        self.rule_admits(who) && self.claim_allows(who)
+    }
+
+    fn claim_allows(&self, who: &Principal) -> bool {
+        who.subscribe
+            .as_deref()
+            .is_none_or(|patterns| any_matches(patterns, self.topic))
+    }
+
+    fn rule_admits(&self, who: &Principal) -> bool {
+        let rest = Some(self.rest);
+        match &self.rule.read {
+            Read::Anyone => true,
+            Read::Authenticated => who.is_authenticated(),
+            Read::Owner => who.user_id.as_deref() == rest,
+            Read::OwnerLookup => {
+                who.is_authenticated() && self.owner.is_some() && self.owner == who.user_id
+            }
+            Read::Role(role) => who.has_role(role),
+            Read::Assigned(Assigned::User) => who.user_id.as_deref() == rest,
+            Read::Assigned(Assigned::Session) => who.session_id.as_deref() == rest,
+            Read::Assigned(Assigned::Connection) | Read::Nobody => false,
+        }
+    }
+}
+
 /// The table, plus the owner lookups apps register. See the module docs.
 pub struct TopicPolicy {
     /// Most specific first.
@@ -414,10 +455,7 @@ impl TopicPolicy {
     /// Registers who owns what an [`Read::OwnerLookup`] rule's topics name
     /// (`pattern` as in the table, e.g. `job:*`); replaces an earlier one.
     pub fn set_owner_lookup(&self, pattern: &str, lookup: OwnerLookup) {
-        self.lookups
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(pattern.to_owned(), lookup);
+        write(&self.lookups).insert(pattern.to_owned(), lookup);
     }
 
     /// May `who` ask for `topic` on a stream (`/_sse/connect`,
@@ -484,45 +522,33 @@ impl TopicPolicy {
     /// Is `who` a reader of `topic`? [`check_read`](Self::check_read)
     /// without the error: asked per event for wildcard subscribers.
     pub fn may_read(&self, who: &Principal, topic: &str) -> bool {
-        self.admits(who, topic).0 && self.claim_allows(who, topic)
+        self.readers(topic).admit(who)
     }
 
-    /// Whether the rule for `topic` admits `who`, and that rule.
-    fn admits(&self, who: &Principal, topic: &str) -> (bool, &Rule) {
+    /// The readers of `topic`, its rule (and owner, for a looked-up one)
+    /// resolved once: one event's check of every subscriber of a wildcard.
+    pub fn readers<'a>(&'a self, topic: &'a str) -> Readers<'a> {
         let (rule, rest) = self.rule_for(topic);
-        let admitted = match &rule.read {
-            Read::Anyone => true,
-            Read::Authenticated => who.is_authenticated(),
-            Read::Owner => who.user_id.as_deref() == Some(rest),
-            Read::OwnerLookup => {
-                let owner = self
-                    .lookups
-                    .read()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(&rule.pattern())
-                    .and_then(|lookup| lookup(rest));
-                who.is_authenticated() && owner.is_some() && owner == who.user_id
-            }
-            Read::Role(role) => who.has_role(role),
-            Read::Assigned(Assigned::User) => who.user_id.as_deref() == Some(rest),
-            Read::Assigned(Assigned::Session) => who.session_id.as_deref() == Some(rest),
-            Read::Assigned(Assigned::Connection) | Read::Nobody => false,
+        let owner = match rule.read {
+            Read::OwnerLookup => read(&self.lookups)
+                .get(&rule.pattern())
+                .and_then(|lookup| lookup(rest)),
+            _ => None,
         };
-        (admitted, rule)
-    }
-
-    /// Whether `who`'s `subscribe` claim, if any, matches `topic`.
-    fn claim_allows(&self, who: &Principal, topic: &str) -> bool {
-        who.subscribe
-            .as_deref()
-            .is_none_or(|patterns| any_matches(patterns, topic))
+        Readers {
+            topic,
+            rule,
+            rest,
+            owner,
+        }
     }
 
     /// Is `who` a reader of `topic`: its rule admits them (assigned topics:
     /// they are its user or session) and their `subscribe` claim matches?
     pub fn check_read(&self, who: &Principal, topic: &str) -> Result<(), BrokerError> {
-        let (admitted, rule) = self.admits(who, topic);
-        if !admitted {
+        let readers = self.readers(topic);
+        if !readers.rule_admits(who) {
+            let rule = readers.rule;
             return Err(if who.is_authenticated() {
                 BrokerError::ReadDenied {
                     topic: topic.to_owned(),
@@ -532,7 +558,7 @@ impl TopicPolicy {
                 BrokerError::NeedsToken(topic.to_owned())
             });
         }
-        if !self.claim_allows(who, topic) {
+        if !readers.claim_allows(who) {
             return Err(BrokerError::TopicNotAllowed(topic.to_owned()));
         }
         Ok(())

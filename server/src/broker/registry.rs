@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use super::{read, write, BrokerError, ClientState};
+use super::{BrokerError, ClientState};
+use crate::sync::{read, write};
 
 use crate::sync::lock;
 
