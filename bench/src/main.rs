@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
+use herald_bench::stream::Reader;
 use herald_bench::target::{Kind, Target};
 use herald_bench::workload::{self, FanoutOpts, FanoutReport, IdleReport};
 use herald_bench::{client, proc};
@@ -33,6 +34,9 @@ enum Cmd {
         /// Events per second (flat out when absent).
         #[arg(long)]
         rate: Option<f64>,
+        /// How subscribers read (see `stream.rs`).
+        #[arg(long, value_enum, default_value_t = Reader::Raw)]
+        reader: Reader,
     },
     /// N idle connections held T seconds: memory per connection.
     Idle {
@@ -127,6 +131,12 @@ struct CompareArgs {
     /// herald-chat, herald-jobs; their ratios to herald should be ~1).
     #[arg(long)]
     herald_routes: bool,
+    /// How subscribers read, comma-separated: `raw` (the cheap reader),
+    /// `hyper` (a hyper client per subscriber, slower, so server sockets
+    /// fill as with real clients). Each reader gets its own fan-out runs
+    /// and rows.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "raw")]
+    readers: Vec<Reader>,
     /// Loopback source addresses (a compare run opens ~165 000 connections).
     #[arg(long, default_value_t = 16)]
     sources: usize,
@@ -146,12 +156,14 @@ fn main() -> anyhow::Result<()> {
                 subscribers,
                 events,
                 rate,
+                reader,
             } => {
                 let opts = FanoutOpts {
                     subscribers,
                     events,
                     rate,
                     sources: target.sources,
+                    reader,
                 };
                 let report = workload::fanout(target.target()?, &opts).await?;
                 print_fanout(&report);
@@ -219,12 +231,15 @@ fn churn_summary(rss: &[(u64, u64)]) -> Option<String> {
 }
 
 fn print_fanout(r: &FanoutReport) {
+    let per_event = r.server_micros_per_event().map_or_else(String::new, |us| {
+        format!(" ({us:.2} µs per delivered event)")
+    });
     let lat = r
         .latency
         .map(|l| format!("p50 {} µs  p99 {} µs  max {} µs", l.p50, l.p99, l.max))
         .unwrap_or_default();
     println!(
-        "{} subscribers: {} delivered in {:.2} s = {:.0} events/s; {lat}; lost {} dup {} reordered {}; generator CPU {:.2} s, server CPU {}",
+        "{} subscribers: {} delivered in {:.2} s = {:.0} events/s; {lat}; lost {} dup {} reordered {}; generator CPU {:.2} s, server CPU {}{per_event}",
         r.subscribers,
         r.delivered,
         r.elapsed.as_secs_f64(),
@@ -391,44 +406,58 @@ fn mint_token(args: &CompareArgs) -> anyhow::Result<&'static str> {
     Ok(Box::leak(token.into_boxed_str()))
 }
 
+/// One server's figures: per reader its flat-out median and paced run,
+/// and memory per idle connection.
 struct Row {
+    runs: Vec<ReaderRuns>,
+    idle: IdleReport,
+}
+
+struct ReaderRuns {
     flat: FanoutReport,
     paced: FanoutReport,
-    idle: IdleReport,
 }
 
 async fn measure(kind: Kind, args: &CompareArgs) -> anyhow::Result<Row> {
     let server = start(kind, args).await?;
     let t = server.target;
     eprintln!("== {} on {}", kind.name(), t.addr);
-    let mut flats = Vec::new();
-    for _ in 0..args.runs.max(1) {
-        let flat = workload::fanout(
+    let mut runs = Vec::new();
+    for &reader in &args.readers {
+        let mut flats = Vec::new();
+        for _ in 0..args.runs.max(1) {
+            let flat = workload::fanout(
+                t,
+                &FanoutOpts {
+                    subscribers: args.subscribers,
+                    events: args.events,
+                    rate: None,
+                    sources: args.sources,
+                    reader,
+                },
+            )
+            .await?;
+            eprint!("{} reader: ", reader.name());
+            print_fanout(&flat);
+            flats.push(flat);
+        }
+        flats.sort_by(|a, b| a.delivered_per_sec.total_cmp(&b.delivered_per_sec));
+        let flat = flats.swap_remove(flats.len() / 2);
+        let paced = workload::fanout(
             t,
             &FanoutOpts {
                 subscribers: args.subscribers,
-                events: args.events,
-                rate: None,
+                events: (args.rate * 5.0) as u64,
+                rate: Some(args.rate),
                 sources: args.sources,
+                reader,
             },
         )
         .await?;
-        print_fanout(&flat);
-        flats.push(flat);
+        eprint!("{} reader: ", reader.name());
+        print_fanout(&paced);
+        runs.push(ReaderRuns { flat, paced });
     }
-    flats.sort_by(|a, b| a.delivered_per_sec.total_cmp(&b.delivered_per_sec));
-    let flat = flats.swap_remove(flats.len() / 2);
-    let paced = workload::fanout(
-        t,
-        &FanoutOpts {
-            subscribers: args.subscribers,
-            events: (args.rate * 5.0) as u64,
-            rate: Some(args.rate),
-            sources: args.sources,
-        },
-    )
-    .await?;
-    print_fanout(&paced);
     // Memory per connection on a fresh process: what the fan-out runs
     // allocated would otherwise blur the baseline reading.
     drop(server);
@@ -441,18 +470,23 @@ async fn measure(kind: Kind, args: &CompareArgs) -> anyhow::Result<Row> {
     )
     .await?;
     print_idle(&idle);
-    Ok(Row { flat, paced, idle })
+    Ok(Row { runs, idle })
 }
 
 async fn compare(args: CompareArgs, fd_limit: u64) -> anyhow::Result<()> {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "herald-bench compare: {} subscribers, {} events flat out (median of {} runs), {} events/s paced, {} idle; {} cores; fd limit {fd_limit}; load {}",
+        "herald-bench compare: {} subscribers, {} events flat out (median of {} runs), {} events/s paced, {} idle; readers {}; {} cores; fd limit {fd_limit}; load {}",
         args.subscribers,
         args.events,
         args.runs.max(1),
         args.rate,
         args.idle,
+        args.readers
+            .iter()
+            .map(|r| r.name())
+            .collect::<Vec<_>>()
+            .join(", "),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         load.trim()
     );
@@ -469,51 +503,76 @@ async fn compare(args: CompareArgs, fd_limit: u64) -> anyhow::Result<()> {
         rows.push((*kind, measure(*kind, &args).await?));
     }
 
-    let cell = |v: f64, unit: &str| format!("{v:.1}{unit}");
-    type Metric<'a> = (&'a str, Box<dyn Fn(&Row) -> Option<f64>>, &'a str);
-    let metrics: Vec<Metric> = vec![
-        (
-            "delivered events/s (flat out)",
-            Box::new(|r: &Row| Some(r.flat.delivered_per_sec / 1000.0)),
+    let cell = |v: f64, unit: &str| format!("{v:.2}{unit}");
+    type Get = Box<dyn Fn(&Row) -> Option<f64>>;
+    let mut metrics: Vec<(String, Get, &str)> = Vec::new();
+    for (i, reader) in args.readers.iter().enumerate() {
+        // With one reader the rows keep their plain names.
+        let by = match args.readers.len() {
+            1 => String::new(),
+            _ => format!(", {} reader", reader.name()),
+        };
+        let flat = move |r: &Row| r.runs.get(i).map(|x| x.flat.clone());
+        let paced = move |r: &Row| r.runs.get(i).map(|x| x.paced.clone());
+        metrics.push((
+            format!("delivered events/s (flat out{by})"),
+            Box::new(move |r| flat(r).map(|f| f.delivered_per_sec / 1000.0)),
             "k",
-        ),
-        (
-            "p99 latency, flat out",
-            Box::new(|r: &Row| r.flat.latency.map(|l| l.p99 as f64 / 1000.0)),
-            " ms",
-        ),
-        (
-            "p50 latency, paced",
-            Box::new(|r: &Row| r.paced.latency.map(|l| l.p50 as f64 / 1000.0)),
-            " ms",
-        ),
-        (
-            "p99 latency, paced",
-            Box::new(|r: &Row| r.paced.latency.map(|l| l.p99 as f64 / 1000.0)),
-            " ms",
-        ),
-        (
-            "memory per idle connection",
-            Box::new(|r: &Row| r.idle.bytes_per_connection.map(|b| b / 1024.0)),
-            " KiB",
-        ),
-        (
-            "server CPU, flat out",
-            Box::new(|r: &Row| r.flat.server_cpu.map(|c| c.as_secs_f64())),
-            " s",
-        ),
-        (
-            "lost + dup + reordered",
-            Box::new(|r: &Row| {
-                let i = |f: &FanoutReport| {
-                    (f.integrity.lost + f.integrity.duplicated + f.integrity.out_of_order) as f64
-                };
-                Some(i(&r.flat) + i(&r.paced))
+        ));
+        metrics.push((
+            format!("server µs per event, flat out{by}"),
+            Box::new(move |r| flat(r).and_then(|f| f.server_micros_per_event())),
+            " µs",
+        ));
+        metrics.push((
+            format!("p99 latency, flat out{by}"),
+            Box::new(move |r| {
+                flat(r)
+                    .and_then(|f| f.latency)
+                    .map(|l| l.p99 as f64 / 1000.0)
             }),
-            "",
-        ),
-    ];
-    print!("\n{:<32}", "");
+            " ms",
+        ));
+        metrics.push((
+            format!("server µs per event, paced{by}"),
+            Box::new(move |r| paced(r).and_then(|f| f.server_micros_per_event())),
+            " µs",
+        ));
+        metrics.push((
+            format!("p50 latency, paced{by}"),
+            Box::new(move |r| {
+                paced(r)
+                    .and_then(|f| f.latency)
+                    .map(|l| l.p50 as f64 / 1000.0)
+            }),
+            " ms",
+        ));
+        metrics.push((
+            format!("p99 latency, paced{by}"),
+            Box::new(move |r| {
+                paced(r)
+                    .and_then(|f| f.latency)
+                    .map(|l| l.p99 as f64 / 1000.0)
+            }),
+            " ms",
+        ));
+    }
+    metrics.push((
+        "memory per idle connection".to_owned(),
+        Box::new(|r: &Row| r.idle.bytes_per_connection.map(|b| b / 1024.0)),
+        " KiB",
+    ));
+    metrics.push((
+        "lost + dup + reordered".to_owned(),
+        Box::new(|r: &Row| {
+            let i = |f: &FanoutReport| {
+                (f.integrity.lost + f.integrity.duplicated + f.integrity.out_of_order) as f64
+            };
+            Some(r.runs.iter().map(|x| i(&x.flat) + i(&x.paced)).sum())
+        }),
+        "",
+    ));
+    print!("\n{:<44}", "");
     for (kind, _) in &rows {
         print!("{:>14}", kind.name());
     }
@@ -522,7 +581,7 @@ async fn compare(args: CompareArgs, fd_limit: u64) -> anyhow::Result<()> {
     }
     println!();
     for (name, get, unit) in &metrics {
-        print!("{name:<32}");
+        print!("{name:<44}");
         let values: Vec<Option<f64>> = rows.iter().map(|(_, r)| get(r)).collect();
         for v in &values {
             print!("{:>14}", v.map_or("n/a".into(), |v| cell(v, unit)));
@@ -536,12 +595,16 @@ async fn compare(args: CompareArgs, fd_limit: u64) -> anyhow::Result<()> {
         }
         println!();
     }
-    println!(
-        "\ngenerator CPU (flat out): {}",
-        rows.iter()
-            .map(|(k, r)| format!("{} {:.2} s", k.name(), r.flat.generator_cpu.as_secs_f64()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    for (i, reader) in args.readers.iter().enumerate() {
+        println!(
+            "\ngenerator CPU (flat out, {} reader): {}",
+            reader.name(),
+            rows.iter()
+                .filter_map(|(k, r)| r.runs.get(i).map(|x| (k, x)))
+                .map(|(k, x)| format!("{} {:.2} s", k.name(), x.flat.generator_cpu.as_secs_f64()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     Ok(())
 }

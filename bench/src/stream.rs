@@ -1,15 +1,28 @@
-//! A subscriber's event stream over a raw TCP socket.
+//! A subscriber's event stream, read one of two ways ([`Reader`]).
 //!
-//! One task per subscriber reads its socket, undoes the chunked framing and
-//! hands the bytes to the parser: no HTTP client library in between, so
-//! no second task and no channel hop per read. With 10 000 subscribers on
-//! the same two cores as the server, the generator must cost as little per
-//! event as possible, or it, not the server, sets the figures.
+//! The raw reader: one task per subscriber reads its socket, undoes the
+//! chunked framing and hands the bytes to the parser; no HTTP client
+//! library in between, so no second task and no channel hop per read. With
+//! 10 000 subscribers on the same two cores as the server, the generator
+//! must cost as little per event as possible, or it, not the server, sets
+//! the figures.
+//!
+//! The hyper reader: a hyper HTTP/1 client connection per subscriber (its
+//! connection task plus the reading task, a body frame per read), as a
+//! typical Rust client reads. It is slower, so the server's socket buffers
+//! fill and its writes go partial — closer to what a browser on a real
+//! network makes a server do.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{handshake, SendRequest};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -18,25 +31,99 @@ const MAX_HEAD: usize = 16 * 1024;
 /// Bytes read per `read` call.
 const READ_SIZE: usize = 16 * 1024;
 
+/// How subscribers read their streams (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Reader {
+    Raw,
+    Hyper,
+}
+
+impl Reader {
+    pub fn name(self) -> &'static str {
+        match self {
+            Reader::Raw => "raw",
+            Reader::Hyper => "hyper",
+        }
+    }
+}
+
 /// An open event stream, after a `200`.
 pub struct EventStream {
-    tcp: TcpStream,
-    read: Vec<u8>,
+    source: Source,
     out: Vec<u8>,
-    /// `None`: the body runs until the connection closes.
-    chunks: Option<Dechunker>,
     /// Body bytes that arrived with the head, not yet handed out.
     primed: bool,
     ended: bool,
 }
 
+enum Source {
+    Raw {
+        tcp: TcpStream,
+        read: Vec<u8>,
+        /// `None`: the body runs until the connection closes.
+        chunks: Option<Dechunker>,
+    },
+    Hyper {
+        body: Incoming,
+        /// Kept so the connection stays open while the body is read.
+        _sender: SendRequest<Empty<Bytes>>,
+    },
+}
+
+/// Binds a socket to `from` and connects it to `addr`.
+async fn connect(addr: SocketAddr, from: IpAddr) -> anyhow::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(from, 0))?;
+    let tcp = socket.connect(addr).await.context("connect")?;
+    tcp.set_nodelay(true)?;
+    Ok(tcp)
+}
+
 impl EventStream {
     /// Connects from `from` and asks for `path` as an `EventSource` does.
     pub async fn open(addr: SocketAddr, from: IpAddr, path: &str) -> anyhow::Result<Self> {
-        let socket = TcpSocket::new_v4()?;
-        socket.bind(SocketAddr::new(from, 0))?;
-        let mut tcp = socket.connect(addr).await.context("connect")?;
-        tcp.set_nodelay(true)?;
+        Self::open_with(Reader::Raw, addr, from, path).await
+    }
+
+    /// [`open`](Self::open), read the `reader` way.
+    pub async fn open_with(
+        reader: Reader,
+        addr: SocketAddr,
+        from: IpAddr,
+        path: &str,
+    ) -> anyhow::Result<Self> {
+        match reader {
+            Reader::Raw => Self::open_raw(addr, from, path).await,
+            Reader::Hyper => Self::open_hyper(addr, from, path).await,
+        }
+    }
+
+    async fn open_hyper(addr: SocketAddr, from: IpAddr, path: &str) -> anyhow::Result<Self> {
+        let tcp = connect(addr, from).await?;
+        let (mut sender, conn) = handshake(TokioIo::new(tcp)).await?;
+        tokio::spawn(conn);
+        let request = Request::get(path)
+            .header("host", addr.to_string())
+            .header("accept", "text/event-stream")
+            .header("cache-control", "no-cache")
+            .body(Empty::<Bytes>::new())?;
+        let response = sender.send_request(request).await?;
+        if response.status() != 200 {
+            bail!("stream refused: {}", response.status());
+        }
+        Ok(EventStream {
+            source: Source::Hyper {
+                body: response.into_body(),
+                _sender: sender,
+            },
+            out: Vec::new(),
+            primed: false,
+            ended: false,
+        })
+    }
+
+    async fn open_raw(addr: SocketAddr, from: IpAddr, path: &str) -> anyhow::Result<Self> {
+        let mut tcp = connect(addr, from).await?;
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n"
         );
@@ -63,30 +150,23 @@ impl EventStream {
             );
         }
         let mut stream = EventStream {
-            tcp,
-            read: Vec::new(),
+            source: Source::Raw {
+                tcp,
+                read: Vec::new(),
+                chunks: text
+                    .contains("\r\ntransfer-encoding: chunked\r\n")
+                    .then(Dechunker::default),
+            },
             out: Vec::new(),
-            chunks: text
-                .contains("\r\ntransfer-encoding: chunked\r\n")
-                .then(Dechunker::default),
             primed: false,
             ended: false,
         };
         let rest = head.split_off(end);
-        stream.ended = stream.unframe(&rest)?;
+        if let Source::Raw { chunks, .. } = &mut stream.source {
+            stream.ended = unframe(chunks, &rest, &mut stream.out)?;
+        }
         stream.primed = !stream.out.is_empty();
         Ok(stream)
-    }
-
-    /// Body bytes in `input` appended to `out`; true once the body ended.
-    fn unframe(&mut self, input: &[u8]) -> anyhow::Result<bool> {
-        match &mut self.chunks {
-            Some(d) => d.feed(input, &mut self.out),
-            None => {
-                self.out.extend_from_slice(input);
-                Ok(false)
-            }
-        }
     }
 
     /// The next body bytes, or `None` at the body's end, on an error, or
@@ -101,17 +181,44 @@ impl EventStream {
             if self.ended {
                 return None;
             }
-            self.read.resize(READ_SIZE, 0);
-            let n = match tokio::time::timeout(idle, self.tcp.read(&mut self.read)).await {
-                Ok(Ok(n)) if n > 0 => n,
-                _ => return None,
-            };
-            let read = std::mem::take(&mut self.read);
-            let ended = self.unframe(&read[..n]);
-            self.read = read;
-            self.ended = ended.ok()?;
+            match &mut self.source {
+                Source::Raw { tcp, read, chunks } => {
+                    read.resize(READ_SIZE, 0);
+                    let n = match tokio::time::timeout(idle, tcp.read(read)).await {
+                        Ok(Ok(n)) if n > 0 => n,
+                        _ => return None,
+                    };
+                    self.ended = unframe(chunks, &read[..n], &mut self.out).ok()?;
+                }
+                Source::Hyper { body, .. } => {
+                    match tokio::time::timeout(idle, body.frame()).await {
+                        Ok(Some(Ok(frame))) => {
+                            if let Ok(data) = frame.into_data() {
+                                self.out.extend_from_slice(&data);
+                            }
+                        }
+                        Ok(None) => self.ended = true,
+                        _ => return None,
+                    }
+                }
+            }
         }
         Some(&self.out)
+    }
+}
+
+/// Body bytes in `input` appended to `out`; true once the body ended.
+fn unframe(
+    chunks: &mut Option<Dechunker>,
+    input: &[u8],
+    out: &mut Vec<u8>,
+) -> anyhow::Result<bool> {
+    match chunks {
+        Some(d) => d.feed(input, out),
+        None => {
+            out.extend_from_slice(input);
+            Ok(false)
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 use crate::client::{self, micros_now, Publisher};
 use crate::proc;
 use crate::stats::{summarize, Integrity, SeqCheck, Summary};
-use crate::stream::EventStream;
+use crate::stream::{EventStream, Reader};
 use crate::target::{parse_payload, payload, Target};
 
 /// Connections opened at once while setting up.
@@ -25,6 +25,8 @@ pub struct FanoutOpts {
     pub rate: Option<f64>,
     /// Loopback source addresses to spread connections over.
     pub sources: usize,
+    /// How subscribers read.
+    pub reader: Reader,
 }
 
 /// What `fanout` measured.
@@ -39,6 +41,16 @@ pub struct FanoutReport {
     pub generator_cpu: Duration,
     pub server_cpu: Option<Duration>,
     pub elapsed: Duration,
+}
+
+impl FanoutReport {
+    /// Server CPU per delivered event, in µs: the figure that says how good
+    /// the server is when the generator shares its cores (delivered/s is
+    /// capped by the generator's own cost).
+    pub fn server_micros_per_event(&self) -> Option<f64> {
+        let cpu = self.server_cpu?;
+        (self.delivered > 0).then(|| cpu.as_secs_f64() * 1e6 / self.delivered as f64)
+    }
 }
 
 struct SubResult {
@@ -57,10 +69,10 @@ pub async fn fanout(target: Target, opts: &FanoutOpts) -> anyhow::Result<FanoutR
         let (ready, limit) = (ready.clone(), limit.clone());
         let from = client::source(n, opts.sources);
         let path = target.subscribe_path();
-        let events = opts.events;
+        let (events, reader) = (opts.events, opts.reader);
         tasks.push(tokio::spawn(async move {
             let permit = limit.acquire_owned().await;
-            let mut stream = EventStream::open(target.addr, from, &path).await?;
+            let mut stream = EventStream::open_with(reader, target.addr, from, &path).await?;
             drop(permit);
             ready.fetch_add(1, Ordering::SeqCst);
             let mut result = SubResult {
