@@ -183,8 +183,16 @@ impl Hub {
                     reached.insert(Arc::as_ptr(c))
                 });
             }
+            let mut matching = wildcards
+                .into_iter()
+                .flat_map(|w| w.matching(name))
+                .peekable();
+            if matching.peek().is_none() {
+                continue;
+            }
+            // The rule once per topic, not per subscriber.
             let readers = self.policy.readers(name);
-            for w in wildcards.into_iter().flat_map(|w| w.matching(name)) {
+            for w in matching {
                 w.deliver(seq, frame.clone(), &self.stats, |c| {
                     readers.admit(&c.principal) && reached.insert(Arc::as_ptr(c))
                 });
