@@ -406,6 +406,49 @@ fn mint_token(args: &CompareArgs) -> anyhow::Result<&'static str> {
     Ok(Box::leak(token.into_boxed_str()))
 }
 
+type Pick = fn(&ReaderRuns) -> &FanoutReport;
+type Figure = fn(&FanoutReport) -> Option<f64>;
+
+/// The table's rows for each reader: name, which run, the figure, unit.
+const FIGURES: [(&str, Pick, Figure, &str); 6] = [
+    (
+        "delivered events/s, flat out",
+        |x| &x.flat,
+        |f| Some(f.delivered_per_sec / 1000.0),
+        "k",
+    ),
+    (
+        "server µs per event, flat out",
+        |x| &x.flat,
+        FanoutReport::server_micros_per_event,
+        " µs",
+    ),
+    (
+        "p99 latency, flat out",
+        |x| &x.flat,
+        |f| f.latency.map(|l| l.p99 as f64 / 1000.0),
+        " ms",
+    ),
+    (
+        "server µs per event, paced",
+        |x| &x.paced,
+        FanoutReport::server_micros_per_event,
+        " µs",
+    ),
+    (
+        "p50 latency, paced",
+        |x| &x.paced,
+        |f| f.latency.map(|l| l.p50 as f64 / 1000.0),
+        " ms",
+    ),
+    (
+        "p99 latency, paced",
+        |x| &x.paced,
+        |f| f.latency.map(|l| l.p99 as f64 / 1000.0),
+        " ms",
+    ),
+];
+
 /// One server's figures: per reader its flat-out median and paced run,
 /// and memory per idle connection.
 struct Row {
@@ -512,50 +555,13 @@ async fn compare(args: CompareArgs, fd_limit: u64) -> anyhow::Result<()> {
             1 => String::new(),
             _ => format!(", {} reader", reader.name()),
         };
-        let flat = move |r: &Row| r.runs.get(i).map(|x| x.flat.clone());
-        let paced = move |r: &Row| r.runs.get(i).map(|x| x.paced.clone());
-        metrics.push((
-            format!("delivered events/s (flat out{by})"),
-            Box::new(move |r| flat(r).map(|f| f.delivered_per_sec / 1000.0)),
-            "k",
-        ));
-        metrics.push((
-            format!("server µs per event, flat out{by}"),
-            Box::new(move |r| flat(r).and_then(|f| f.server_micros_per_event())),
-            " µs",
-        ));
-        metrics.push((
-            format!("p99 latency, flat out{by}"),
-            Box::new(move |r| {
-                flat(r)
-                    .and_then(|f| f.latency)
-                    .map(|l| l.p99 as f64 / 1000.0)
-            }),
-            " ms",
-        ));
-        metrics.push((
-            format!("server µs per event, paced{by}"),
-            Box::new(move |r| paced(r).and_then(|f| f.server_micros_per_event())),
-            " µs",
-        ));
-        metrics.push((
-            format!("p50 latency, paced{by}"),
-            Box::new(move |r| {
-                paced(r)
-                    .and_then(|f| f.latency)
-                    .map(|l| l.p50 as f64 / 1000.0)
-            }),
-            " ms",
-        ));
-        metrics.push((
-            format!("p99 latency, paced{by}"),
-            Box::new(move |r| {
-                paced(r)
-                    .and_then(|f| f.latency)
-                    .map(|l| l.p99 as f64 / 1000.0)
-            }),
-            " ms",
-        ));
+        for (name, pick, figure, unit) in FIGURES {
+            metrics.push((
+                format!("{name}{by}"),
+                Box::new(move |r: &Row| r.runs.get(i).map(pick).and_then(figure)),
+                unit,
+            ));
+        }
     }
     metrics.push((
         "memory per idle connection".to_owned(),
