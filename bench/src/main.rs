@@ -114,7 +114,16 @@ struct CompareArgs {
     /// on 2 shared cores one run varies by ±20 %.
     #[arg(long, default_value_t = 3)]
     runs: usize,
-    /// Events per second of the paced run (which lasts 5 s).
+    /// Subscribers and events of the small flat-out run (latency when
+    /// the server is not the bottleneck: 1 000 × 1 000).
+    #[arg(long, default_value_t = 1_000)]
+    small_subscribers: usize,
+    #[arg(long, default_value_t = 1_000)]
+    small_events: u64,
+    /// Subscribers of the light paced run (at --rate, 5 s: 2 000 × 20/s).
+    #[arg(long, default_value_t = 2_000)]
+    light_subscribers: usize,
+    /// Events per second of the paced runs (which last 5 s).
     #[arg(long, default_value_t = 20.0)]
     rate: f64,
     /// Idle connections held (the workload: 15 000).
@@ -410,7 +419,7 @@ type Pick = fn(&ReaderRuns) -> &FanoutReport;
 type Figure = fn(&FanoutReport) -> Option<f64>;
 
 /// The table's rows for each reader: name, which run, the figure, unit.
-const FIGURES: [(&str, Pick, Figure, &str); 6] = [
+const FIGURES: [(&str, Pick, Figure, &str); 8] = [
     (
         "delivered events/s, flat out",
         |x| &x.flat,
@@ -447,10 +456,22 @@ const FIGURES: [(&str, Pick, Figure, &str); 6] = [
         |f| f.latency.map(|l| l.p99 as f64 / 1000.0),
         " ms",
     ),
+    (
+        "p99 latency, small flat out",
+        |x| &x.small_flat,
+        |f| f.latency.map(|l| l.p99 as f64 / 1000.0),
+        " ms",
+    ),
+    (
+        "p99 latency, light paced",
+        |x| &x.light_paced,
+        |f| f.latency.map(|l| l.p99 as f64 / 1000.0),
+        " ms",
+    ),
 ];
 
-/// One server's figures: per reader its flat-out median and paced run,
-/// and memory per idle connection.
+/// One server's figures: per reader its runs (flat-out median, paced,
+/// small flat out, light paced), and memory per idle connection.
 struct Row {
     runs: Vec<ReaderRuns>,
     idle: IdleReport,
@@ -459,6 +480,8 @@ struct Row {
 struct ReaderRuns {
     flat: FanoutReport,
     paced: FanoutReport,
+    small_flat: FanoutReport,
+    light_paced: FanoutReport,
 }
 
 async fn measure(kind: Kind, args: &CompareArgs) -> anyhow::Result<Row> {
@@ -486,20 +509,29 @@ async fn measure(kind: Kind, args: &CompareArgs) -> anyhow::Result<Row> {
         }
         flats.sort_by(|a, b| a.delivered_per_sec.total_cmp(&b.delivered_per_sec));
         let flat = flats.swap_remove(flats.len() / 2);
-        let paced = workload::fanout(
-            t,
-            &FanoutOpts {
-                subscribers: args.subscribers,
-                events: (args.rate * 5.0) as u64,
-                rate: Some(args.rate),
-                sources: args.sources,
-                reader,
-            },
-        )
-        .await?;
-        eprint!("{} reader: ", reader.name());
-        print_fanout(&paced);
-        runs.push(ReaderRuns { flat, paced });
+        let run = |subscribers: usize, events: u64, rate: Option<f64>| async move {
+            let report = workload::fanout(
+                t,
+                &FanoutOpts {
+                    subscribers,
+                    events,
+                    rate,
+                    sources: args.sources,
+                    reader,
+                },
+            )
+            .await?;
+            eprint!("{} reader: ", reader.name());
+            print_fanout(&report);
+            anyhow::Ok(report)
+        };
+        let paced_events = (args.rate * 5.0) as u64;
+        runs.push(ReaderRuns {
+            flat,
+            paced: run(args.subscribers, paced_events, Some(args.rate)).await?,
+            small_flat: run(args.small_subscribers, args.small_events, None).await?,
+            light_paced: run(args.light_subscribers, paced_events, Some(args.rate)).await?,
+        });
     }
     // Memory per connection on a fresh process: what the fan-out runs
     // allocated would otherwise blur the baseline reading.
@@ -519,10 +551,14 @@ async fn measure(kind: Kind, args: &CompareArgs) -> anyhow::Result<Row> {
 async fn compare(args: CompareArgs, fd_limit: u64) -> anyhow::Result<()> {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "herald-bench compare: {} subscribers, {} events flat out (median of {} runs), {} events/s paced, {} idle; readers {}; {} cores; fd limit {fd_limit}; load {}",
+        "herald-bench compare: {} subscribers, {} events flat out (median of {} runs), {} events/s paced; small flat out {} × {}; light paced {} × {}/s; {} idle; readers {}; {} cores; fd limit {fd_limit}; load {}",
         args.subscribers,
         args.events,
         args.runs.max(1),
+        args.rate,
+        args.small_subscribers,
+        args.small_events,
+        args.light_subscribers,
         args.rate,
         args.idle,
         args.readers
@@ -574,7 +610,12 @@ async fn compare(args: CompareArgs, fd_limit: u64) -> anyhow::Result<()> {
             let i = |f: &FanoutReport| {
                 (f.integrity.lost + f.integrity.duplicated + f.integrity.out_of_order) as f64
             };
-            Some(r.runs.iter().map(|x| i(&x.flat) + i(&x.paced)).sum())
+            Some(
+                r.runs
+                    .iter()
+                    .map(|x| i(&x.flat) + i(&x.paced) + i(&x.small_flat) + i(&x.light_paced))
+                    .sum(),
+            )
         }),
         "",
     ));
