@@ -387,12 +387,16 @@ impl Config {
         }
         let mut options = crate::broker::RedisOptions::new(url);
         options.prefix = self.cluster.redis_prefix.clone();
-        let broker = self.broker();
-        options.history = crate::broker::HistoryLimits {
-            max_events: broker.history_size,
-            max_age: broker.history_max_age,
-        };
+        options.history = self.history();
         Some(options)
+    }
+
+    /// How much history each topic keeps, on either backplane.
+    fn history(&self) -> crate::broker::HistoryLimits {
+        crate::broker::HistoryLimits {
+            max_events: self.streams.history_size,
+            max_age: Duration::from_secs(self.streams.history_secs),
+        }
     }
 
     /// The job queue's settings.
@@ -421,7 +425,7 @@ impl Config {
 
     /// The broker part of the configuration.
     pub fn broker(&self) -> BrokerConfig {
-        let (s, l) = (&self.streams, &self.limits);
+        let (s, l, history) = (&self.streams, &self.limits, self.history());
         BrokerConfig {
             event_buffer_size: s.buffer_size.max(1),
             heartbeat_interval: Duration::from_secs_f64(s.heartbeat_secs.max(0.0)),
@@ -429,8 +433,8 @@ impl Config {
                 HeartbeatFlag::Event => HeartbeatStyle::Event,
                 HeartbeatFlag::Comment => HeartbeatStyle::Comment,
             },
-            history_size: s.history_size,
-            history_max_age: Duration::from_secs(s.history_secs),
+            history_size: history.max_events,
+            history_max_age: history.max_age,
             retry_hint_ms: s.retry_ms,
             max_connections: l.max_connections,
             max_connections_per_user: l.max_connections_per_user,

@@ -159,14 +159,6 @@ impl Hub {
 }
 
 impl Hub {
-    /// Delivers through one topic only: nobody can be reached twice.
-    fn deliver_one(&self, topic: &str, seq: u64, frame: Bytes) {
-        // No local subscriber, no topic: nothing to do here.
-        if let Some(t) = self.existing(topic) {
-            t.deliver(seq, frame, &self.stats, |_| true);
-        }
-    }
-
     /// Delivers through every topic and matching wildcard, remembering
     /// whom it reached so that each connection gets the event once.
     fn deliver_each_once(
@@ -204,30 +196,26 @@ impl Hub {
 impl Sink for Hub {
     fn deliver(&self, event: Fanout<'_>) {
         let Fanout { topics, seq, frame } = event;
-        if self.wildcard_count.load(Ordering::Relaxed) == 0 {
-            match topics {
-                [topic] => self.deliver_one(topic, seq, frame),
-                _ => self.deliver_each_once(topics, None, seq, frame),
-            }
-            return;
-        }
-        let wildcards = read(&self.wildcards);
+        // No lock, no prefix walk while nobody holds a wildcard.
+        let wildcards =
+            (self.wildcard_count.load(Ordering::Relaxed) > 0).then(|| read(&self.wildcards));
         if let [topic] = topics {
-            let mut matching = wildcards.matching(topic);
-            match (matching.next(), matching.next()) {
-                (None, _) => return self.deliver_one(topic, seq, frame),
-                // One way to reach anyone (the usual case: followers of
-                // `chat:*`, nobody on the room itself): nobody can be
-                // reached twice, so no set of whom it reached.
-                (Some(w), None) if self.existing(topic).is_none() => {
+            // One way in (the topic itself, or a single wildcard over it,
+            // the usual case for followers of `chat:*`): nobody can be
+            // reached twice, so no set of whom it reached.
+            let exact = self.existing(topic);
+            let mut matching = wildcards.iter().flat_map(|w| w.matching(topic));
+            match (exact, matching.next(), matching.next()) {
+                (None, None, _) => return,
+                (Some(t), None, _) => return t.deliver(seq, frame, &self.stats, |_| true),
+                (None, Some(w), None) => {
                     let readers = self.policy.readers(topic);
-                    w.deliver(seq, frame, &self.stats, |c| readers.admit(&c.principal));
-                    return;
+                    return w.deliver(seq, frame, &self.stats, |c| readers.admit(&c.principal));
                 }
                 _ => {}
             }
         }
-        self.deliver_each_once(topics, Some(&wildcards), seq, frame)
+        self.deliver_each_once(topics, wildcards.as_deref(), seq, frame)
     }
 
     fn lost(&self) {
