@@ -37,10 +37,10 @@ async fn server() -> TestServer {
     .await
 }
 
-async fn post(server: &TestServer, path: &str, body: Value) {
+async fn post_as(server: &TestServer, bearer: &str, path: &str, body: Value) {
     let resp = reqwest::Client::new()
         .post(server.url(path))
-        .bearer_auth(DEMO)
+        .bearer_auth(bearer)
         .json(&body)
         .send()
         .await
@@ -75,6 +75,9 @@ struct Family {
     stream: &'static str,
     send: &'static str,
     body: fn(u32) -> Value,
+    /// Topics the sender's `publish` claim must cover, for topics only
+    /// their app or such a token publishes to; `None`: the demo user sends.
+    publish_claim: Option<&'static str>,
 }
 
 /// Drop mid-stream, miss three events, come back with the last id.
@@ -87,19 +90,26 @@ async fn resumes(server: &TestServer, family: &Family, by_header: bool) {
         };
         server.url(&format!("{}{sep}token={DEMO}{extra}", family.stream))
     };
+    let bearer = match family.publish_claim {
+        Some(claim) => Verifier::hs256(SECRET)
+            .mint("publisher", 600, None, Some(vec![claim.to_owned()]))
+            .expect("mint"),
+        None => DEMO.to_owned(),
+    };
+    let post = |path, body| post_as(server, &bearer, path, body);
     let mut first = SseStream::open(&url(""), None).await;
     // Live before counting: a first event (0) has come through.
-    post(server, family.send, (family.body)(0)).await;
+    post(family.send, (family.body)(0)).await;
     let (zero, _) = numbered(&mut first, 1).await;
     assert_eq!(zero, [0], "{}", family.stream);
     for i in 1..=3 {
-        post(server, family.send, (family.body)(i)).await;
+        post(family.send, (family.body)(i)).await;
     }
     let (got, last) = numbered(&mut first, 3).await;
     assert_eq!(got, [1, 2, 3], "{}", family.stream);
     drop(first);
     for i in 4..=6 {
-        post(server, family.send, (family.body)(i)).await;
+        post(family.send, (family.body)(i)).await;
     }
     let mut back = if by_header {
         SseStream::open(&url(""), Some(&last)).await
@@ -113,7 +123,7 @@ async fn resumes(server: &TestServer, family: &Family, by_header: bool) {
         "{}: lost, doubled or reordered",
         family.stream
     );
-    post(server, family.send, (family.body)(7)).await;
+    post(family.send, (family.body)(7)).await;
     let (live, _) = numbered(&mut back, 1).await;
     assert_eq!(live, [7], "{}: a duplicate came first", family.stream);
 }
@@ -125,31 +135,51 @@ async fn every_route_family_resumes_from_the_query_and_the_header() {
             stream: "/sse",
             send: "/update",
             body: |i| json!({"type": "custom_tick", "data": {"n": format!("#{i}#")}}),
+            publish_claim: None,
         },
         Family {
             stream: "/api/sse",
             send: "/api/sse/send",
             body: |i| json!({"type": "tick", "data": {"n": format!("#{i}#")}}),
+            publish_claim: None,
         },
         Family {
             stream: "/notifications/stream",
             send: "/notifications/send",
             body: |i| json!({"title": "t", "message": format!("#{i}#")}),
+            publish_claim: None,
         },
         Family {
             stream: "/realtime/stream",
             send: "/realtime/update",
             body: |i| json!({"entityType": "e", "entityId": format!("#{i}#"), "action": "updated"}),
+            publish_claim: None,
         },
         Family {
             stream: "/chat/stream?room=resume",
             send: "/chat/send",
             body: |i| json!({"roomId": "resume", "message": format!("#{i}#")}),
+            publish_claim: None,
+        },
+        // Every room the user may read: a wildcard, `chat:*`.
+        Family {
+            stream: "/chat/stream",
+            send: "/chat/send",
+            body: |i| json!({"roomId": "anywhere", "message": format!("#{i}#")}),
+            publish_claim: None,
+        },
+        // The demo user's jobs topic, fed by a token that may publish there.
+        Family {
+            stream: "/api/v1/sse/jobs/my",
+            send: "/_sse/publish",
+            body: |i| json!({"topic": "jobs:test123", "event": "note", "data": format!("#{i}#")}),
+            publish_claim: Some("jobs:*"),
         },
         Family {
             stream: "/_sse/connect?topics=resume",
             send: "/_sse/publish",
             body: |i| json!({"topic": "resume", "data": format!("#{i}#")}),
+            publish_claim: None,
         },
     ];
     let server = server().await;
