@@ -6,10 +6,12 @@
 //! most of the time, it is most of the server's memory. So the accept loop
 //! reads each connection's first request head itself, and when it is a
 //! `GET` that asks for `text/event-stream` (as every `EventSource` does),
-//! runs the app's router on it and writes the response here: the head,
-//! then the body with chunked framing, each chunk one vectored write,
-//! nothing buffered between the body and the socket. Every other request,
-//! and whatever the connection sends after the stream, goes to hyper.
+//! runs the app's router on it. A broker stream's head and events are
+//! then written by the flusher ([`writer_of`], `super::flusher`); any other
+//! response is written here: the head, then the body with chunked
+//! framing, each chunk one vectored write, nothing buffered between the
+//! body and the socket. Every other request, and whatever the connection
+//! sends after the stream, goes to hyper.
 //!
 //! Behaviour matches hyper's where a client could tell: same status line
 //! and headers (plus `date` and the framing header hyper would add), the
@@ -23,6 +25,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use axum::http::response::Parts;
 use axum::http::{header, HeaderName, HeaderValue, Method, Request, Response, Version};
 use http_body_util::BodyExt;
 use hyper::body::Body as _;
@@ -32,8 +35,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::direct::DirectStream;
-use super::flusher::Flusher;
 use super::socket::{chunk_size_line, peer_closed, writable_within};
+use crate::broker::Subscription;
 
 /// The longest request head read here; a longer one goes to hyper, which
 /// answers it (414 or 431).
@@ -172,28 +175,39 @@ pub(super) struct Writer<'a> {
     /// Write idle timeout.
     pub idle: Option<Duration>,
     pub stopping: &'a CancellationToken,
-    pub flusher: &'a Flusher,
 }
 
-/// Writes `response` to `stream`: a broker subscription through the
-/// flusher, any other body here. Bytes the client sends meanwhile are
-/// appended to `rest`.
-pub(super) async fn respond(
-    stream: TcpStream,
-    mut response: Response<Body>,
-    writer: Writer<'_>,
-    rest: &mut Vec<u8>,
-) -> io::Result<After> {
-    let direct = response
+/// Who writes a response.
+pub(super) enum Writes {
+    /// A broker stream: the flusher (`super::flusher`) writes its head,
+    /// serialized here, then its subscription.
+    Flusher(Vec<u8>, Subscription),
+    /// Anything else: [`respond`].
+    Here(Response<Body>),
+}
+
+/// Sorts a response by who writes it ([`Writes`]).
+///
+/// Not async on purpose: everything an async fn is given stays in its
+/// future for the future's whole life, and a stream's task lives for
+/// hours. Measured on 15 000 idle streams: writing the head in an async
+/// `respond` that then awaited the flusher kept a 1.7 KiB future per
+/// stream (the response, its parts, the write's state).
+pub(super) fn writer_of(mut response: Response<Body>) -> Writes {
+    let Some(sub) = response
         .extensions_mut()
         .remove::<DirectStream>()
-        .and_then(|d| d.take());
-    let Writer {
-        idle,
-        stopping: shutdown,
-        flusher,
-    } = writer;
+        .and_then(|d| d.take())
+    else {
+        return Writes::Here(response);
+    };
     let (parts, body) = response.into_parts();
+    let (head, _) = head(&parts, &body);
+    Writes::Flusher(head, sub)
+}
+
+/// The status line and headers of a response, and how its body is framed.
+fn head(parts: &Parts, body: &Body) -> (Vec<u8>, Framing) {
     let status = parts.status;
     let mut head = Vec::with_capacity(256);
     let _ = write!(
@@ -230,14 +244,25 @@ pub(super) async fn respond(
         Framing::Chunked
     };
     head.extend_from_slice(b"\r\n");
+    (head, framing)
+}
+
+/// Writes a response that is not a broker stream (see [`writer_of`]) to
+/// `stream`. Bytes the client sends meanwhile are appended to `rest`.
+pub(super) async fn respond(
+    stream: TcpStream,
+    response: Response<Body>,
+    writer: Writer<'_>,
+    rest: &mut Vec<u8>,
+) -> io::Result<After> {
+    let Writer {
+        idle,
+        stopping: shutdown,
+    } = writer;
+    let (parts, body) = response.into_parts();
+    let (head, framing) = head(&parts, &body);
     write_all(&stream, &mut [IoSlice::new(&head)], idle).await?;
     drop(head);
-    if let Some(sub) = direct {
-        drop(body);
-        drop(parts);
-        flusher.stream(stream, sub, idle, shutdown).await?;
-        return Ok(After::Close);
-    }
 
     let keep_alive = !parts
         .headers
@@ -252,8 +277,7 @@ pub(super) async fn respond(
     if framing == Framing::None {
         return Ok(after(stream, keep_alive));
     }
-    // Boxed: only a body written here needs this state; a broker stream
-    // (above) keeps its task small.
+    // Boxed: only a body that is being written needs this state.
     let ended = Box::pin(write_body(&stream, body, framing, idle, rest, shutdown)).await?;
     if !ended {
         return Ok(After::Close);

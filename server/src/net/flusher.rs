@@ -23,6 +23,7 @@
 //! ends at once, even mid-chunk: the client resumes from the last event
 //! it read whole), the peer closed, or shutdown.
 
+use std::future::Future;
 use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
@@ -87,57 +88,61 @@ impl Flusher {
         })
     }
 
-    /// Writes `sub` to `tcp` until the stream ends, the peer leaves, a
-    /// write stalls for `idle`, or `stopping` is cancelled.
-    pub async fn stream(
+    /// Writes `head`, then `sub`, to `tcp` until the stream ends, the peer
+    /// leaves, a write stalls for `idle`, or `stopping` is cancelled.
+    ///
+    /// The future keeps only the connection and its task's wait: the
+    /// arguments move into the [`Conn`] before it is made (an async fn
+    /// would keep them all for the stream's life).
+    pub(super) fn stream<'a>(
         &self,
         tcp: TcpStream,
         sub: Subscription,
+        head: Vec<u8>,
         idle: Option<Duration>,
-        stopping: &CancellationToken,
-    ) -> io::Result<()> {
+        stopping: &'a CancellationToken,
+    ) -> impl Future<Output = io::Result<()>> + 'a {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.shards.len();
         let conn = Arc::new(Conn {
             tcp,
             state: Mutex::new(ConnState {
-                sub: Some(sub),
-                leftover: Vec::new(),
+                sub: None,
+                // The response head goes out first, like any unwritten tail.
+                leftover: head,
                 blocked: false,
                 outcome: None,
             }),
             dirty: Arc::new(AtomicBool::new(false)),
             task: Notify::new(),
         });
-        {
-            let shard = self.shards[i].clone();
-            let weak = Arc::downgrade(&conn);
-            let dirty = conn.dirty.clone();
-            let state = lock(&conn.state);
-            if let Some(sub) = &state.sub {
-                sub.on_ready(move |why| match why {
-                    Ready::Queued => schedule(&dirty, &weak, &shard),
-                    Ready::Full => {
-                        if let Some(conn) = weak.upgrade() {
-                            conn.flush_now(&mut Vec::new());
-                        }
-                    }
-                    // The task ends the stream, even if it is waiting for
-                    // a full socket to drain.
-                    Ready::Evicted => {
-                        if let Some(conn) = weak.upgrade() {
-                            conn.task.notify_one();
-                        }
-                    }
-                });
+        let shard = self.shards[i].clone();
+        let weak = Arc::downgrade(&conn);
+        let dirty = conn.dirty.clone();
+        sub.on_ready(move |why| match why {
+            Ready::Queued => schedule(&dirty, &weak, &shard),
+            Ready::Full => {
+                if let Some(conn) = weak.upgrade() {
+                    conn.flush_now(&mut Vec::new());
+                }
             }
+            // The task ends the stream, even if it is waiting for a full
+            // socket to drain.
+            Ready::Evicted => {
+                if let Some(conn) = weak.upgrade() {
+                    conn.task.notify_one();
+                }
+            }
+        });
+        lock(&conn.state).sub = Some(sub);
+        async move {
+            let result = conn.serve(idle, stopping).await;
+            // Disconnects from the broker now, not when the last flusher
+            // reference goes away; outside the state lock, which a
+            // publisher may be waiting for while it holds the topic's lock.
+            let sub = lock(&conn.state).sub.take();
+            drop(sub);
+            result
         }
-        let result = conn.serve(idle, stopping).await;
-        // Disconnects from the broker now, not when the last flusher
-        // reference goes away; outside the state lock, which a publisher
-        // may be waiting for while it holds the topic's lock.
-        let sub = lock(&conn.state).sub.take();
-        drop(sub);
-        result
     }
 }
 

@@ -18,6 +18,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
@@ -32,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-use super::event_stream::{self, After, First, Writer};
+use super::event_stream::{self, After, First, Writer, Writes};
 use super::flusher::Flusher;
 use super::{GuardedListener, IdleGuard, Rewind};
 
@@ -101,9 +102,15 @@ pub async fn serve(
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout);
-    let flusher = std::sync::Arc::new(Flusher::start(options.flushers)?);
+    let shared = Arc::new(Shared {
+        app,
+        http,
+        header_read_timeout: options.header_read_timeout,
+        idle_timeout: listener.idle_timeout(),
+        stopping: CancellationToken::new(),
+        flusher: Flusher::start(options.flushers)?,
+    });
     let connections = TaskTracker::new();
-    let stopping = CancellationToken::new();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -112,17 +119,12 @@ pub async fn serve(
         };
         let connection = Connection {
             peer,
-            app: app.clone(),
-            http: http.clone(),
-            header_read_timeout: options.header_read_timeout,
-            idle_timeout: listener.idle_timeout(),
-            stopping: stopping.clone(),
-            flusher: flusher.clone(),
+            shared: shared.clone(),
         };
         connections.spawn(connection.run(stream));
     }
     drop(listener);
-    stopping.cancel();
+    shared.stopping.cancel();
     connections.close();
     tokio::select! {
         () = connections.wait() => {}
@@ -133,24 +135,31 @@ pub async fn serve(
     Ok(())
 }
 
-/// One accepted connection and what serving it needs.
-struct Connection {
-    peer: SocketAddr,
+/// What every connection of one server shares.
+struct Shared {
     app: Router,
     http: http1::Builder,
     header_read_timeout: Option<Duration>,
     idle_timeout: Option<Duration>,
     stopping: CancellationToken,
-    flusher: std::sync::Arc<Flusher>,
+    flusher: Flusher,
+}
+
+/// One accepted connection. Small on purpose: its task lives as long as
+/// the connection, so per-server settings are shared, not copied.
+struct Connection {
+    peer: SocketAddr,
+    shared: Arc<Shared>,
 }
 
 impl Connection {
     async fn run(self, mut stream: TcpStream) {
         let peer = self.peer;
+        let shared = &*self.shared;
         let read = Box::pin(event_stream::read_first(
             &mut stream,
             peer,
-            self.header_read_timeout,
+            shared.header_read_timeout,
         ))
         .await;
         let already_read = match read {
@@ -160,14 +169,27 @@ impl Connection {
                 // Boxed, like the hyper half below: the task keeps only what
                 // the long-lived stream needs, not the largest future it
                 // ever awaited (for 15 000 streams that is megabytes).
-                let response = match Box::pin(self.app.clone().oneshot(*request)).await {
+                let response = match Box::pin(shared.app.clone().oneshot(unbox(request))).await {
                     Ok(r) => r,
                     Err(never) => match never {},
                 };
+                let response = match event_stream::writer_of(response) {
+                    Writes::Flusher(head, sub) => {
+                        let idle = shared.idle_timeout;
+                        let streamed =
+                            shared
+                                .flusher
+                                .stream(stream, sub, head, idle, &shared.stopping);
+                        if let Err(e) = Box::pin(streamed).await {
+                            tracing::debug!(%peer, error = %e, "event stream ended with an error");
+                        }
+                        return;
+                    }
+                    Writes::Here(response) => response,
+                };
                 let writer = Writer {
-                    idle: self.idle_timeout,
-                    stopping: &self.stopping,
-                    flusher: &self.flusher,
+                    idle: shared.idle_timeout,
+                    stopping: &shared.stopping,
                 };
                 match Box::pin(event_stream::respond(stream, response, writer, &mut rest)).await {
                     Ok(After::KeepAlive(kept)) => {
@@ -182,7 +204,7 @@ impl Connection {
                 }
             }
         };
-        if self.stopping.is_cancelled() {
+        if shared.stopping.is_cancelled() {
             return;
         }
         Box::pin(self.serve_with_hyper(stream, already_read)).await;
@@ -191,18 +213,22 @@ impl Connection {
     /// Serves the rest of the connection with hyper, `already_read` first.
     async fn serve_with_hyper(self, stream: TcpStream, already_read: Vec<u8>) {
         let peer = self.peer;
-        let service = self.app.map_request(move |mut request: Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            request
-        });
-        let io = Rewind::new(IdleGuard::new(stream, self.idle_timeout), already_read);
-        let connection = self
+        let shared = &*self.shared;
+        let service = shared
+            .app
+            .clone()
+            .map_request(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            });
+        let io = Rewind::new(IdleGuard::new(stream, shared.idle_timeout), already_read);
+        let connection = shared
             .http
             .serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
         tokio::pin!(connection);
         let result = tokio::select! {
             r = connection.as_mut() => r,
-            () = self.stopping.cancelled() => {
+            () = shared.stopping.cancelled() => {
                 // Finish the request in flight, then close.
                 connection.as_mut().graceful_shutdown();
                 connection.await
@@ -212,4 +238,12 @@ impl Connection {
             tracing::debug!(%peer, error = %e, "connection ended with an error");
         }
     }
+}
+
+/// The value in `boxed`, whose allocation is freed now: `*boxed` in place
+/// would keep it until the end of the enclosing scope (here, the stream's
+/// life).
+#[allow(clippy::boxed_local)] // consuming the box is the point
+fn unbox<T>(boxed: Box<T>) -> T {
+    *boxed
 }
