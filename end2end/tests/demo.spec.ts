@@ -6,6 +6,16 @@ test("home links to the demo", async ({ page }) => {
   await expect(page).toHaveURL(/\/sse-demo$/);
 });
 
+test("any other path is a 404 page that hydrates without errors", async ({ page }) => {
+  const errors: string[] = [];
+  page.on("pageerror", (err) => errors.push(err.message));
+  const response = await page.goto("/no-such-page");
+  expect(response?.status()).toBe(404);
+  await expect(page.getByText("Page not found.")).toBeVisible();
+  await page.waitForLoadState("networkidle");
+  expect(errors).toEqual([]);
+});
+
 test("demo hydrates and receives `connected` through EventSource", async ({ page }) => {
   const errors: string[] = [];
   page.on("console", (msg) => {

@@ -4,14 +4,14 @@
 #![recursion_limit = "256"]
 
 use anyhow::Context;
+use axum::routing::get;
 use axum::Router;
 use clap::Parser;
-use herald_app::{shell, App};
+use herald_app::{shell, Page};
 use herald_server::config::Config;
 use herald_server::net::GuardedListener;
 use herald_server::state::{self, AppState};
 use leptos::config::get_configuration;
-use leptos_axum::{generate_route_list, LeptosRoutes};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
@@ -107,13 +107,23 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .context("reading the Leptos configuration")?
         .leptos_options;
     leptos_options.site_addr = addr;
-    let app_routes = generate_route_list(App);
-    let app = Router::new()
-        .leptos_routes(&leptos_options, app_routes, {
-            let options = leptos_options.clone();
-            move || shell(options.clone())
-        })
-        .fallback(leptos_axum::file_and_error_handler(shell))
+    // Server rendering spawns Leptos tasks on tokio.
+    any_spawner::Executor::init_tokio()
+        .map_err(|e| anyhow::anyhow!("starting the Leptos executor: {e}"))?;
+    let mut app = Router::new();
+    for (path, page) in Page::ROUTES {
+        let options = leptos_options.clone();
+        app = app.route(
+            path,
+            get(leptos_axum::render_app_to_stream(move || {
+                shell(options.clone(), page)
+            })),
+        );
+    }
+    let app = app
+        .fallback(leptos_axum::file_and_error_handler(|options| {
+            shell(options, Page::NotFound)
+        }))
         .with_state(leptos_options)
         .merge(herald_server::router::router(state))
         .layer(axum::middleware::from_fn(

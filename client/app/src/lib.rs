@@ -8,17 +8,49 @@
 // Deeply nested view types need more than the default 128 levels.
 #![recursion_limit = "256"]
 
+use leptos::either::EitherOf3;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
-use leptos_router::components::{Route, Router, Routes, A};
-use leptos_router::StaticSegment;
 
 mod demo;
 
 pub use demo::SseDemo;
 
+/// The app's pages. The server renders the page a request's path names,
+/// and the browser hydrates the same one, both through [`Page::from_path`].
+///
+/// There is no client-side router: two pages do not need one, and
+/// `leptos_router` was a third of the demo's WASM (359 → 240 KiB
+/// gzipped without it, `scripts/wasm-size.sh`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    Home,
+    Demo,
+    /// Any other path (the server answers 404).
+    NotFound,
+}
+
+impl Page {
+    /// Every page with a path of its own.
+    pub const ROUTES: [(&'static str, Page); 2] = [("/", Page::Home), ("/sse-demo", Page::Demo)];
+
+    /// The page at `path`.
+    ///
+    /// ```
+    /// use herald_app::Page;
+    /// assert_eq!(Page::from_path("/sse-demo"), Page::Demo);
+    /// assert_eq!(Page::from_path("/elsewhere"), Page::NotFound);
+    /// ```
+    pub fn from_path(path: &str) -> Page {
+        Page::ROUTES
+            .iter()
+            .find(|(at, _)| *at == path)
+            .map_or(Page::NotFound, |(_, page)| *page)
+    }
+}
+
 /// The HTML document around the app, rendered by the server.
-pub fn shell(options: LeptosOptions) -> impl IntoView {
+pub fn shell(options: LeptosOptions, page: Page) -> impl IntoView {
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -30,25 +62,24 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <MetaTags/>
             </head>
             <body>
-                <App/>
+                <App page/>
             </body>
         </html>
     }
 }
 
-/// The app's routes.
+/// The app: the page, its title and style.
 #[component]
-pub fn App() -> impl IntoView {
+pub fn App(page: Page) -> impl IntoView {
     provide_meta_context();
     view! {
         <Stylesheet id="leptos" href="/pkg/herald.css"/>
         <Title text="Herald"/>
-        <Router>
-            <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>
-                <Route path=StaticSegment("") view=Home/>
-                <Route path=StaticSegment("sse-demo") view=SseDemo/>
-            </Routes>
-        </Router>
+        {match page {
+            Page::Home => EitherOf3::A(view! { <Home/> }),
+            Page::Demo => EitherOf3::B(view! { <SseDemo/> }),
+            Page::NotFound => EitherOf3::C(view! { <p class="not-found">"Page not found."</p> }),
+        }}
     }
 }
 
@@ -59,7 +90,7 @@ fn Home() -> impl IntoView {
         <main class="home">
             <h1>"Herald"</h1>
             <p>"Server-Sent Events, done properly: topics, resume, heartbeats, backpressure."</p>
-            <A href="/sse-demo">"Open the live demo"</A>
+            <a href="/sse-demo">"Open the live demo"</a>
         </main>
     }
 }
@@ -69,5 +100,7 @@ fn Home() -> impl IntoView {
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(App);
+    let path = window().location().pathname().unwrap_or_default();
+    let page = Page::from_path(&path);
+    leptos::mount::hydrate_body(move || view! { <App page/> });
 }
