@@ -5,10 +5,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Now, as `2025-01-24T10:00:05.123Z`.
 pub fn now_rfc3339() -> String {
-    let since = SystemTime::now()
+    format_unix_millis(unix_ms() as i64)
+}
+
+/// Now, in milliseconds since the Unix epoch (0 before it).
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    format_unix_millis(since.as_millis() as i64)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Formats milliseconds since the Unix epoch as RFC 3339 UTC.

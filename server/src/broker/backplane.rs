@@ -22,6 +22,7 @@ use thiserror::Error;
 
 use super::claims::{Claimed, ClientClaim};
 use super::id::{Epoch, EventId};
+use super::presence::Member;
 
 /// A boxed `Send` future (the trait stays object-safe).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -227,6 +228,25 @@ pub trait Backplane: Send + Sync + 'static {
         _ttl: std::time::Duration,
     ) -> BoxFuture<'a, Result<Vec<String>, BackplaneError>> {
         Box::pin(std::future::ready(Ok(vec![reading])))
+    }
+
+    /// This node's connection `member` is now present on `topic`
+    /// ([`super::presence`]): recorded for every node to see until
+    /// [`leave`](Self::leave), or until this node stops renewing it. A
+    /// single node records nothing (its hub is the record).
+    fn join(&self, _topic: &str, _member: &Member) {}
+
+    /// `member` left `topic`.
+    fn leave(&self, _topic: &str, _member: &Member) {}
+
+    /// Every node's members on `topic` (in no particular order), or `None`
+    /// when this backplane keeps no shared record: the node's hub knows
+    /// them all.
+    fn members<'a>(
+        &'a self,
+        _topic: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<Member>>, BackplaneError>> {
+        Box::pin(std::future::ready(Ok(None)))
     }
 
     /// Topics with history held (for stats).

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use bytes::Bytes;
 use tokio::sync::Notify;
 
+use super::names;
 use super::policy::Principal;
 use super::registry::Group;
 use super::replay::ReplayCursor;
@@ -293,6 +294,8 @@ pub struct ClientState {
     pub metadata: HashMap<String, String>,
     /// What it counts against besides the global limit.
     pub(crate) group: Option<Group>,
+    /// When it opened, in ms since the Unix epoch (for presence).
+    pub(crate) since_ms: u64,
     /// The topics it is on (a few: a list costs less than a set).
     topics: Mutex<Vec<Arc<Topic>>>,
     /// Frames waiting to be written. Closing it ends the stream once what
@@ -317,6 +320,7 @@ impl ClientState {
             principal,
             group,
             metadata,
+            since_ms: crate::clock::unix_ms(),
             topics: Mutex::new(Vec::new()),
             queue: Queue::new(queue_capacity),
         }
@@ -330,6 +334,17 @@ impl ClientState {
     /// The verified session, if any.
     pub fn session_id(&self) -> Option<&str> {
         self.principal.session_id.as_deref()
+    }
+
+    /// Whether `topic` is one every connection is put on (`all`, its own
+    /// `client:`, `user:` and `session:`), not one it asked for.
+    pub(crate) fn is_assigned(&self, topic: &str) -> bool {
+        topic == names::ALL
+            || topic == names::client(&self.id)
+            || self.user_id().is_some_and(|u| topic == names::user(u))
+            || self
+                .session_id()
+                .is_some_and(|s| topic == names::session(s))
     }
 
     /// Queues a frame without waiting. A full queue means the client reads

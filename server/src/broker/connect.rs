@@ -18,8 +18,10 @@ use herald_shared::wire::Event;
 use super::claims::{Claimed, ClientClaim};
 use super::client::{Delivery, REPLAYED};
 use super::policy::Principal;
+use super::presence::{self, Member};
 use super::registry::Group;
 use super::replay::ReplayCursor;
+use super::topic::Topic;
 use super::{
     names, typed_event, BrokerError, ClientState, Epoch, EventId, HeartbeatStyle, SSEBroker,
     Subscription,
@@ -146,9 +148,7 @@ impl SSEBroker {
         // 1. Live first: from now on every new event reaches the queue.
         let mut keys = Vec::with_capacity(topics.len());
         for name in &topics {
-            let topic = self.inner.hub.subscribe(name, &client);
-            keys.push(topic.key());
-            client.add_topic(&topic);
+            keys.push(self.join(&client, name).key());
         }
         // 2. Then what was missed up to the log's head now, merged across
         // topics in id order, a page at a time; later events come live.
@@ -426,14 +426,13 @@ impl SSEBroker {
         // The cap counts the topics it asked for, not the assigned ones.
         let limit = self.inner.config.max_topics;
         let mut after: std::collections::BTreeSet<String> = client.topics().into_iter().collect();
-        let assigned = after.iter().filter(|t| is_assigned(&client, t)).count();
+        let assigned = after.iter().filter(|t| client.is_assigned(t)).count();
         after.extend(topics.iter().cloned());
         if after.len() - assigned > limit {
             return Err(BrokerError::TooManyTopics { limit });
         }
         for name in topics {
-            let topic = self.inner.hub.subscribe(name, &client);
-            client.add_topic(&topic);
+            self.join(&client, name);
         }
         Ok(client.topics())
     }
@@ -449,10 +448,49 @@ impl SSEBroker {
             .ok_or_else(|| BrokerError::UnknownClient(client_id.to_owned()))?;
         for name in topics {
             if let Some(topic) = client.remove_topic(name) {
-                topic.unsubscribe(&client);
+                self.leave(&client, &topic);
             }
         }
         Ok(client.topics())
+    }
+
+    /// Puts `client` on topic `name`: from now on the hub hands it the
+    /// topic's events, and it is present there if it asked for the topic.
+    fn join(&self, client: &Arc<ClientState>, name: &str) -> Arc<Topic> {
+        let topic = self.inner.hub.subscribe(name, client);
+        client.add_topic(&topic);
+        if presence::counts(client, name) {
+            let member = Member::of(client, self.node_id());
+            self.inner.backplane.join(name, &member);
+        }
+        topic
+    }
+
+    /// Takes `client` off `topic` (see [`join`](Self::join)).
+    fn leave(&self, client: &Arc<ClientState>, topic: &Topic) {
+        topic.unsubscribe(client);
+        if presence::counts(client, &topic.name) {
+            let member = Member::of(client, self.node_id());
+            self.inner.backplane.leave(&topic.name, &member);
+        }
+    }
+
+    /// Who is on `topic`, on every node ([`presence`]), oldest first.
+    pub async fn presence(&self, topic: &str) -> Result<Vec<Member>, BrokerError> {
+        let members = match self.inner.backplane.members(topic).await? {
+            Some(members) => members,
+            None => self
+                .inner
+                .hub
+                .existing(topic)
+                .map(|t| t.members())
+                .unwrap_or_default()
+                .iter()
+                .filter(|client| presence::counts(client, topic))
+                .map(|client| Member::of(client, self.node_id()))
+                .collect(),
+        };
+        Ok(presence::tidy(members))
     }
 
     /// Lets go of a client id this connection held.
@@ -464,7 +502,7 @@ impl SSEBroker {
 
     pub(crate) fn unsubscribe_all(&self, client: &Arc<ClientState>) {
         for topic in client.take_topics() {
-            topic.unsubscribe(client);
+            self.leave(client, &topic);
         }
     }
 }
@@ -511,15 +549,6 @@ fn dedup(topics: &mut Vec<String>) {
 }
 
 /// Whether `topic` is one the server put `client` on by itself.
-fn is_assigned(client: &ClientState, topic: &str) -> bool {
-    topic == names::ALL
-        || topic == names::client(&client.id)
-        || client.user_id().is_some_and(|u| topic == names::user(u))
-        || client
-            .session_id()
-            .is_some_and(|s| topic == names::session(s))
-}
-
 /// Releases a client id claimed for a connection that never came to be.
 struct ClaimGuard<'a> {
     broker: &'a SSEBroker,

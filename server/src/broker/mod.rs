@@ -62,6 +62,7 @@ mod memory;
 pub mod names;
 pub mod pattern;
 pub mod policy;
+mod presence;
 mod redis;
 mod registry;
 mod replay;
@@ -91,6 +92,7 @@ pub use id::{Epoch, EventId, InvalidEventId};
 pub use memory::{HistoryLimits, MemoryBackplane};
 pub use names::{validate_topic, MAX_TOPIC_LEN};
 use policy::{Publisher, TopicPolicy};
+pub use presence::Member;
 pub use stats::{Stats, StatsSnapshot};
 
 /// The broker. Cheap to clone: clones share one state. See the module docs

@@ -145,6 +145,15 @@ impl Topic {
         }
     }
 
+    /// This node's subscribers, now.
+    pub fn members(&self) -> Vec<Arc<ClientState>> {
+        match &*self.lock() {
+            Subscribers::None => Vec::new(),
+            Subscribers::One(client) => vec![client.clone()],
+            Subscribers::Many(map) => map.values().cloned().collect(),
+        }
+    }
+
     pub fn subscriber_count(&self) -> usize {
         match &*self.lock() {
             Subscribers::None => 0,

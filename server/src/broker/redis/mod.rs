@@ -69,7 +69,7 @@ mod scripts;
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -87,6 +87,7 @@ use crate::broker::backplane::{
 use crate::broker::claims::{Claimed, ClientClaim};
 use crate::broker::id::{Epoch, EventId};
 use crate::broker::memory::HistoryLimits;
+use crate::clock::unix_ms as now_ms;
 use crate::sync::lock;
 
 /// How to reach Redis and lay out the keys.
@@ -181,12 +182,6 @@ fn fresh_epoch(not: u32) -> u32 {
             return e;
         }
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Which feed shard carries `topic` (FNV-1a: stable across nodes and builds).

@@ -1,0 +1,59 @@
+//! `GET /_sse/presence?topic=…`: who is connected to a topic, on every node.
+//!
+//! Asked under the same rule as subscribing: whoever may put a stream on
+//! the topic may see who else is there (401/403 otherwise, naming the
+//! rule, and nothing about the topic). A connection is present on the
+//! topics it asked for by name (`broker::presence`).
+
+use std::collections::BTreeSet;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use crate::broker::{validate_topic, Member};
+use crate::state::AppState;
+use crate::web::caller::Caller;
+use crate::web::error::ApiError;
+
+/// Other parameters (`?token=`, read by [`Caller`]) are left alone.
+#[derive(Debug, Deserialize)]
+pub struct PresenceQuery {
+    topic: String,
+}
+
+/// `{"topic", "count", "users", "members": [{clientId, userId, node, since}]}`:
+/// `count` connections, `users` distinct signed-in users among them,
+/// `since` in ms since the Unix epoch, oldest first.
+#[derive(Debug, Serialize)]
+pub struct Presence {
+    topic: String,
+    count: usize,
+    users: usize,
+    members: Vec<Member>,
+}
+
+pub async fn presence(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<PresenceQuery>, QueryRejection>,
+) -> Result<Json<Presence>, ApiError> {
+    let Query(PresenceQuery { topic }) = query?;
+    validate_topic(&topic)?;
+    state
+        .broker
+        .policy()
+        .check_request(&caller.principal(), &topic)?;
+    let members = state.broker.presence(&topic).await?;
+    let users: BTreeSet<&str> = members
+        .iter()
+        .filter_map(|m| m.user_id.as_deref())
+        .collect();
+    Ok(Json(Presence {
+        count: members.len(),
+        users: users.len(),
+        topic,
+        members,
+    }))
+}

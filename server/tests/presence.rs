@@ -1,0 +1,159 @@
+//! `GET /_sse/presence?topic=`: who is on a topic, asked of a
+//! production-mode server (an HS256 secret, dev mode off). Across nodes
+//! sharing Redis: `tests/redis.rs`.
+
+mod common;
+
+use common::{quiet_config, read_json, TestServer};
+use herald_server::auth::Verifier;
+use herald_server::state::AppState;
+use serde_json::{json, Value};
+
+const SECRET: &[u8] = b"presence test secret, comfortably longer than 32 bytes";
+
+async fn production() -> TestServer {
+    TestServer::start_with_state(quiet_config(), None, |b| {
+        AppState::with_auth(b, Verifier::hs256(SECRET))
+    })
+    .await
+}
+
+fn token(sub: &str) -> String {
+    Verifier::hs256(SECRET)
+        .mint(sub, 600, None, None)
+        .expect("mint")
+}
+
+/// GETs the presence of `topic` as `bearer` (anonymous without).
+async fn presence(server: &TestServer, topic: &str, bearer: Option<&str>) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .get(server.url("/_sse/presence"))
+        .query(&[("topic", topic)]);
+    if let Some(t) = bearer {
+        req = req.bearer_auth(t);
+    }
+    read_json(req.send().await.expect("presence")).await
+}
+
+fn client_ids(body: &Value) -> Vec<String> {
+    body["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|m| m["clientId"].as_str().expect("clientId").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn presence_lists_who_asked_for_a_topic_and_follows_them_out() {
+    let server = production().await;
+    let (alice, bob) = (token("alice"), token("bob"));
+    let auth = |t: &str| format!("Bearer {t}");
+    let (alice_stream, alice_hi) = server
+        .connect_as(
+            "?topics=chat:lobby",
+            None,
+            &[("authorization", &auth(&alice))],
+        )
+        .await;
+    let (_bob_stream, bob_hi) = server
+        .connect_as(
+            "?topics=chat:lobby,chat:*",
+            None,
+            &[("authorization", &auth(&bob))],
+        )
+        .await;
+    let (_other_tab, other_hi) = server
+        .connect_as("?topics=news", None, &[("authorization", &auth(&alice))])
+        .await;
+
+    let (status, body) = presence(&server, "chat:lobby", Some(&bob)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["topic"], "chat:lobby");
+    assert_eq!(body["count"], 2);
+    assert_eq!(body["users"], 2);
+    assert_eq!(
+        client_ids(&body),
+        [&alice_hi["clientId"], &bob_hi["clientId"]].map(|v| v.as_str().unwrap().to_owned())
+    );
+    let first = &body["members"][0];
+    assert_eq!(first["userId"], "alice");
+    assert_eq!(first["node"], server.broker.node_id());
+    assert!(first["since"]
+        .as_u64()
+        .is_some_and(|ms| ms > 1_700_000_000_000));
+    assert!(first.get("serial").is_none(), "{first}");
+
+    // Following `chat:*` is not being in every room; assigned topics and
+    // other topics do not count either.
+    let (_, general) = presence(&server, "chat:general", Some(&bob)).await;
+    assert_eq!(general["count"], 0);
+    let (_, news) = presence(&server, "news", None).await;
+    assert_eq!(client_ids(&news), [other_hi["clientId"].as_str().unwrap()]);
+
+    // Out by unsubscribing, and by closing the stream.
+    let (status, _) = common::post_json(
+        &server.url("/_sse/unsubscribe"),
+        &json!({"clientId": bob_hi["clientId"], "secret": bob_hi["secret"], "topics": ["chat:lobby"]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, body) = presence(&server, "chat:lobby", Some(&bob)).await;
+    assert_eq!(client_ids(&body), [alice_hi["clientId"].as_str().unwrap()]);
+    drop(alice_stream);
+    server.wait_for_clients_after_broadcast(2).await;
+    let (_, body) = presence(&server, "chat:lobby", Some(&bob)).await;
+    assert_eq!(body["count"], 0, "{body}");
+}
+
+#[tokio::test]
+async fn presence_is_refused_to_whoever_may_not_subscribe_and_says_nothing_of_the_topic() {
+    let server = production().await;
+    let alice = token("alice");
+    let (_stream, hi) = server
+        .connect_as(
+            "?topics=chat:secret-plans,jobs:alice",
+            None,
+            &[("authorization", &format!("Bearer {alice}"))],
+        )
+        .await;
+    let id = hi["clientId"].as_str().unwrap().to_owned();
+    let mallory = token("mallory");
+    for (topic, bearer, status) in [
+        ("chat:secret-plans", None, 401),
+        ("jobs:alice", Some(mallory.as_str()), 403),
+        ("jobs:alice", None, 401),
+        // Assigned topics are nobody's to list.
+        (&*format!("client:{id}"), Some(mallory.as_str()), 403),
+        ("user:alice", Some(alice.as_str()), 403),
+    ] {
+        let (got, body) = presence(&server, topic, bearer).await;
+        assert_eq!(got, status, "{topic}: {body}");
+        assert!(body["error"].is_string(), "{body}");
+        // Nothing about who is there (an echo of the asked name aside).
+        assert!(body.get("members").is_none() && body.get("count").is_none());
+        assert!(topic.contains(&id) || !body.to_string().contains(&id), "{body}");
+    }
+    // The owner sees her own topic.
+    let (status, body) = presence(&server, "jobs:alice", Some(&alice)).await;
+    assert_eq!((status, body["count"].clone()), (200, json!(1)));
+}
+
+#[tokio::test]
+async fn bad_presence_requests_get_json_errors() {
+    let server = production().await;
+    for query in [
+        "",
+        "?topic=",
+        "?topic=chat:*",
+        "?topic=a%20b",
+        "?topic=x&topic=y",
+    ] {
+        let resp = reqwest::get(server.url(&format!("/_sse/presence{query}")))
+            .await
+            .expect("request");
+        let (status, body) = read_json(resp).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(body["error"].is_string(), "{query}: {body}");
+    }
+}
