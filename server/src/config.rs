@@ -273,6 +273,12 @@ pub struct ClusterFlags {
     #[arg(long, env = "HERALD_NODE_ID")]
     pub node_id: Option<String>,
 
+    /// With Redis: seconds this node's records (connection counts, held
+    /// client ids, presence) outlive it; renewed every third of it. A dead
+    /// node's connections stop counting, and leave presence, within it.
+    #[arg(long, env = "HERALD_NODE_LEASE_SECS", default_value_t = crate::broker::DEFAULT_LEASE.as_secs_f64())]
+    pub node_lease_secs: f64,
+
     /// Seconds between `status` events on `/system/status/stream`.
     #[arg(long, env = "HERALD_STATUS_SECS", default_value_t = DEFAULT_STATUS_SECS)]
     pub status_secs: f64,
@@ -388,6 +394,8 @@ impl Config {
         let mut options = crate::broker::RedisOptions::new(url);
         options.prefix = self.cluster.redis_prefix.clone();
         options.history = self.history();
+        // Renewed every third of it: a few tenths of a second at least.
+        options.lease = Duration::from_secs_f64(self.cluster.node_lease_secs.max(0.3));
         Some(options)
     }
 

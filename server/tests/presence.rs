@@ -132,7 +132,10 @@ async fn presence_is_refused_to_whoever_may_not_subscribe_and_says_nothing_of_th
         assert!(body["error"].is_string(), "{body}");
         // Nothing about who is there (an echo of the asked name aside).
         assert!(body.get("members").is_none() && body.get("count").is_none());
-        assert!(topic.contains(&id) || !body.to_string().contains(&id), "{body}");
+        assert!(
+            topic.contains(&id) || !body.to_string().contains(&id),
+            "{body}"
+        );
     }
     // The owner sees her own topic.
     let (status, body) = presence(&server, "jobs:alice", Some(&alice)).await;

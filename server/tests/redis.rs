@@ -680,3 +680,100 @@ async fn a_job_whose_worker_dies_is_finished_by_another() {
     );
     assert_whole(&got, &id);
 }
+
+/// `GET /_sse/presence?topic=` on `node`.
+async fn presence_on(node: &Node, topic: &str) -> Value {
+    let resp = reqwest::get(node.url(&format!("/_sse/presence?topic={topic}")))
+        .await
+        .expect("presence");
+    let (status, body) = read_json(resp).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// Polls `node`'s presence of `topic` until `done` holds; returns it.
+async fn presence_until(node: &Node, topic: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = presence_on(node, topic).await;
+        if done(&body) {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "presence stuck at {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn presence_spans_the_cluster_and_a_dead_nodes_members_leave_within_its_lease() {
+    let redis = RedisServer::start().await;
+    let url = redis.url();
+    let start = |id: &'static str| {
+        let url = url.clone();
+        async move {
+            Node::start(&[
+                "--backplane",
+                &url,
+                "--node-id",
+                id,
+                "--node-lease-secs",
+                "1",
+            ])
+            .await
+        }
+    };
+    let (n1, n2, mut n3) = (start("n1").await, start("n2").await, start("n3").await);
+    let mut streams = Vec::new();
+    let mut ids = Vec::new();
+    for node in [&n1, &n2, &n3] {
+        let mut stream = SseStream::open(&node.url("/_sse/connect?topics=lobby"), None).await;
+        let hi: Value = serde_json::from_str(&stream.next_named("connected").await.data).unwrap();
+        ids.push(hi["clientId"].as_str().unwrap().to_owned());
+        streams.push(stream);
+    }
+    let nodes_of = |body: &Value| -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = body["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["node"].as_str().unwrap().into(),
+                    m["clientId"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+
+    // Every node lists every node's member.
+    let everyone: Vec<(String, String)> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|n| n.to_string())
+        .zip(ids.clone())
+        .collect();
+    for node in [&n1, &n2, &n3] {
+        let body = presence_until(node, "lobby", |b| b["count"] == 3).await;
+        assert_eq!(nodes_of(&body), everyone);
+    }
+
+    // A stream that ends leaves at once (well within the lease).
+    drop(streams.remove(1));
+    let body = presence_until(&n1, "lobby", |b| b["count"] == 2).await;
+    assert!(!nodes_of(&body).iter().any(|(n, _)| n == "n2"), "{body}");
+
+    // A node that dies says nothing: its member leaves when its lease ends.
+    n3.process.kill();
+    let killed = std::time::Instant::now();
+    let body = presence_until(&n2, "lobby", |b| b["count"] == 1).await;
+    assert_eq!(nodes_of(&body), [("n1".to_owned(), ids[0].clone())]);
+    let took = killed.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "a 1 s lease ended after {took:?}"
+    );
+}

@@ -76,7 +76,8 @@ use herald_shared::wire::Event;
 use herald_shared::SseEvent;
 
 pub use self::redis::{
-    redis_shard, RedisBackplane, RedisOptions, DEFAULT_PREFIX as DEFAULT_REDIS_PREFIX,
+    redis_shard, RedisBackplane, RedisOptions, DEFAULT_LEASE,
+    DEFAULT_PREFIX as DEFAULT_REDIS_PREFIX,
 };
 pub use backplane::{
     frame_with_id, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Fanout, Matched, Page,

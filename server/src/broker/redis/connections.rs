@@ -1,16 +1,19 @@
 //! Keeping this node's cluster-wide records alive: its admitted
 //! connections (`conns:<group>`) and its claimed client ids (`cid:<id>`)
 //! are refreshed before they expire, so a node that dies stops counting
-//! within [`super::CONNECTION_TTL`].
+//! within the lease ([`super::DEFAULT_LEASE`]).
 
-use super::{now_ms, Shared, CONNECTION_TTL, REFRESH_EVERY};
+use super::{now_ms, Shared};
 
 use crate::sync::lock;
 
 /// Keeps this node's connections counted and their client ids held:
 /// re-scores and re-expires them before they expire.
 pub(super) async fn refresh_connections(shared: std::sync::Weak<Shared>) {
-    let mut tick = tokio::time::interval(REFRESH_EVERY);
+    let Some(lease) = shared.upgrade().map(|s| s.options.lease) else {
+        return;
+    };
+    let mut tick = tokio::time::interval(lease / 3);
     loop {
         tick.tick().await;
         let Some(s) = shared.upgrade() else { return };
@@ -19,7 +22,7 @@ pub(super) async fn refresh_connections(shared: std::sync::Weak<Shared>) {
         if admitted.is_empty() && claimed.is_empty() {
             continue;
         }
-        let ttl = CONNECTION_TTL.as_millis() as u64;
+        let ttl = lease.as_millis() as u64;
         let expiry = now_ms() + ttl;
         let mut pipe = redis::pipe();
         for (user, member) in &admitted {

@@ -63,6 +63,7 @@
 
 mod connections;
 mod feed;
+mod presence;
 mod reply;
 mod scripts;
 
@@ -74,9 +75,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Value};
+use tokio::sync::mpsc;
 
 use self::connections::refresh_connections;
 use self::feed::read_feed;
+use self::presence::write_presence;
 use self::reply::{field, parse_replay, stream_entries};
 use self::scripts::Scripts;
 
@@ -87,6 +90,7 @@ use crate::broker::backplane::{
 use crate::broker::claims::{Claimed, ClientClaim};
 use crate::broker::id::{Epoch, EventId};
 use crate::broker::memory::HistoryLimits;
+use crate::broker::presence::Member;
 use crate::clock::unix_ms as now_ms;
 use crate::sync::lock;
 
@@ -104,6 +108,8 @@ pub struct RedisOptions {
     pub feed_len: usize,
     /// Per-topic history.
     pub history: HistoryLimits,
+    /// See [`DEFAULT_LEASE`].
+    pub lease: Duration,
 }
 
 /// Prepended to every key unless configured otherwise.
@@ -117,14 +123,15 @@ impl RedisOptions {
             shards: 8,
             feed_len: 100_000,
             history: HistoryLimits::default(),
+            lease: DEFAULT_LEASE,
         }
     }
 }
 
-/// Connections of a user count for this long unless their node refreshes
-/// them: a node that dies stops counting within this time.
-const CONNECTION_TTL: Duration = Duration::from_secs(30);
-const REFRESH_EVERY: Duration = Duration::from_secs(10);
+/// How long a node's records (its connections' counts, held client ids,
+/// presence) outlive it unless renewed: a node that dies stops counting
+/// within this time. Renewed every third of it.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 /// How long one `XREAD` blocks; also bounds how late a dead connection is noticed.
 const READ_BLOCK_MS: u64 = 2000;
 const READ_BATCH: usize = 1000;
@@ -162,6 +169,13 @@ struct Shared {
     /// `(client id, holder)` of this node's connections, whose claims are
     /// refreshed in Redis.
     claimed: Mutex<HashSet<(String, String)>>,
+    /// `(key, record)` of this node's connections present on a topic,
+    /// renewed in Redis ([`presence`]).
+    present: Mutex<HashSet<(String, String)>>,
+    /// To the task that writes them, in order.
+    presence_ops: mpsc::UnboundedSender<presence::Op>,
+    /// Its end, until `attach` starts the task.
+    presence_queue: Mutex<Option<mpsc::UnboundedReceiver<presence::Op>>>,
     /// `(when, seq)` samples that become the floor once older than the history age.
     samples: Mutex<VecDeque<(Instant, u64)>>,
     /// Where the feed reader starts: the shards' ends when `connect` ran, so
@@ -308,6 +322,7 @@ impl RedisBackplane {
                     .map_or_else(|| "0-0".to_owned(), |(id, _)| id),
             );
         }
+        let (presence_ops, presence_queue) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             start: Mutex::new(Some(start)),
             client,
@@ -318,6 +333,9 @@ impl RedisBackplane {
             sink: OnceLock::new(),
             admitted: Mutex::new(HashSet::new()),
             claimed: Mutex::new(HashSet::new()),
+            present: Mutex::new(HashSet::new()),
+            presence_ops,
+            presence_queue: Mutex::new(Some(presence_queue)),
             samples: Mutex::new(VecDeque::new()),
             scripts,
             options,
@@ -339,6 +357,9 @@ impl Backplane for RedisBackplane {
         if self.shared.sink.set(sink).is_ok() {
             tokio::spawn(read_feed(self.shared.clone()));
             tokio::spawn(refresh_connections(Arc::downgrade(&self.shared)));
+            if let Some(queue) = lock(&self.shared.presence_queue).take() {
+                tokio::spawn(write_presence(Arc::downgrade(&self.shared), queue));
+            }
         }
     }
 
@@ -601,7 +622,7 @@ impl Backplane for RedisBackplane {
         Box::pin(async move {
             let s = &self.shared;
             let now = now_ms();
-            let ttl = CONNECTION_TTL.as_millis() as u64;
+            let ttl = s.options.lease.as_millis() as u64;
             let mut con = s.commands.clone();
             let admitted: i64 = s
                 .scripts
@@ -639,7 +660,7 @@ impl Backplane for RedisBackplane {
                 .arg(claim.offered_secret.unwrap_or(""))
                 .arg(claim.new_secret)
                 .arg(claim.holder)
-                .arg(CONNECTION_TTL.as_millis() as u64)
+                .arg(s.options.lease.as_millis() as u64)
                 .invoke_async(&mut con)
                 .await
                 .map_err(unavailable)?;
@@ -681,6 +702,61 @@ impl Backplane for RedisBackplane {
                 }
             });
         }
+    }
+
+    fn join(&self, topic: &str, member: &Member) {
+        let s = &self.shared;
+        let (key, record) = (
+            s.key(&format!("presence:{topic}")),
+            presence::encode(member),
+        );
+        lock(&s.present).insert((key.clone(), record.clone()));
+        // Fails only once the writer is gone, with the backplane.
+        let _ = s.presence_ops.send(presence::Op::Join { key, record });
+    }
+
+    fn leave(&self, topic: &str, member: &Member) {
+        let s = &self.shared;
+        let (key, record) = (
+            s.key(&format!("presence:{topic}")),
+            presence::encode(member),
+        );
+        if lock(&s.present).remove(&(key.clone(), record.clone())) {
+            let _ = s.presence_ops.send(presence::Op::Leave { key, record });
+        }
+    }
+
+    fn members<'a>(
+        &'a self,
+        topic: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<Member>>, BackplaneError>> {
+        Box::pin(async move {
+            let s = &self.shared;
+            let key = s.key(&format!("presence:{topic}"));
+            let now = now_ms();
+            let mut con = s.commands.clone();
+            // Records whose lease ended (their node died) go, the rest are read.
+            let (records,): (Vec<String>,) = redis::pipe()
+                .cmd("ZREMRANGEBYSCORE")
+                .arg(&key)
+                .arg("-inf")
+                .arg(now)
+                .ignore()
+                .cmd("ZRANGEBYSCORE")
+                .arg(&key)
+                .arg(now)
+                .arg("+inf")
+                .query_async(&mut con)
+                .await
+                .map_err(|e| {
+                    let e = unavailable(e);
+                    s.failed(&e);
+                    e
+                })?;
+            Ok(Some(
+                records.iter().filter_map(|r| presence::decode(r)).collect(),
+            ))
+        })
     }
 
     fn release(&self, user: &str, member: &str) {

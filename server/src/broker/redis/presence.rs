@@ -1,0 +1,132 @@
+//! Presence across nodes (`crate::broker::presence`): each topic's members
+//! in a sorted set, `presence:<topic>`, one record per connection scored
+//! by its lease's end.
+//!
+//! A node writes its own records, all through one task, in the order its
+//! connections joined and left (a leave never overtakes its join). The
+//! same task renews every record this node holds each third of the lease,
+//! so a node that dies stops being listed within the lease; a reader asks
+//! only for records whose lease has not ended (and sweeps the others). A
+//! write that fails is repaired by the next renewal.
+
+use std::sync::Weak;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::{now_ms, Shared};
+use crate::broker::presence::Member;
+use crate::sync::lock;
+
+/// What the writer task does next.
+#[derive(Debug)]
+pub(super) enum Op {
+    /// Record `record` in the set at `key`.
+    Join { key: String, record: String },
+    /// Remove it.
+    Leave { key: String, record: String },
+}
+
+/// A [`Member`] as stored (short names: one per connection and topic).
+#[derive(Serialize, Deserialize)]
+struct Record {
+    /// The connection's serial: two connections that continue one client
+    /// id are two records.
+    s: String,
+    c: String,
+    u: Option<String>,
+    n: String,
+    t: u64,
+}
+
+/// The stored form of `member`.
+pub(super) fn encode(member: &Member) -> String {
+    let record = Record {
+        s: member.serial.clone(),
+        c: member.client_id.clone(),
+        u: member.user_id.clone(),
+        n: member.node.clone(),
+        t: member.since,
+    };
+    // A struct of strings and a number always serializes.
+    serde_json::to_string(&record).unwrap_or_default()
+}
+
+/// The member a stored record names (`None`: not one of ours).
+pub(super) fn decode(record: &str) -> Option<Member> {
+    let r: Record = serde_json::from_str(record).ok()?;
+    Some(Member {
+        client_id: r.c,
+        user_id: r.u,
+        node: r.n,
+        since: r.t,
+        serial: r.s,
+    })
+}
+
+/// Writes this node's joins and leaves in order, and renews its records.
+pub(super) async fn write_presence(shared: Weak<Shared>, mut ops: UnboundedReceiver<Op>) {
+    let Some(lease) = shared.upgrade().map(|s| s.options.lease) else {
+        return;
+    };
+    let mut renew = tokio::time::interval(lease / 3);
+    let mut batch = Vec::new();
+    loop {
+        let renewing = tokio::select! {
+            n = ops.recv_many(&mut batch, 512) => {
+                if n == 0 {
+                    return; // the backplane is gone
+                }
+                false
+            }
+            _ = renew.tick() => true,
+        };
+        let Some(s) = shared.upgrade() else { return };
+        let lease_ms = lease.as_millis() as u64;
+        let until = now_ms() + lease_ms;
+        let mut pipe = redis::pipe();
+        for op in batch.drain(..) {
+            match op {
+                Op::Join { key, record } => {
+                    pipe.zadd(&key, record, until).ignore();
+                    pipe.pexpire(&key, lease_ms as i64).ignore();
+                }
+                Op::Leave { key, record } => {
+                    pipe.zrem(&key, record).ignore();
+                }
+            }
+        }
+        if renewing {
+            // Taken here, after every op queued before it was written:
+            // what left is not in it, and is not brought back.
+            let held: Vec<(String, String)> = lock(&s.present).iter().cloned().collect();
+            for (key, record) in &held {
+                pipe.zadd(key, record, until).ignore();
+                pipe.pexpire(key, lease_ms as i64).ignore();
+            }
+        }
+        let mut con = s.commands.clone();
+        let written: Result<(), _> = pipe.query_async(&mut con).await;
+        if let Err(e) = written {
+            tracing::debug!(error = %e, "could not write presence (the next renewal repairs it)");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_member_survives_its_stored_form() {
+        let member = Member {
+            client_id: "c1".into(),
+            user_id: Some("alice".into()),
+            node: "node-a".into(),
+            since: 1_764_000_000_000,
+            serial: "s1".into(),
+        };
+        assert_eq!(decode(&encode(&member)), Some(member));
+        assert_eq!(decode("not a record"), None);
+    }
+}
