@@ -96,6 +96,10 @@ test("two nodes + Redis: two pages on different nodes chat", async ({ browser })
   await expect(bob.getByTestId("chat-joined")).toHaveText("in room:cluster");
   await alice.getByTestId("chat-join").click();
   await expect(bob.getByTestId("chat-lines")).toContainText("alice joined");
+  // Presence spans the nodes: each page lists both connections.
+  await expect(bob.getByTestId("chat-presence-count")).toHaveText("In the room: 2");
+  await expect(bob.getByTestId("chat-presence")).toContainText("alice");
+  await expect(alice.getByTestId("chat-presence-count")).toHaveText("In the room: 2");
 
   await alice.getByTestId("chat-draft").fill("hi from node A");
   await alice.getByTestId("chat-send").click();

@@ -139,6 +139,11 @@ test("chat between two browsers, with joined, typing and left", async ({ browser
   await expect(bob.getByTestId("chat-joined")).toHaveText("in room:e2e-chat");
   await alice.getByTestId("chat-join").click();
   await expect(bob.getByTestId("chat-lines")).toContainText("alice joined");
+  // Who is in the room comes from the server's presence.
+  await expect(bob.getByTestId("chat-presence-count")).toHaveText("In the room: 2");
+  await expect(bob.getByTestId("chat-presence")).toContainText("bob (you)");
+  await expect(bob.getByTestId("chat-presence")).toContainText("alice");
+  await expect(alice.getByTestId("chat-presence-count")).toHaveText("In the room: 2");
 
   await alice.getByTestId("chat-draft").fill("hi bob");
   await expect(bob.getByTestId("chat-typing")).toHaveText("alice is typing…");
@@ -150,7 +155,14 @@ test("chat between two browsers, with joined, typing and left", async ({ browser
   await bob.getByTestId("chat-draft").press("Enter");
   await expect(alice.getByTestId("chat-lines")).toContainText("bob: hello alice");
 
+  // Alice learnt bob's name from his message.
+  await expect(alice.getByTestId("chat-presence").locator("li")).toHaveCount(2);
+  await expect(alice.getByTestId("chat-presence")).toContainText("bob");
+  await expect(alice.getByTestId("chat-presence")).toContainText("alice (you)");
+
   await alice.getByTestId("chat-leave").click();
   await expect(bob.getByTestId("chat-lines")).toContainText("alice left");
+  await expect(bob.getByTestId("chat-presence").locator("li")).toHaveText(["bob (you)"]);
+  await expect(alice.getByTestId("chat-presence")).toBeEmpty();
   await bob.screenshot({ path: "test-results/artifacts/demo-chat.png", fullPage: true });
 });

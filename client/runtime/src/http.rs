@@ -1,7 +1,7 @@
-//! JSON POSTs to a Herald server's routes (`/_sse/subscribe`, `/_sse/publish`):
-//! what `SSEManager` uses for topic subscriptions, and what an app uses to
-//! publish from the browser. Outside a browser nothing is sent and the
-//! answer has status 0.
+//! Requests to a Herald server's routes: JSON POSTs (`/_sse/subscribe`,
+//! `/_sse/publish`), what `SSEManager` uses for topic subscriptions and an
+//! app to publish from the browser, and GETs (`/_sse/presence`). Outside
+//! a browser nothing is sent and the answer has status 0.
 
 /// The server's answer: status and body text.
 ///
@@ -56,9 +56,32 @@ impl Answer {
 /// # }
 /// ```
 pub async fn post_json(url: &str, body: String) -> Answer {
+    fetch(url, Some(body)).await
+}
+
+/// GETs `url` (e.g. `/_sse/presence?topic=room:lobby`).
+///
+/// ```
+/// # futures_lite_block_on(async {
+/// let answer = herald_client::http::get("/_sse/presence?topic=room:lobby").await;
+/// assert_eq!(answer.status, 0); // not in a browser: nothing was sent
+/// # });
+/// # fn futures_lite_block_on(f: impl std::future::Future<Output = ()>) {
+/// #     let waker = std::task::Waker::noop();
+/// #     let mut cx = std::task::Context::from_waker(&waker);
+/// #     let mut f = std::pin::pin!(f);
+/// #     assert!(f.as_mut().poll(&mut cx).is_ready());
+/// # }
+/// ```
+pub async fn get(url: &str) -> Answer {
+    fetch(url, None).await
+}
+
+/// A GET, or a JSON POST of `body`.
+async fn fetch(url: &str, body: Option<String>) -> Answer {
     #[cfg(target_arch = "wasm32")]
     {
-        browser_post(url, body).await
+        browser_fetch(url, body).await
     }
     #[cfg(not(target_arch = "wasm32"))]
     {
@@ -68,7 +91,7 @@ pub async fn post_json(url: &str, body: String) -> Answer {
 }
 
 #[cfg(target_arch = "wasm32")]
-async fn browser_post(url: &str, body: String) -> Answer {
+async fn browser_fetch(url: &str, body: Option<String>) -> Answer {
     use wasm_bindgen::JsCast;
     use wasm_bindgen_futures::JsFuture;
 
@@ -76,11 +99,13 @@ async fn browser_post(url: &str, body: String) -> Answer {
         return Answer::failed("no window");
     };
     let init = web_sys::RequestInit::new();
-    init.set_method("POST");
-    init.set_body(&body.into());
-    if let Ok(headers) = web_sys::Headers::new() {
-        let _ = headers.set("Content-Type", "application/json");
-        init.set_headers(&headers);
+    if let Some(body) = body {
+        init.set_method("POST");
+        init.set_body(&body.into());
+        if let Ok(headers) = web_sys::Headers::new() {
+            let _ = headers.set("Content-Type", "application/json");
+            init.set_headers(&headers);
+        }
     }
     let Ok(resp) = JsFuture::from(window.fetch_with_str_and_init(url, &init)).await else {
         return Answer::failed("the server could not be reached");

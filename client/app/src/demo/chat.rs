@@ -1,7 +1,12 @@
 //! A chat room over topics: the room is the topic `room:<name>`; joining
 //! subscribes this connection to it; messages, joins, leaves and typing are
 //! the shared chat events (`message`, `user-joined`, `user-left`, `typing`)
-//! published to it, so every tab in the room sees them.
+//! published to it, so every tab in the room sees them. Who is in the room
+//! comes from the server (`GET /_sse/presence`, every node's connections):
+//! asked on joining, when someone joins or leaves, and every few seconds
+//! (a closed tab says nothing).
+
+use std::collections::HashMap;
 
 use herald_shared::events::{ChatMessage, Presence, SseEvent, Typing, UserJoined, UserLeft};
 use leptos::prelude::*;
@@ -40,6 +45,27 @@ async fn publish<T: SseEvent>(room: &str, value: &T) -> api::Answer {
     api::post_json("/_sse/publish", body.to_string()).await
 }
 
+/// The client ids on the room's topic, oldest first.
+async fn who_is_in(room: &str) -> Result<Vec<String>, String> {
+    let answer = api::get(&format!("/_sse/presence?topic=room:{room}")).await;
+    if !answer.ok() {
+        return Err(answer.error_message());
+    }
+    let body: Value = serde_json::from_str(&answer.body).map_err(|e| e.to_string())?;
+    Ok(body["members"]
+        .as_array()
+        .map(|members| {
+            members
+                .iter()
+                .filter_map(|m| m["clientId"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// Seconds between presence refreshes while in a room.
+const PRESENCE_EVERY_MS: u64 = 5000;
+
 async fn membership(demo: Demo, action: &str, room: &str) -> Result<(), String> {
     let me = demo.identity.get_untracked().ok_or("not connected yet")?;
     let body = json!({ "clientId": me.client_id, "secret": me.secret, "topics": [format!("room:{room}")] });
@@ -63,6 +89,35 @@ pub fn ChatPanel() -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     let next = StoredValue::new(0u64);
     let last_typing_sent = StoredValue::new(0f64);
+    // Who is in the room (client ids), and the names chat events gave them.
+    let members = RwSignal::new(Vec::<String>::new());
+    let names = RwSignal::new(HashMap::<String, String>::new());
+    let learn = move |client_id: &str, name: &str| {
+        if names.with_untracked(|n| n.get(client_id).map(String::as_str) != Some(name)) {
+            names.try_update(|n| n.insert(client_id.to_owned(), name.to_owned()));
+        }
+    };
+    let refresh = move || {
+        let Some(current) = joined.get_untracked() else {
+            return;
+        };
+        spawn_local(async move {
+            if let Ok(ids) = who_is_in(&current).await {
+                // Only if still in that room.
+                if joined.get_untracked().as_deref() == Some(&*current) {
+                    members.try_set(ids);
+                }
+            }
+        });
+    };
+    // Browser only (intervals do not run on the server).
+    Effect::new(move |_| {
+        if let Ok(every) =
+            set_interval_with_handle(refresh, std::time::Duration::from_millis(PRESENCE_EVERY_MS))
+        {
+            on_cleanup(move || every.clear());
+        }
+    });
 
     let push = move |kind: &'static str, who: String, text: String| {
         let seq = next.with_value(|n| *n);
@@ -89,6 +144,7 @@ pub fn ChatPanel() -> impl IntoView {
                     // Unnamed events that are not chat messages are not ours.
                     if let Ok(msg) = ChatMessage::from_data(&m.data) {
                         if in_room(&msg.room_id) {
+                            learn(&msg.user_id, &msg.username);
                             typing.try_set(None);
                             push("message", msg.username, msg.message);
                         }
@@ -98,7 +154,9 @@ pub fn ChatPanel() -> impl IntoView {
             client
                 .on::<UserJoined>(move |UserJoined(p)| {
                     if in_room(&p.room_id) {
+                        learn(&p.user_id, &p.username);
                         push("joined", p.username, "joined".into());
+                        refresh();
                     }
                 })
                 .forget();
@@ -106,6 +164,7 @@ pub fn ChatPanel() -> impl IntoView {
                 .on::<UserLeft>(move |UserLeft(p)| {
                     if in_room(&p.room_id) {
                         push("left", p.username, "left".into());
+                        refresh();
                     }
                 })
                 .forget();
@@ -135,7 +194,9 @@ pub fn ChatPanel() -> impl IntoView {
                 Ok(()) => {
                     joined.set(Some(target.clone()));
                     lines.set(Vec::new());
+                    learn(&demo.client_id(), &name.get_untracked());
                     publish(&target, &UserJoined(presence(&target))).await;
+                    refresh();
                 }
                 Err(e) => error.set(Some(e)),
             }
@@ -146,9 +207,12 @@ pub fn ChatPanel() -> impl IntoView {
             return;
         };
         spawn_local(async move {
-            publish(&current, &UserLeft(presence(&current))).await;
+            // Out of the room first: whoever refreshes on `user-left`
+            // no longer finds this connection there.
             let _ = membership(demo, "unsubscribe", &current).await;
             joined.set(None);
+            members.set(Vec::new());
+            publish(&current, &UserLeft(presence(&current))).await;
         });
     };
     let send = move |ev: leptos::ev::SubmitEvent| {
@@ -215,6 +279,25 @@ pub fn ChatPanel() -> impl IntoView {
                     {move || joined.get().map(|r| format!("in room:{r}")).unwrap_or_default()}
                 </span>
             </div>
+            <p class="muted" data-testid="chat-presence-count">
+                {move || joined.get().map(|_| format!("In the room: {}", members.get().len())).unwrap_or_default()}
+            </p>
+            <ul class="presence" data-testid="chat-presence">
+                {move || {
+                    let me = demo.client_id();
+                    names.with(|names| {
+                        members
+                            .get()
+                            .into_iter()
+                            .map(|id| {
+                                let name = names.get(&id).cloned().unwrap_or_else(|| id.clone());
+                                let label = if id == me { format!("{name} (you)") } else { name };
+                                view! { <li>{label}</li> }
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                }}
+            </ul>
             <ol class="chat" data-testid="chat-lines" aria-live="polite">
                 <For
                     each=move || lines.get()
