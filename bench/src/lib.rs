@@ -8,6 +8,7 @@
 //! publish → receive on one clock.
 
 pub mod client;
+pub mod floor;
 pub mod proc;
 pub mod stats;
 pub mod stream;

@@ -47,6 +47,21 @@ enum Cmd {
         #[arg(long, default_value_t = 3)]
         hold_secs: u64,
     },
+    /// The floor under a paced fan-out here: CPU per small write to one of
+    /// many idle loopback sockets (see `floor.rs`).
+    Floor {
+        #[arg(long, default_value_t = 5000)]
+        sockets: usize,
+        #[arg(long, default_value_t = 40)]
+        rounds: usize,
+        /// Bytes per write (an event of the fan-out runs, chunk framing
+        /// included, is ~60 on the wire).
+        #[arg(long, default_value_t = 60)]
+        bytes: usize,
+        /// Milliseconds between rounds (the paced runs' 20 events/s: 50).
+        #[arg(long, default_value_t = 50)]
+        pause_ms: u64,
+    },
     /// Connect, read a few events, leave; at a rate, for a duration.
     Churn {
         #[command(flatten)]
@@ -190,6 +205,22 @@ fn main() -> anyhow::Result<()> {
                 )
                 .await?;
                 print_idle(&r);
+            }
+            Cmd::Floor {
+                sockets,
+                rounds,
+                bytes,
+                pause_ms,
+            } => {
+                let pause = Duration::from_millis(pause_ms);
+                let per_write = tokio::task::spawn_blocking(move || {
+                    herald_bench::floor::write_floor(sockets, rounds, bytes, pause)
+                })
+                .await??;
+                println!(
+                    "{sockets} sockets × {rounds} rounds of {bytes} B: {:.2} µs of CPU per write",
+                    per_write.as_secs_f64() * 1e6
+                );
             }
             Cmd::Churn {
                 target,

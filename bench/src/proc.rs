@@ -1,5 +1,6 @@
 //! What the generator reads about processes: a server's memory and CPU
-//! from `/proc`, its own CPU from `getrusage`, and the fd limit.
+//! from `/proc`, its own (and a thread's) CPU from `getrusage`, and the fd
+//! limit.
 
 use std::time::Duration;
 
@@ -31,9 +32,22 @@ pub fn own_cpu() -> Duration {
         libc::getrusage(libc::RUSAGE_SELF, &mut u);
         u
     };
-    let tv =
-        |t: libc::timeval| Duration::from_micros(t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
+    timeval(usage.ru_utime) + timeval(usage.ru_stime)
+}
+
+/// CPU time (user + system) the calling thread has used.
+pub fn thread_cpu() -> Duration {
+    // SAFETY: getrusage fills the struct it is given.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_THREAD, &mut u);
+        u
+    };
+    timeval(usage.ru_utime) + timeval(usage.ru_stime)
+}
+
+fn timeval(t: libc::timeval) -> Duration {
+    Duration::from_micros(t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64)
 }
 
 /// Raises this process's open-file soft limit to its hard limit (children
