@@ -230,23 +230,27 @@ pub trait Backplane: Send + Sync + 'static {
         Box::pin(std::future::ready(Ok(vec![reading])))
     }
 
-    /// This node's connection `member` is now present on `topic`
-    /// ([`super::presence`]): recorded for every node to see until
-    /// [`leave`](Self::leave), or until this node stops renewing it. A
-    /// single node records nothing (its hub is the record).
+    /// Whether presence ([`super::presence`]) is recorded here for every
+    /// node to read, through [`join`](Self::join), [`leave`](Self::leave)
+    /// and [`members`](Self::members). A single node records none: its hub
+    /// is the record.
+    fn records_presence(&self) -> bool {
+        false
+    }
+
+    /// This node's connection `member` is now present on `topic`: recorded
+    /// until [`leave`](Self::leave), or until this node stops renewing it.
     fn join(&self, _topic: &str, _member: &Member) {}
 
     /// `member` left `topic`.
     fn leave(&self, _topic: &str, _member: &Member) {}
 
-    /// Every node's members on `topic` (in no particular order), or `None`
-    /// when this backplane keeps no shared record: the node's hub knows
-    /// them all.
+    /// Every node's members on `topic`, in no particular order.
     fn members<'a>(
         &'a self,
         _topic: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Vec<Member>>, BackplaneError>> {
-        Box::pin(std::future::ready(Ok(None)))
+    ) -> BoxFuture<'a, Result<Vec<Member>, BackplaneError>> {
+        Box::pin(std::future::ready(Ok(Vec::new())))
     }
 
     /// Topics with history held (for stats).

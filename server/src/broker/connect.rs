@@ -459,7 +459,7 @@ impl SSEBroker {
     fn join(&self, client: &Arc<ClientState>, name: &str) -> Arc<Topic> {
         let topic = self.inner.hub.subscribe(name, client);
         client.add_topic(&topic);
-        if presence::counts(client, name) {
+        if self.inner.backplane.records_presence() && presence::counts(client, name) {
             let member = Member::of(client, self.node_id());
             self.inner.backplane.join(name, &member);
         }
@@ -469,7 +469,7 @@ impl SSEBroker {
     /// Takes `client` off `topic` (see [`join`](Self::join)).
     fn leave(&self, client: &Arc<ClientState>, topic: &Topic) {
         topic.unsubscribe(client);
-        if presence::counts(client, &topic.name) {
+        if self.inner.backplane.records_presence() && presence::counts(client, &topic.name) {
             let member = Member::of(client, self.node_id());
             self.inner.backplane.leave(&topic.name, &member);
         }
@@ -477,10 +477,10 @@ impl SSEBroker {
 
     /// Who is on `topic`, on every node ([`presence`]), oldest first.
     pub async fn presence(&self, topic: &str) -> Result<Vec<Member>, BrokerError> {
-        let members = match self.inner.backplane.members(topic).await? {
-            Some(members) => members,
-            None => self
-                .inner
+        let mut members = if self.inner.backplane.records_presence() {
+            self.inner.backplane.members(topic).await?
+        } else {
+            self.inner
                 .hub
                 .existing(topic)
                 .map(|t| t.members())
@@ -488,9 +488,10 @@ impl SSEBroker {
                 .iter()
                 .filter(|client| presence::counts(client, topic))
                 .map(|client| Member::of(client, self.node_id()))
-                .collect(),
+                .collect()
         };
-        Ok(presence::tidy(members))
+        presence::oldest_first(&mut members);
+        Ok(members)
     }
 
     /// Lets go of a client id this connection held.

@@ -48,12 +48,9 @@ pub(crate) fn counts(client: &ClientState, topic: &str) -> bool {
     names::wildcard_prefix(topic).is_none() && !client.is_assigned(topic)
 }
 
-/// Members in the order they came, with a connection's duplicates (a
-/// record seen twice while it is renewed) once.
-pub(crate) fn tidy(mut members: Vec<Member>) -> Vec<Member> {
+/// Oldest connection first (ties in a millisecond by client id, serial).
+pub(crate) fn oldest_first(members: &mut [Member]) {
     members.sort_by(|a, b| {
         (a.since, &a.client_id, &a.serial).cmp(&(b.since, &b.client_id, &b.serial))
     });
-    members.dedup_by(|a, b| a.serial == b.serial && a.client_id == b.client_id);
-    members
 }

@@ -704,6 +704,10 @@ impl Backplane for RedisBackplane {
         }
     }
 
+    fn records_presence(&self) -> bool {
+        true
+    }
+
     fn join(&self, topic: &str, member: &Member) {
         let s = &self.shared;
         let (key, record) = (
@@ -726,10 +730,7 @@ impl Backplane for RedisBackplane {
         }
     }
 
-    fn members<'a>(
-        &'a self,
-        topic: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Vec<Member>>, BackplaneError>> {
+    fn members<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Vec<Member>, BackplaneError>> {
         Box::pin(async move {
             let s = &self.shared;
             let key = s.key(&format!("presence:{topic}"));
@@ -753,9 +754,7 @@ impl Backplane for RedisBackplane {
                     s.failed(&e);
                     e
                 })?;
-            Ok(Some(
-                records.iter().filter_map(|r| presence::decode(r)).collect(),
-            ))
+            Ok(records.iter().filter_map(|r| presence::decode(r)).collect())
         })
     }
 
