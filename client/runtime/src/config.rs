@@ -257,7 +257,7 @@ impl SseConfig {
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.
-fn encode_component(s: &str) -> String {
+pub(crate) fn encode_component(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {

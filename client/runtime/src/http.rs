@@ -3,6 +3,10 @@
 //! app to publish from the browser, and GETs (`/_sse/presence`). Outside
 //! a browser nothing is sent and the answer has status 0.
 
+use herald_shared::presence::TopicPresence;
+
+use crate::config::encode_component;
+
 /// The server's answer: status and body text.
 ///
 /// ```
@@ -75,6 +79,34 @@ pub async fn post_json(url: &str, body: String) -> Answer {
 /// ```
 pub async fn get(url: &str) -> Answer {
     fetch(url, None).await
+}
+
+/// Who is connected to `topic`, on every node of the server this page
+/// came from (`GET /_sse/presence?topic=`); the server's answer when it
+/// refuses (401/403: the caller may not subscribe to the topic).
+///
+/// ```
+/// # futures_lite_block_on(async {
+/// let refused = herald_client::http::presence("room:lobby").await.unwrap_err();
+/// assert_eq!(refused.status, 0); // not in a browser: nothing was sent
+/// # });
+/// # fn futures_lite_block_on(f: impl std::future::Future<Output = ()>) {
+/// #     let waker = std::task::Waker::noop();
+/// #     let mut cx = std::task::Context::from_waker(&waker);
+/// #     let mut f = std::pin::pin!(f);
+/// #     assert!(f.as_mut().poll(&mut cx).is_ready());
+/// # }
+/// ```
+pub async fn presence(topic: &str) -> Result<TopicPresence, Answer> {
+    let url = format!("/_sse/presence?topic={}", encode_component(topic));
+    let answer = get(&url).await;
+    if !answer.ok() {
+        return Err(answer);
+    }
+    serde_json::from_str(&answer.body).map_err(|e| Answer {
+        status: answer.status,
+        body: serde_json::json!({ "error": format!("not a presence answer: {e}") }).to_string(),
+    })
 }
 
 /// A GET, or a JSON POST of `body`.

@@ -10,14 +10,12 @@
 //! there (`Backplane::join`/`leave`), each record leased: renewed while
 //! the node lives, gone within the lease once it dies.
 
-use serde::Serialize;
-
 use super::client::ClientState;
 use super::names;
 
-/// One connection present on a topic.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// One connection present on a topic (what `GET /_sse/presence` shows of
+/// it is `herald_shared::presence::PresentMember`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     pub client_id: String,
     /// The verified user, if any.
@@ -26,8 +24,8 @@ pub struct Member {
     pub node: String,
     /// When the connection opened, in ms since the Unix epoch.
     pub since: u64,
-    /// This connection among those that continue the same client id.
-    #[serde(skip)]
+    /// This connection among those that continue the same client id
+    /// (kept by the server, not shown).
     pub serial: String,
 }
 

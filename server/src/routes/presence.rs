@@ -10,9 +10,10 @@ use std::collections::BTreeSet;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use herald_shared::presence::{PresentMember, TopicPresence};
+use serde::Deserialize;
 
-use crate::broker::{validate_topic, Member};
+use crate::broker::validate_topic;
 use crate::state::AppState;
 use crate::web::caller::Caller;
 use crate::web::error::ApiError;
@@ -23,34 +24,36 @@ pub struct PresenceQuery {
     topic: String,
 }
 
-/// `{"topic", "count", "users", "members": [{clientId, userId, node, since}]}`:
-/// `count` connections, `users` distinct signed-in users among them,
-/// `since` in ms since the Unix epoch, oldest first.
-#[derive(Debug, Serialize)]
-pub struct Presence {
-    topic: String,
-    count: usize,
-    users: usize,
-    members: Vec<Member>,
-}
-
+/// `{"topic", "count", "users", "members": [{clientId, userId, node, since}]}`
+/// ([`TopicPresence`]).
 pub async fn presence(
     State(state): State<AppState>,
     caller: Caller,
     query: Result<Query<PresenceQuery>, QueryRejection>,
-) -> Result<Json<Presence>, ApiError> {
+) -> Result<Json<TopicPresence>, ApiError> {
     let Query(PresenceQuery { topic }) = query?;
     validate_topic(&topic)?;
     state
         .broker
         .policy()
         .check_request(&caller.principal(), &topic)?;
-    let members = state.broker.presence(&topic).await?;
+    let members: Vec<PresentMember> = state
+        .broker
+        .presence(&topic)
+        .await?
+        .into_iter()
+        .map(|m| PresentMember {
+            client_id: m.client_id,
+            user_id: m.user_id,
+            node: m.node,
+            since: m.since,
+        })
+        .collect();
     let users: BTreeSet<&str> = members
         .iter()
         .filter_map(|m| m.user_id.as_deref())
         .collect();
-    Ok(Json(Presence {
+    Ok(Json(TopicPresence {
         count: members.len(),
         users: users.len(),
         topic,

@@ -1,7 +1,6 @@
-//! The demo's small helpers: the runtime's GET and JSON POST, and clock
-//! formatting.
+//! The demo's small helpers: the runtime's JSON POST, and clock formatting.
 
-pub use herald_client::http::{get, post_json, Answer};
+pub use herald_client::http::{post_json, Answer};
 
 /// Milliseconds since the epoch, for event times.
 pub fn now_ms() -> f64 {

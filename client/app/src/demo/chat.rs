@@ -47,23 +47,13 @@ async fn publish<T: SseEvent>(room: &str, value: &T) -> api::Answer {
 
 /// The client ids on the room's topic, oldest first.
 async fn who_is_in(room: &str) -> Result<Vec<String>, String> {
-    let answer = api::get(&format!("/_sse/presence?topic=room:{room}")).await;
-    if !answer.ok() {
-        return Err(answer.error_message());
-    }
-    let body: Value = serde_json::from_str(&answer.body).map_err(|e| e.to_string())?;
-    Ok(body["members"]
-        .as_array()
-        .map(|members| {
-            members
-                .iter()
-                .filter_map(|m| m["clientId"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default())
+    let presence = herald_client::http::presence(&format!("room:{room}"))
+        .await
+        .map_err(|answer| answer.error_message())?;
+    Ok(presence.members.into_iter().map(|m| m.client_id).collect())
 }
 
-/// Seconds between presence refreshes while in a room.
+/// Milliseconds between presence refreshes while in a room.
 const PRESENCE_EVERY_MS: u64 = 5000;
 
 async fn membership(demo: Demo, action: &str, room: &str) -> Result<(), String> {
