@@ -229,6 +229,13 @@ impl Shared {
         self.healthy.store(true, Ordering::Relaxed);
     }
 
+    /// `e` as this backplane's error, noted as the reason it is down.
+    fn down(&self, e: impl std::fmt::Display) -> BackplaneError {
+        let e = unavailable(e);
+        self.failed(&e);
+        e
+    }
+
     fn failed(&self, e: &BackplaneError) {
         if self.healthy.swap(false, Ordering::Relaxed) {
             tracing::warn!(error = %e, "redis backplane unavailable");
@@ -496,11 +503,7 @@ impl Backplane for RedisBackplane {
                 .arg(s.key("t:"))
                 .invoke_async(&mut con)
                 .await;
-            let mut reply = reply.map_err(|e| {
-                let e = unavailable(e);
-                s.failed(&e);
-                e
-            })?;
+            let mut reply = reply.map_err(|e| s.down(e))?;
             s.ok();
             let floor = if reply.is_empty() {
                 0
@@ -536,11 +539,7 @@ impl Backplane for RedisBackplane {
                 .arg(ttl.as_millis().max(1) as u64)
                 .invoke_async(&mut con)
                 .await;
-            readings.map_err(|e| {
-                let e = unavailable(e);
-                s.failed(&e);
-                e
-            })
+            readings.map_err(|e| s.down(e))
         })
     }
 
@@ -552,11 +551,7 @@ impl Backplane for RedisBackplane {
                 .arg(s.key("seq"))
                 .query_async(&mut con)
                 .await
-                .map_err(|e| {
-                    let e = unavailable(e);
-                    s.failed(&e);
-                    e
-                })?;
+                .map_err(|e| s.down(e))?;
             Ok(seq.unwrap_or(0))
         })
     }
@@ -749,11 +744,7 @@ impl Backplane for RedisBackplane {
                 .arg("+inf")
                 .query_async(&mut con)
                 .await
-                .map_err(|e| {
-                    let e = unavailable(e);
-                    s.failed(&e);
-                    e
-                })?;
+                .map_err(|e| s.down(e))?;
             Ok(records.iter().filter_map(|r| presence::decode(r)).collect())
         })
     }
