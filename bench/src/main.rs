@@ -684,5 +684,15 @@ async fn compare(args: CompareArgs, fd_limit: u64) -> anyhow::Result<()> {
                 .join(", ")
         );
     }
+    // What one paced write costs here, with no server: the floor under the
+    // paced rows' µs per event (see `floor.rs`), measured in the same run.
+    let floor = tokio::task::spawn_blocking(|| {
+        herald_bench::floor::write_floor(5000, 40, 60, Duration::from_millis(50))
+    })
+    .await??;
+    println!(
+        "\npaced write floor (herald-bench floor: 60 B to one of 5 000 idle sockets every 50 ms): {:.2} µs of CPU per write",
+        floor.as_secs_f64() * 1e6
+    );
     Ok(())
 }
