@@ -776,4 +776,9 @@ async fn presence_spans_the_cluster_and_a_dead_nodes_members_leave_within_its_le
         took < Duration::from_secs(3),
         "a 1 s lease ended after {took:?}"
     );
+
+    // A live node's lease is renewed: its member stays lease after lease.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let body = presence_on(&n2, "lobby").await;
+    assert_eq!(nodes_of(&body), [("n1".to_owned(), ids[0].clone())]);
 }

@@ -18,6 +18,9 @@ use super::{now_ms, Shared};
 use crate::broker::presence::Member;
 use crate::sync::lock;
 
+/// Records renewed by one `ZADD`.
+const RENEW_CHUNK: usize = 1000;
+
 /// What the writer task does next.
 #[derive(Debug)]
 pub(super) enum Op {
@@ -99,9 +102,17 @@ pub(super) async fn write_presence(shared: Weak<Shared>, mut ops: UnboundedRecei
         if renewing {
             // Taken here, after every op queued before it was written:
             // what left is not in it, and is not brought back.
-            let held: Vec<(String, String)> = lock(&s.present).iter().cloned().collect();
-            for (key, record) in &held {
-                pipe.zadd(key, record, until).ignore();
+            let mut held: Vec<(String, String)> = lock(&s.present).iter().cloned().collect();
+            held.sort_unstable();
+            // One ZADD per key and chunk of records, one PEXPIRE per key:
+            // a popular topic's thousands of records are a few commands.
+            for same_key in held.chunk_by(|a, b| a.0 == b.0) {
+                let key = &same_key[0].0;
+                for chunk in same_key.chunks(RENEW_CHUNK) {
+                    let scored: Vec<(u64, &str)> =
+                        chunk.iter().map(|(_, r)| (until, r.as_str())).collect();
+                    pipe.zadd_multiple(key, &scored).ignore();
+                }
                 pipe.pexpire(key, lease_ms as i64).ignore();
             }
         }
