@@ -7,7 +7,8 @@
 //! same task renews every record this node holds each third of the lease,
 //! so a node that dies stops being listed within the lease; a reader asks
 //! only for records whose lease has not ended (and sweeps the others). A
-//! write that fails is repaired by the next renewal.
+//! join whose write fails is repaired by the next renewal; a leave whose
+//! write fails is listed until its lease ends.
 
 use std::sync::Weak;
 
@@ -119,7 +120,7 @@ pub(super) async fn write_presence(shared: Weak<Shared>, mut ops: UnboundedRecei
         let mut con = s.commands.clone();
         let written: Result<(), _> = pipe.query_async(&mut con).await;
         if let Err(e) = written {
-            tracing::debug!(error = %e, "could not write presence (the next renewal repairs it)");
+            tracing::debug!(error = %e, "could not write presence (renewal repairs joins; leaves expire)");
         }
     }
 }
