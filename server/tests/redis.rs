@@ -781,4 +781,11 @@ async fn presence_spans_the_cluster_and_a_dead_nodes_members_leave_within_its_le
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let body = presence_on(&n2, "lobby").await;
     assert_eq!(nodes_of(&body), [("n1".to_owned(), ids[0].clone())]);
+    let metrics = reqwest::get(n1.url("/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("herald_presence_records 1\n"), "{metrics}");
 }

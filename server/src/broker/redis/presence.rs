@@ -104,6 +104,7 @@ pub(super) async fn write_presence(shared: Weak<Shared>, mut ops: UnboundedRecei
             // Taken here, after every op queued before it was written:
             // what left is not in it, and is not brought back.
             let mut held: Vec<(String, String)> = lock(&s.present).iter().cloned().collect();
+            metrics::gauge!("herald_presence_records").set(held.len() as f64);
             held.sort_unstable();
             // One ZADD per key and chunk of records, one PEXPIRE per key:
             // a popular topic's thousands of records are a few commands.
@@ -120,6 +121,7 @@ pub(super) async fn write_presence(shared: Weak<Shared>, mut ops: UnboundedRecei
         let mut con = s.commands.clone();
         let written: Result<(), _> = pipe.query_async(&mut con).await;
         if let Err(e) = written {
+            metrics::counter!("herald_presence_write_errors_total").increment(1);
             tracing::debug!(error = %e, "could not write presence (renewal repairs joins; leaves expire)");
         }
     }
