@@ -87,14 +87,15 @@ pub fn ChatPanel() -> impl IntoView {
             names.try_update(|n| n.insert(client_id.to_owned(), name.to_owned()));
         }
     };
+    // `try_`: an answer may arrive after the panel is gone.
     let refresh = move || {
-        let Some(current) = joined.get_untracked() else {
+        let Some(current) = joined.try_get_untracked().flatten() else {
             return;
         };
         spawn_local(async move {
             if let Ok(ids) = who_is_in(&current).await {
                 // Only if still in that room.
-                if joined.get_untracked().as_deref() == Some(&*current) {
+                if joined.try_get_untracked().flatten().as_deref() == Some(&*current) {
                     members.try_set(ids);
                 }
             }
