@@ -83,7 +83,9 @@ pub fn ChatPanel() -> impl IntoView {
     let members = RwSignal::new(Vec::<String>::new());
     let names = RwSignal::new(HashMap::<String, String>::new());
     let learn = move |client_id: &str, name: &str| {
-        if names.with_untracked(|n| n.get(client_id).map(String::as_str) != Some(name)) {
+        let known =
+            names.try_with_untracked(|n| n.get(client_id).map(String::as_str) == Some(name));
+        if known == Some(false) {
             names.try_update(|n| n.insert(client_id.to_owned(), name.to_owned()));
         }
     };
