@@ -789,3 +789,45 @@ async fn presence_spans_the_cluster_and_a_dead_nodes_members_leave_within_its_le
         .expect("text");
     assert!(metrics.contains("herald_presence_records 1\n"), "{metrics}");
 }
+
+#[tokio::test]
+async fn a_redis_cluster_is_refused_at_start_with_a_clear_error() {
+    let cluster = common::RedisCluster::start().await;
+    for url in [
+        cluster.url(),
+        format!("redis+cluster://127.0.0.1:{}", cluster.ports[1]),
+    ] {
+        let refused = RedisBackplane::connect(RedisOptions::new(&url))
+            .await
+            .err()
+            .expect("a cluster is refused");
+        assert!(
+            refused
+                .to_string()
+                .contains("Redis Cluster is not supported yet"),
+            "{url}: {refused}"
+        );
+    }
+    // The server says so and exits at once (no waiting for Redis to start).
+    let started = std::time::Instant::now();
+    let out = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_herald-server"))
+            .args(["--addr", "127.0.0.1:0", "--backplane", &cluster.url()])
+            .output(),
+    )
+    .await
+    .expect("the server exits")
+    .expect("the server ran");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Redis Cluster is not supported yet"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+}

@@ -415,24 +415,109 @@ impl RedisServer {
             .spawn()
             .expect("redis-server (the setup script installs it) did not start");
         self.process = Some(Process(child));
+        wait_for_redis(self.port).await;
+    }
+}
+
+/// A real Redis Cluster on loopback: three masters (`redis-server
+/// --cluster-enabled yes`, no replicas, no persistence) joined with
+/// `redis-cli --cluster create`, killed and removed when dropped.
+pub struct RedisCluster {
+    pub ports: Vec<u16>,
+    dir: std::path::PathBuf,
+    processes: Vec<Process>,
+}
+
+impl RedisCluster {
+    pub async fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("herald-cluster-{}", free_port()));
+        std::fs::create_dir_all(&dir).expect("a directory for the cluster's files");
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let mut processes = Vec::new();
+        for port in &ports {
+            let port = port.to_string();
+            let child = std::process::Command::new("redis-server")
+                .current_dir(&dir)
+                .args(["--port", &port, "--bind", "127.0.0.1"])
+                .args(["--cluster-enabled", "yes"])
+                .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("redis-server (the setup script installs it) did not start");
+            processes.push(Process(child));
+        }
+        for port in &ports {
+            wait_for_redis(*port).await;
+        }
+        let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let created = std::process::Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&nodes)
+            .arg("--cluster-yes")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("redis-cli");
+        assert!(created.success(), "redis-cli --cluster create failed");
+        let cluster = RedisCluster {
+            ports,
+            dir,
+            processes,
+        };
         let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            if let Ok(mut tcp) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await {
-                use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                let mut buf = [0u8; 7];
-                if tcp.write_all(b"PING\r\n").await.is_ok()
-                    && tcp.read_exact(&mut buf).await.is_ok()
-                    && &buf == b"+PONG\r\n"
-                {
-                    return;
-                }
-            }
+        while !cluster.is_ok() {
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "redis-server did not answer"
+                "the cluster never formed"
             );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        cluster
+    }
+
+    /// `redis://` to the first master.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.ports[0])
+    }
+
+    fn is_ok(&self) -> bool {
+        self.ports.iter().all(|port| {
+            std::process::Command::new("redis-cli")
+                .args(["-p", &port.to_string(), "cluster", "info"])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
+        })
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        self.processes.clear();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Waits until a Redis on `port` answers `PING`.
+async fn wait_for_redis(port: u16) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Ok(mut tcp) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut buf = [0u8; 7];
+            if tcp.write_all(b"PING\r\n").await.is_ok()
+                && tcp.read_exact(&mut buf).await.is_ok()
+                && &buf == b"+PONG\r\n"
+            {
+                return;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "redis-server did not answer"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -112,6 +112,18 @@ pub struct RedisOptions {
     pub lease: Duration,
 }
 
+/// Why a Redis Cluster is refused (see [`RedisBackplane::connect`]).
+const CLUSTER_UNSUPPORTED: &str = "Redis Cluster is not supported yet: point --backplane at a \
+     standalone Redis (or a primary with replicas); docs/capacity.md says how far one goes";
+
+/// Why [`RedisBackplane::try_connect`] failed.
+enum Failure {
+    /// Redis may come up: worth another try.
+    Unreachable(BackplaneError),
+    /// Not a Redis Herald can use, however long it waits.
+    Unsupported(BackplaneError),
+}
+
 /// Prepended to every key unless configured otherwise.
 pub const DEFAULT_PREFIX: &str = "herald:";
 
@@ -278,14 +290,15 @@ impl RedisBackplane {
         let deadline = tokio::time::Instant::now() + within;
         let mut delay = Duration::from_millis(100);
         loop {
-            match Self::connect(options.clone()).await {
+            match Self::try_connect(options.clone()).await {
                 Ok(backplane) => return Ok(backplane),
-                Err(e) if tokio::time::Instant::now() + delay < deadline => {
+                Err(Failure::Unsupported(e)) => return Err(e),
+                Err(Failure::Unreachable(e)) if tokio::time::Instant::now() + delay < deadline => {
                     tracing::warn!(error = %e, "redis not reachable yet; retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(2));
                 }
-                Err(e) => return Err(e),
+                Err(Failure::Unreachable(e)) => return Err(e),
             }
         }
     }
@@ -293,16 +306,40 @@ impl RedisBackplane {
     /// Connects (failing if Redis cannot be reached now) and reads or
     /// creates the log's epoch. The feed reader starts when the broker
     /// attaches.
+    ///
+    /// A Redis Cluster is refused, by its URL (`redis+cluster://`) or by
+    /// what the server says of itself: every publish is one script over
+    /// the id counter, a feed shard and the topics' streams, keys a
+    /// cluster keeps in different slots, so each publish would fail.
     pub async fn connect(options: RedisOptions) -> Result<Self, BackplaneError> {
-        let client = Client::open(options.url.as_str()).map_err(unavailable)?;
+        Self::try_connect(options).await.map_err(|f| match f {
+            Failure::Unreachable(e) | Failure::Unsupported(e) => e,
+        })
+    }
+
+    async fn try_connect(options: RedisOptions) -> Result<Self, Failure> {
+        if options.url.starts_with("redis+cluster://") {
+            return Err(Failure::Unsupported(unavailable(CLUSTER_UNSUPPORTED)));
+        }
+        let client =
+            Client::open(options.url.as_str()).map_err(|e| Failure::Unsupported(unavailable(e)))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(Duration::from_secs(2)))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
+        let unreachable = |e| Failure::Unreachable(unavailable(e));
         let mut commands = ConnectionManager::new_with_config(client.clone(), config)
             .await
-            .map_err(unavailable)?;
+            .map_err(unreachable)?;
+        let info: String = redis::cmd("INFO")
+            .arg("cluster")
+            .query_async(&mut commands)
+            .await
+            .map_err(unreachable)?;
+        if info.lines().any(|l| l.trim() == "cluster_enabled:1") {
+            return Err(Failure::Unsupported(unavailable(CLUSTER_UNSUPPORTED)));
+        }
         let scripts = Scripts::new();
         let epoch: String = scripts
             .init
@@ -310,7 +347,7 @@ impl RedisBackplane {
             .arg(fresh_epoch(0))
             .invoke_async(&mut commands)
             .await
-            .map_err(unavailable)?;
+            .map_err(unreachable)?;
         let mut start = Vec::with_capacity(options.shards);
         for shard in 0..options.shards {
             let last: Value = redis::cmd("XREVRANGE")
@@ -321,7 +358,7 @@ impl RedisBackplane {
                 .arg(1)
                 .query_async(&mut commands)
                 .await
-                .map_err(unavailable)?;
+                .map_err(unreachable)?;
             start.push(
                 stream_entries(&last)
                     .into_iter()
