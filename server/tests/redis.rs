@@ -504,16 +504,7 @@ fn bearer(sub: &str) -> String {
 }
 
 async fn create_job(node: &Node, token: &str) -> String {
-    let resp = reqwest::Client::new()
-        .post(node.url("/api/v1/characters"))
-        .bearer_auth(token)
-        .json(&json!({"name": "Across"}))
-        .send()
-        .await
-        .expect("create");
-    let (status, body) = read_json(resp).await;
-    assert_eq!(status, 202, "{body}");
-    body["jobId"].as_str().expect("jobId").to_owned()
+    common::create_job(&node.url("/api/v1/characters"), token, "Across").await
 }
 
 /// A job stream's messages, `(id, message)`, until the server ends it;

@@ -214,16 +214,7 @@ async fn the_status_stream_resumes_too() {
 }
 
 async fn create_job(server: &TestServer) -> String {
-    let resp = reqwest::Client::new()
-        .post(server.url("/api/v1/characters"))
-        .bearer_auth(DEMO)
-        .json(&json!({"name": "Resumed"}))
-        .send()
-        .await
-        .expect("create");
-    let (status, body) = read_json(resp).await;
-    assert_eq!(status, 202, "{body}");
-    body["jobId"].as_str().expect("jobId").to_owned()
+    common::create_job(&server.url("/api/v1/characters"), DEMO, "Resumed").await
 }
 
 /// The job updates of a stream until it ends: (progress, status, id).

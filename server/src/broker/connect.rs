@@ -475,7 +475,21 @@ impl SSEBroker {
         }
     }
 
-    /// Who is on `topic`, on every node ([`presence`]), oldest first.
+    /// [`presence`](Self::presence) asked by `who`: under the rule that
+    /// lets it subscribe to `topic` (a topic name, not a wildcard), so
+    /// whoever may not be there learns nothing of who is.
+    pub async fn presence_as(
+        &self,
+        who: &Principal,
+        topic: &str,
+    ) -> Result<Vec<Member>, BrokerError> {
+        names::validate_topic(topic)?;
+        self.policy().check_request(who, topic)?;
+        self.presence(topic).await
+    }
+
+    /// Who is on `topic`, on every node ([`presence`]), oldest first: the
+    /// server's own question (callers ask [`presence_as`](Self::presence_as)).
     pub async fn presence(&self, topic: &str) -> Result<Vec<Member>, BrokerError> {
         let mut members = if self.inner.backplane.records_presence() {
             self.inner.backplane.members(topic).await?

@@ -1,6 +1,7 @@
 //! `GET /_sse/presence?topic=…`: who is connected to a topic, on every node.
 //!
-//! Asked under the same rule as subscribing: whoever may put a stream on
+//! Asked under the same rule as subscribing (`SSEBroker::presence_as`):
+//! whoever may put a stream on
 //! the topic may see who else is there (401/403 otherwise, naming the
 //! rule, and nothing about the topic). A connection is present on the
 //! topics it asked for by name (`broker::presence`).
@@ -13,7 +14,6 @@ use axum::Json;
 use herald_shared::presence::{PresentMember, TopicPresence};
 use serde::Deserialize;
 
-use crate::broker::validate_topic;
 use crate::state::AppState;
 use crate::web::caller::Caller;
 use crate::web::error::ApiError;
@@ -32,14 +32,9 @@ pub async fn presence(
     query: Result<Query<PresenceQuery>, QueryRejection>,
 ) -> Result<Json<TopicPresence>, ApiError> {
     let Query(PresenceQuery { topic }) = query?;
-    validate_topic(&topic)?;
-    state
-        .broker
-        .policy()
-        .check_request(&caller.principal(), &topic)?;
     let members: Vec<PresentMember> = state
         .broker
-        .presence(&topic)
+        .presence_as(&caller.principal(), &topic)
         .await?
         .into_iter()
         .map(|m| PresentMember {

@@ -207,6 +207,21 @@ pub async fn post_json(url: &str, body: &Value) -> (u16, Value) {
     read_json(resp).await
 }
 
+/// Creates a demo job (`POST /api/v1/characters {name}`) at `url` as
+/// `token`'s user; asserts the 202 and returns the job's id.
+pub async fn create_job(url: &str, token: &str, name: &str) -> String {
+    let resp = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "name": name }))
+        .send()
+        .await
+        .expect("create");
+    let (status, body) = read_json(resp).await;
+    assert_eq!(status, 202, "{body}");
+    body["jobId"].as_str().expect("jobId").to_owned()
+}
+
 pub async fn read_json(resp: reqwest::Response) -> (u16, Value) {
     let status = resp.status().as_u16();
     let text = resp.text().await.expect("body");

@@ -728,7 +728,7 @@ impl Backplane for RedisBackplane {
                     .invoke_async(&mut con)
                     .await;
                 if let Err(e) = released {
-                    // It expires by itself within the connection TTL: the
+                    // It expires by itself within the node's lease: the
                     // id is then free sooner than `keep_for`, never held.
                     tracing::debug!(error = %e, "could not release a client id");
                 }
@@ -802,7 +802,7 @@ impl Backplane for RedisBackplane {
                     .query_async(&mut con)
                     .await;
                 if let Err(e) = removed {
-                    // It expires by itself within the connection TTL.
+                    // It expires by itself within the node's lease.
                     tracing::debug!(error = %e, "could not release a connection count");
                 }
             });
