@@ -9,7 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use herald_server::broker::{
     Backplane, BackplaneError, BoxFuture, BrokerConfig, Claimed, ClientClaim, ConnectOptions,
-    Epoch, EventId, HistoryLimits, Matched, MemoryBackplane, Page, Replay, SSEBroker, Sink,
+    Epoch, EventId, HistoryLimits, Matched, MemoryBackplane, Page, Position, Replay, SSEBroker,
+    Sink,
 };
 use herald_server::router::router;
 use herald_server::state::AppState;
@@ -63,7 +64,7 @@ impl Backplane for RacyReplay {
     ) -> BoxFuture<'a, Result<Matched, BackplaneError>> {
         self.0.topics_under(prefix, limit)
     }
-    fn head(&self) -> BoxFuture<'_, Result<u64, BackplaneError>> {
+    fn head(&self) -> BoxFuture<'_, Result<Position, BackplaneError>> {
         self.0.head()
     }
     fn claim_client<'a>(
@@ -153,7 +154,7 @@ impl Backplane for Down {
     ) -> BoxFuture<'a, Result<Matched, BackplaneError>> {
         Box::pin(async { Err(BackplaneError("connection refused".into())) })
     }
-    fn head(&self) -> BoxFuture<'_, Result<u64, BackplaneError>> {
+    fn head(&self) -> BoxFuture<'_, Result<Position, BackplaneError>> {
         Box::pin(async { Err(BackplaneError("connection refused".into())) })
     }
     fn claim_client<'a>(

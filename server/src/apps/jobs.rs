@@ -26,7 +26,7 @@ use herald_shared::wire::Event;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::broker::{ConnectOptions, EventId};
+use crate::broker::{ConnectOptions, Position};
 use crate::jobs::{job_topic, owner_topic, JobError, JobKind, Snapshot};
 use crate::state::AppState;
 use crate::web::caller::Caller;
@@ -176,11 +176,11 @@ fn connected(job_id: &str, what: &str) -> Result<Event, ApiError> {
 /// The position a reconnecting job stream resumes after, if its
 /// `Last-Event-ID` is one of this log's (any other id starts over from
 /// the job's state now, which says everything a `reset` would).
-fn resume_after(s: &AppState, last_event_id: Option<String>) -> Option<EventId> {
+fn resume_after(s: &AppState, last_event_id: Option<String>) -> Option<Position> {
     last_event_id?
-        .parse::<EventId>()
+        .parse::<Position>()
         .ok()
-        .filter(|id| id.epoch == s.broker.epoch())
+        .filter(|at| at.epoch == s.broker.epoch() && at.shards() == s.broker.backplane().shards())
 }
 
 /// A job's stream. First time: `connected`, `initial_status` (the state
@@ -196,9 +196,10 @@ async fn job_stream(
 ) -> Result<Response, ApiError> {
     let snapshot = owned(&s, &caller, kind_from(&kind)?, &id).await?;
     let resume = resume_after(&s, last_event_id);
+    let topic = job_topic(&id);
     let final_seq = *snapshot.finished.borrow();
-    if let (Some(last), Some(at)) = (final_seq, resume) {
-        if at.seq >= last {
+    if let (Some(last), Some(at)) = (final_seq, &resume) {
+        if at.seq(s.broker.shard_of(&topic)) >= last {
             return Ok(StatusCode::NO_CONTENT.into_response());
         }
     }
@@ -217,7 +218,6 @@ async fn job_stream(
         }
         return Ok(sse_stream_response(futures::stream::iter(frames)));
     }
-    let topic = job_topic(&id);
     let sub = s
         .broker
         .connect(ConnectOptions {

@@ -13,6 +13,15 @@
 //! and a session together): it gets one id, is in each topic's history,
 //! and reaches each subscribed connection once, through the first of its
 //! topics the connection is on ([`Fanout`]).
+//!
+//! A log may be split in **shards** that number their events each on its
+//! own ([`super::id`]; Redis Cluster): a topic lives in one shard
+//! ([`shard_of`]), order holds per topic, and a stream's position is a seq
+//! per shard. An event for topics in several shards is numbered in each of
+//! them and delivered once per shard, every copy naming all its topics: a
+//! connection takes the copy of the shard that holds the first of the
+//! event's topics it is on, live ([`Fanout`]) and in a replay
+//! ([`Entry::topics`]), so it still gets the event once.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -21,7 +30,9 @@ use bytes::Bytes;
 use thiserror::Error;
 
 use super::claims::{Claimed, ClientClaim};
-use super::id::{Epoch, EventId};
+#[cfg(doc)]
+use super::id::shard_of;
+use super::id::{Epoch, EventId, Position};
 use super::presence::Member;
 
 /// A boxed `Send` future (the trait stays object-safe).
@@ -36,6 +47,9 @@ pub struct Fanout<'a> {
     /// Every topic the event was published to, in the publisher's order
     /// (at most [`MAX_TOPICS_PER_EVENT`]).
     pub topics: &'a [&'a str],
+    /// The shard that numbered this copy (0 in a single log): it reaches
+    /// the connections whose first topic among `topics` lives there.
+    pub shard: usize,
     pub seq: u64,
     /// The complete encoded event, `id:` line included.
     pub frame: Bytes,
@@ -76,11 +90,33 @@ pub struct Page {
     pub limit: usize,
 }
 
+/// One event in a topic's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub seq: u64,
+    /// The complete encoded event, its own `id:` line included.
+    pub frame: Bytes,
+    /// For an event whose topics lie in several shards: all of them, in
+    /// the publisher's order (a replay gives it through the first one the
+    /// stream is on). `None` otherwise.
+    pub topics: Option<std::sync::Arc<[String]>>,
+}
+
+impl Entry {
+    pub fn new(seq: u64, frame: Bytes) -> Self {
+        Entry {
+            seq,
+            frame,
+            topics: None,
+        }
+    }
+}
+
 /// One page of the events a resuming client missed on one topic.
 #[derive(Debug, Default, Clone)]
 pub struct Replay {
-    /// `(seq, frame)` in order.
-    pub entries: Vec<(u64, Bytes)>,
+    /// In order.
+    pub entries: Vec<Entry>,
     /// History no longer reaches back to the page's `after`.
     pub gap: bool,
 }
@@ -91,10 +127,10 @@ pub struct Replay {
 pub struct Matched {
     /// Topic names, at most the `limit` asked for.
     pub topics: Vec<String>,
-    /// Topics whose whole history expired are no longer listed; their
-    /// events reached up to this seq. Resuming from before it may have
-    /// missed some: a gap.
-    pub forgotten_through: u64,
+    /// Topics whose whole history expired are no longer listed; per
+    /// shard, their events reached up to this seq. Resuming from before it
+    /// may have missed some: a gap.
+    pub forgotten_through: Vec<u64>,
     /// There were more than `limit`: the list is incomplete (a gap too).
     pub truncated: bool,
 }
@@ -116,6 +152,7 @@ pub struct BackplaneError(pub String);
 ///     fn deliver(&self, event: Fanout<'_>) {
 ///         let topics = event.topics.join(",");
 ///         self.0.lock().unwrap().push((topics, event.seq));
+///         assert_eq!(event.shard, 0); // one log, one shard
 ///     }
 /// }
 ///
@@ -126,8 +163,8 @@ pub struct BackplaneError(pub String);
 /// let id = log.append(&["news"], None, Bytes::from_static(b"data: hi\n\n")).await.unwrap();
 /// let both = log.append(&["news", "sport"], None, Bytes::from_static(b"data: ho\n\n")).await.unwrap();
 /// assert_eq!(*sink.0.lock().unwrap(), [("news".to_owned(), id.seq), ("news,sport".to_owned(), both.seq)]);
-/// let head = log.head().await.unwrap();
-/// let replay = log.replay("news", Page { after: 0, until: head, limit: 100 }).await.unwrap();
+/// let until = log.head().await.unwrap().seq(0);
+/// let replay = log.replay("news", Page { after: 0, until, limit: 100 }).await.unwrap();
 /// assert_eq!(replay.entries.len(), 2);
 /// # });
 /// ```
@@ -138,6 +175,12 @@ pub trait Backplane: Send + Sync + 'static {
     /// The identity written into every id; ids of another epoch are not
     /// positions in this log.
     fn epoch(&self) -> Epoch;
+
+    /// How many shards number the events (see the module docs); fixed for
+    /// the log's life. One unless the log is sharded.
+    fn shards(&self) -> usize {
+        1
+    }
 
     /// Connects the broker's local fan-out. Called once, before any append.
     fn attach(&self, sink: std::sync::Arc<dyn Sink>);
@@ -172,9 +215,12 @@ pub trait Backplane: Send + Sync + 'static {
         limit: usize,
     ) -> BoxFuture<'a, Result<Matched, BackplaneError>>;
 
-    /// The last sequence number handed out (in this epoch): every event
-    /// numbered up to it is in its topic's log, if still kept.
-    fn head(&self) -> BoxFuture<'_, Result<u64, BackplaneError>>;
+    /// Where a resume's replay stops and live delivery takes over: per
+    /// shard, a seq such that every event numbered up to it is in its
+    /// topic's log (if still kept). A sharded log's head is also one this
+    /// node's sink has already been handed: the positions it writes live
+    /// never fall behind a replay's.
+    fn head(&self) -> BoxFuture<'_, Result<Position, BackplaneError>>;
 
     /// Drops expired history; called periodically by the broker.
     fn sweep(&self) {}
@@ -260,7 +306,7 @@ pub trait Backplane: Send + Sync + 'static {
 }
 
 /// The full frame: `id: <id>\n` followed by the encoded body.
-pub fn frame_with_id(id: EventId, body: &[u8]) -> Bytes {
+pub fn frame_with_id(id: impl std::fmt::Display, body: &[u8]) -> Bytes {
     use bytes::BufMut;
     let id = id.to_string();
     let mut frame = bytes::BytesMut::with_capacity(body.len() + id.len() + 5);
@@ -269,4 +315,23 @@ pub fn frame_with_id(id: EventId, body: &[u8]) -> Bytes {
     frame.put_u8(b'\n');
     frame.put_slice(body);
     frame.freeze()
+}
+
+/// `frame` with its own `id:` line, if it starts with one, replaced by `id`.
+///
+/// ```
+/// use herald_server::broker::{frame_with_id, reframe};
+/// let frame = frame_with_id("7-3", b"data: x\n\n");
+/// assert_eq!(&reframe(&frame, "2.7.3.0")[..], b"id: 2.7.3.0\ndata: x\n\n");
+/// ```
+pub fn reframe(frame: &[u8], id: impl std::fmt::Display) -> Bytes {
+    let body = frame
+        .strip_prefix(b"id: ")
+        .and_then(|rest| {
+            rest.iter()
+                .position(|&b| b == b'\n')
+                .map(|n| &rest[n + 1..])
+        })
+        .unwrap_or(frame);
+    frame_with_id(id, body)
 }

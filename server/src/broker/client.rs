@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use bytes::Bytes;
 use tokio::sync::Notify;
 
+use super::id::{shard_of, Position};
 use super::names;
 use super::policy::Principal;
 use super::registry::Group;
@@ -20,12 +21,14 @@ use crate::sync::lock;
 pub(crate) static REPLAYED: std::sync::LazyLock<metrics::Counter> =
     std::sync::LazyLock::new(|| metrics::counter!("herald_events_replayed_total"));
 
-/// One frame on its way to a client. `key` and `seq` say which topic and
-/// which position it comes from (both 0 for heartbeats and control frames),
-/// so a resuming connection can drop live frames its replay already gave.
+/// One frame on its way to a client. `key`, `shard` and `seq` say which
+/// topic and which position it comes from (all 0 for heartbeats and
+/// control frames), so a resuming connection can drop live frames its
+/// replay already gave.
 #[derive(Debug, Clone)]
 pub(crate) struct Delivery {
     pub key: usize,
+    pub shard: usize,
     pub seq: u64,
     pub frame: Bytes,
 }
@@ -34,10 +37,20 @@ impl Delivery {
     pub fn control(frame: Bytes) -> Self {
         Delivery {
             key: 0,
+            shard: 0,
             seq: 0,
             frame,
         }
     }
+}
+
+/// What a resume's replay covers (`Subscription::replayed`).
+#[derive(Debug)]
+pub(crate) struct Replayed {
+    /// The replayed topics' keys ([`Delivery::key`]).
+    pub keys: Vec<usize>,
+    /// Per shard, the last seq the replay reads.
+    pub through: Position,
 }
 
 /// Why a [`Subscription::on_ready`] hook is called.
@@ -420,9 +433,9 @@ pub struct Subscription {
     pub(crate) broker: SSEBroker,
     pub(crate) client: Arc<ClientState>,
     pub(crate) pending: VecDeque<Delivery>,
-    /// Per topic key: the last seq the replay gave. Live frames at or below
-    /// it were queued while the replay was read and are duplicates.
-    pub(crate) replayed_through: Vec<(usize, u64)>,
+    /// What a resume's replay covers: live frames it also gives were
+    /// queued while it was read and are duplicates.
+    pub(crate) replayed: Option<Replayed>,
     /// Kept for as long as the stream lives ([`hold`](Self::hold)).
     pub(crate) held: Option<Box<dyn std::any::Any + Send + Sync>>,
     /// The rest of a resuming stream's history, read as it is written
@@ -521,11 +534,12 @@ impl Subscription {
         let Some(key) = self.broker.inner.hub.existing(topic).map(|t| t.key()) else {
             return;
         };
+        let shard = shard_of(topic, self.broker.backplane().shards());
         let replayed = self
-            .replayed_through
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map_or(0, |(_, through)| *through);
+            .replayed
+            .as_ref()
+            .filter(|r| r.keys.contains(&key))
+            .map_or(0, |r| r.through.seq(shard));
         // Noted from now on, before any writer drains a frame.
         self.client.queue.watch(key, replayed);
         let client = Arc::downgrade(&self.client);
@@ -546,9 +560,9 @@ impl Subscription {
     fn already_replayed(&self, d: &Delivery) -> bool {
         d.key != 0
             && self
-                .replayed_through
-                .iter()
-                .any(|&(key, through)| key == d.key && d.seq <= through)
+                .replayed
+                .as_ref()
+                .is_some_and(|r| d.seq <= r.through.seq(d.shard) && r.keys.contains(&d.key))
     }
 
     /// Has the stream ended: evicted, or closed and everything queued

@@ -16,14 +16,14 @@ use herald_shared::events::{Connected, HeartbeatInfo, Reset, ResetReason};
 use herald_shared::wire::Event;
 
 use super::claims::{Claimed, ClientClaim};
-use super::client::{Delivery, REPLAYED};
+use super::client::{Delivery, Replayed, REPLAYED};
 use super::policy::Principal;
 use super::presence::{self, Member};
 use super::registry::Group;
 use super::replay::ReplayCursor;
 use super::topic::Topic;
 use super::{
-    names, typed_event, BrokerError, ClientState, Epoch, EventId, HeartbeatStyle, SSEBroker,
+    names, typed_event, BrokerError, ClientState, Epoch, HeartbeatStyle, Position, SSEBroker,
     Subscription,
 };
 
@@ -137,14 +137,15 @@ impl SSEBroker {
             broker: self.clone(),
             client: client.clone(),
             pending: VecDeque::new(),
-            replayed_through: Vec::new(),
+            replayed: None,
             held: None,
             replay: None,
         };
         self.admit_group(&client).await?;
 
         let topics = topics_of(&client, &opts);
-        let (after, mut reset) = resume_point(opts.last_event_id.as_deref(), self.epoch());
+        let shards = self.inner.backplane.shards();
+        let (after, mut reset) = resume_point(opts.last_event_id.as_deref(), self.epoch(), shards);
         // 1. Live first: from now on every new event reaches the queue.
         let mut keys = Vec::with_capacity(topics.len());
         for name in &topics {
@@ -156,11 +157,11 @@ impl SSEBroker {
         let mut first_page = Vec::new();
         if let Some(mut after) = after {
             let head = self.inner.backplane.head().await?;
-            if after > head {
+            if (0..shards).any(|s| after.seq(s) > head.seq(s)) {
                 // A position this log never reached: not ours, or the log
                 // lost its tail. Start over from all it has.
                 reset = reset.or(Some(ResetReason::AheadOfLog));
-                after = 0;
+                after = Position::start(after.epoch, shards);
             }
             let own = names::client(&id);
             let replayed: Vec<(&String, usize)> = topics
@@ -168,9 +169,12 @@ impl SSEBroker {
                 .zip(keys)
                 .filter(|(name, _)| continued || **name != own)
                 .collect();
-            sub.replayed_through = replayed.iter().map(|(_, key)| (*key, head)).collect();
-            let (missed, expansion_gap) = self.expand(&client, replayed, after).await?;
-            let mut cursor = ReplayCursor::new(missed, head);
+            sub.replayed = Some(Replayed {
+                keys: replayed.iter().map(|(_, key)| *key).collect(),
+                through: head.clone(),
+            });
+            let (missed, expansion_gap) = self.expand(&client, replayed, &after).await?;
+            let mut cursor = ReplayCursor::new(missed, after, head);
             let (batch, gap) = cursor.next_batch(self.inner.backplane.as_ref()).await?;
             if (gap || expansion_gap) && reset.is_none() {
                 reset = Some(ResetReason::HistoryGap);
@@ -199,22 +203,22 @@ impl SSEBroker {
         Ok(sub)
     }
 
-    /// The logs a resume reads (`(topic, key, after)`): each topic's own,
-    /// and for a wildcard those of the topics under it that the client may
-    /// read, delivered under the wildcard's key. Also says whether a
-    /// wildcard's history is incomplete (a topic expired whole since
-    /// `after`, or more topics than a resume reads).
+    /// The logs a resume reads (`(topic, key)`): each topic's own, and for
+    /// a wildcard those of the topics under it that the client may read,
+    /// delivered under the wildcard's key. Also says whether a wildcard's
+    /// history is incomplete (a topic expired whole since `after`, or more
+    /// topics than a resume reads).
     async fn expand(
         &self,
         client: &ClientState,
         topics: Vec<(&String, usize)>,
-        after: u64,
-    ) -> Result<(Vec<(String, usize, u64)>, bool), BrokerError> {
-        let mut missed: Vec<(String, usize, u64)> = Vec::with_capacity(topics.len());
+        after: &Position,
+    ) -> Result<(Vec<(String, usize)>, bool), BrokerError> {
+        let mut missed: Vec<(String, usize)> = Vec::with_capacity(topics.len());
         let mut gap = false;
         for (name, key) in topics {
             let Some(prefix) = names::wildcard_prefix(name) else {
-                missed.push((name.clone(), key, after));
+                missed.push((name.clone(), key));
                 continue;
             };
             let matched = self
@@ -222,13 +226,14 @@ impl SSEBroker {
                 .backplane
                 .topics_under(prefix, MAX_WILDCARD_REPLAY)
                 .await?;
-            gap |= matched.truncated || after < matched.forgotten_through;
+            let forgotten = matched.forgotten_through.iter().enumerate();
+            gap |= matched.truncated || forgotten.into_iter().any(|(s, f)| after.seq(s) < *f);
             for topic in matched.topics {
                 // A topic also held by name is read once; the merge drops
                 // the copies of an event that is in several logs anyway.
                 let held = missed.iter().any(|(t, ..)| *t == topic);
                 if !held && self.policy().may_read(&client.principal, &topic) {
-                    missed.push((topic, key, after));
+                    missed.push((topic, key));
                 }
             }
         }
@@ -542,16 +547,25 @@ fn topics_of(client: &ClientState, opts: &ConnectOptions) -> Vec<String> {
 }
 
 /// Where a stream resumes (`None`: live only) and the `reset` it starts
-/// with, from its `Last-Event-ID`.
-fn resume_point(last_event_id: Option<&str>, epoch: Epoch) -> (Option<u64>, Option<ResetReason>) {
+/// with, from its `Last-Event-ID`, in a log of `shards` shards.
+fn resume_point(
+    last_event_id: Option<&str>,
+    epoch: Epoch,
+    shards: usize,
+) -> (Option<Position>, Option<ResetReason>) {
     match last_event_id.filter(|s| !s.is_empty()) {
         None => (None, None),
-        Some(raw) => match raw.parse::<EventId>() {
-            Ok(id) if id.epoch == epoch => (Some(id.seq), None),
-            // An id from another epoch: the log restarted since (or it is
-            // not ours). Its tail may be lost, so `reset`; everything in
-            // the current log came after it, so replay all of it.
-            Ok(_) => (Some(0), Some(ResetReason::UnknownEpoch)),
+        Some(raw) => match raw.parse::<Position>() {
+            Ok(at) if at.epoch == epoch && at.shards() == shards => (Some(at), None),
+            // A position in another epoch (the log restarted since, or it
+            // is not ours) or another layout of shards (the deployment
+            // moved to or from a sharded log). Its tail may be lost, so
+            // `reset`; everything in the current log came after it, so
+            // replay all of it.
+            Ok(_) => (
+                Some(Position::start(epoch, shards)),
+                Some(ResetReason::UnknownEpoch),
+            ),
             Err(_) => (None, Some(ResetReason::InvalidId)),
         },
     }

@@ -19,6 +19,7 @@ use bytes::Bytes;
 
 use super::backplane::Fanout;
 use super::client::ClientState;
+use super::id::shard_of;
 use super::names;
 use super::policy::TopicPolicy;
 use super::stats::Stats;
@@ -40,6 +41,9 @@ pub(crate) struct Hub {
     wildcard_count: AtomicUsize,
     /// Decides which of a wildcard's topics each subscriber may read.
     policy: Arc<TopicPolicy>,
+    /// The log's shard count: which copy of an event spanning shards
+    /// reaches whom (see `deliver_each_once`).
+    shards: usize,
     pub stats: Stats,
 }
 
@@ -75,12 +79,13 @@ impl Wildcards {
 }
 
 impl Hub {
-    pub fn new(policy: Arc<TopicPolicy>) -> Self {
+    pub fn new(policy: Arc<TopicPolicy>, shards: usize) -> Self {
         Hub {
             topics: RwLock::default(),
             wildcards: RwLock::default(),
             wildcard_count: AtomicUsize::new(0),
             policy,
+            shards,
             stats: Stats::default(),
         }
     }
@@ -161,18 +166,24 @@ impl Hub {
 impl Hub {
     /// Delivers through every topic and matching wildcard, remembering
     /// whom it reached so that each connection gets the event once.
+    ///
+    /// In a sharded log an event whose topics span shards comes once per
+    /// shard (`shard` is this copy's): a connection is reached through the
+    /// first of the topics it is on, and takes this copy only if that
+    /// topic lives in `shard` — the copies of other shards reach the rest.
     fn deliver_each_once(
         &self,
         topics: &[&str],
         wildcards: Option<&Wildcards>,
-        seq: u64,
+        (shard, seq): (usize, u64),
         frame: Bytes,
     ) {
         let mut reached = HashSet::new();
         for name in topics {
+            let here = shard_of(name, self.shards) == shard;
             if let Some(t) = self.existing(name) {
-                t.deliver(seq, frame.clone(), &self.stats, |c| {
-                    reached.insert(Arc::as_ptr(c))
+                t.deliver((shard, seq), frame.clone(), &self.stats, |c| {
+                    reached.insert(Arc::as_ptr(c)) && here
                 });
             }
             let mut matching = wildcards
@@ -185,8 +196,8 @@ impl Hub {
             // The rule once per topic, not per subscriber.
             let readers = self.policy.readers(name);
             for w in matching {
-                w.deliver(seq, frame.clone(), &self.stats, |c| {
-                    readers.admit(&c.principal) && reached.insert(Arc::as_ptr(c))
+                w.deliver((shard, seq), frame.clone(), &self.stats, |c| {
+                    readers.admit(&c.principal) && reached.insert(Arc::as_ptr(c)) && here
                 });
             }
         }
@@ -195,7 +206,13 @@ impl Hub {
 
 impl Sink for Hub {
     fn deliver(&self, event: Fanout<'_>) {
-        let Fanout { topics, seq, frame } = event;
+        let Fanout {
+            topics,
+            shard,
+            seq,
+            frame,
+        } = event;
+        let at = (shard, seq);
         // No lock, no prefix walk while nobody holds a wildcard.
         let wildcards =
             (self.wildcard_count.load(Ordering::Relaxed) > 0).then(|| read(&self.wildcards));
@@ -207,15 +224,15 @@ impl Sink for Hub {
             let mut matching = wildcards.iter().flat_map(|w| w.matching(topic));
             match (exact, matching.next(), matching.next()) {
                 (None, None, _) => return,
-                (Some(t), None, _) => return t.deliver(seq, frame, &self.stats, |_| true),
+                (Some(t), None, _) => return t.deliver(at, frame, &self.stats, |_| true),
                 (None, Some(w), None) => {
                     let readers = self.policy.readers(topic);
-                    return w.deliver(seq, frame, &self.stats, |c| readers.admit(&c.principal));
+                    return w.deliver(at, frame, &self.stats, |c| readers.admit(&c.principal));
                 }
                 _ => {}
             }
         }
-        self.deliver_each_once(topics, wildcards.as_deref(), seq, frame)
+        self.deliver_each_once(topics, wildcards.as_deref(), at, frame)
     }
 
     fn lost(&self) {
@@ -247,6 +264,7 @@ mod tests {
     fn deliver(hub: &Hub, topics: &[&str], seq: u64) {
         hub.deliver(Fanout {
             topics,
+            shard: 0,
             seq,
             frame: Bytes::from_static(b"data: x\n\n"),
         });
@@ -271,7 +289,7 @@ mod tests {
 
     #[test]
     fn each_connection_once_and_wildcards_filtered_by_policy() {
-        let hub = Hub::new(Arc::new(TopicPolicy::default()));
+        let hub = Hub::new(Arc::new(TopicPolicy::default()), 1);
         let alice = client("a", Principal::user("alice"));
         let anon = client("b", Principal::anonymous());
         hub.subscribe("chat:general", &alice);

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::backplane::{
-    frame_with_id, Backplane, BackplaneError, BoxFuture, Fanout, Matched, Page, Replay, Sink,
+    frame_with_id, Backplane, BackplaneError, BoxFuture, Entry, Fanout, Matched, Page, Replay, Sink,
 };
 use super::claims::{ClaimTable, Claimed, ClientClaim};
-use super::id::{Epoch, EventId};
+use super::id::{Epoch, EventId, Position};
 use crate::sync::{read, write};
 
 use crate::sync::lock;
@@ -41,7 +41,7 @@ impl Default for HistoryLimits {
 }
 
 #[derive(Debug)]
-struct Entry {
+struct Record {
     seq: u64,
     at: Instant,
     /// The publisher's idempotency key, if it gave one.
@@ -51,7 +51,7 @@ struct Entry {
 
 #[derive(Debug, Default)]
 struct Log {
-    entries: VecDeque<Entry>,
+    entries: VecDeque<Record>,
     /// The highest seq dropped from this log.
     trimmed_through: u64,
 }
@@ -181,7 +181,7 @@ impl MemoryBackplane {
         let frame = frame_with_id(id, body);
         let now = Instant::now();
         for (i, log) in logs.iter_mut().enumerate() {
-            log.entries.push_back(Entry {
+            log.entries.push_back(Record {
                 seq,
                 at: now,
                 // The key is looked up in the first topic's log only.
@@ -191,7 +191,12 @@ impl MemoryBackplane {
             log.trim(self.limits, now);
         }
         if let Some(sink) = self.sink.get() {
-            sink.deliver(Fanout { topics, seq, frame });
+            sink.deliver(Fanout {
+                topics,
+                shard: 0,
+                seq,
+                frame,
+            });
         }
         id
     }
@@ -213,7 +218,7 @@ impl MemoryBackplane {
                 .range(start..)
                 .take_while(|e| e.seq <= page.until)
                 .take(page.limit)
-                .map(|e| (e.seq, e.frame.clone()))
+                .map(|e| Entry::new(e.seq, e.frame.clone()))
                 .collect(),
         }
     }
@@ -268,13 +273,14 @@ impl Backplane for MemoryBackplane {
         topics.truncate(limit);
         Box::pin(std::future::ready(Ok(Matched {
             topics,
-            forgotten_through: self.forgotten_through.load(Ordering::Relaxed),
+            forgotten_through: vec![self.forgotten_through.load(Ordering::Relaxed)],
             truncated,
         })))
     }
 
-    fn head(&self) -> BoxFuture<'_, Result<u64, BackplaneError>> {
-        Box::pin(std::future::ready(Ok(self.seq.load(Ordering::Relaxed))))
+    fn head(&self) -> BoxFuture<'_, Result<Position, BackplaneError>> {
+        let seq = self.seq.load(Ordering::Relaxed);
+        Box::pin(std::future::ready(Ok(Position::new(self.epoch, vec![seq]))))
     }
 
     fn claim_client<'a>(
@@ -343,7 +349,7 @@ mod tests {
             log.replay_now("t", page)
                 .entries
                 .iter()
-                .map(|(s, _)| *s)
+                .map(|e| e.seq)
                 .collect::<Vec<_>>()
         };
         assert_eq!(
@@ -383,10 +389,7 @@ mod tests {
         }
         let r = log.replay_now("t", all_after(1));
         assert!(r.gap);
-        assert_eq!(
-            r.entries.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
-            [4, 5]
-        );
+        assert_eq!(r.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5]);
         assert!(!log.replay_now("t", all_after(3)).gap);
         assert!(log.replay_now("t", all_after(5)).entries.is_empty());
     }
@@ -411,7 +414,7 @@ mod tests {
             log.replay_now(t, all_after(0))
                 .entries
                 .iter()
-                .map(|(s, _)| *s)
+                .map(|e| e.seq)
                 .collect::<Vec<_>>()
         };
         assert_eq!(seqs("a"), [both.seq]);

@@ -76,12 +76,11 @@ use herald_shared::wire::Event;
 use herald_shared::SseEvent;
 
 pub use self::redis::{
-    redis_shard, RedisBackplane, RedisOptions, DEFAULT_LEASE,
-    DEFAULT_PREFIX as DEFAULT_REDIS_PREFIX,
+    RedisBackplane, RedisOptions, DEFAULT_LEASE, DEFAULT_PREFIX as DEFAULT_REDIS_PREFIX,
 };
 pub use backplane::{
-    frame_with_id, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Fanout, Matched, Page,
-    Replay, Sink, MAX_TOPICS_PER_EVENT,
+    frame_with_id, reframe, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Entry, Fanout,
+    Matched, Page, Replay, Sink, MAX_TOPICS_PER_EVENT,
 };
 pub use claims::{ClaimTable, Claimed, ClientClaim};
 pub use client::{ClientState, Ready, Subscription};
@@ -89,7 +88,7 @@ pub use config::{BrokerConfig, HeartbeatStyle, Hook};
 pub use connect::ConnectOptions;
 pub use error::BrokerError;
 pub use helper::SSEHelper;
-pub use id::{Epoch, EventId, InvalidEventId};
+pub use id::{shard_of, Epoch, EventId, InvalidEventId, Position, MAX_SHARDS};
 pub use memory::{HistoryLimits, MemoryBackplane};
 pub use names::{validate_topic, MAX_TOPIC_LEN};
 use policy::{Publisher, TopicPolicy};
@@ -170,7 +169,7 @@ impl SSEBroker {
             TopicPolicy::with_rules(config.topic_rules.clone())
                 .open_publishing(config.open_publishing),
         );
-        let hub = Arc::new(hub::Hub::new(policy.clone()));
+        let hub = Arc::new(hub::Hub::new(policy.clone(), backplane.shards()));
         let node_id = config
             .node_id
             .clone()
@@ -187,6 +186,18 @@ impl SSEBroker {
                 node_id,
             }),
         }
+    }
+
+    /// The shard of the log that holds `topic` (0 unless it is sharded).
+    pub fn shard_of(&self, topic: &str) -> usize {
+        shard_of(topic, self.inner.backplane.shards())
+    }
+
+    /// The position of a stream of `topic` that has its events up to `seq`.
+    pub fn position_of(&self, topic: &str, seq: u64) -> Position {
+        let mut at = Position::start(self.epoch(), self.inner.backplane.shards());
+        at.advance(self.shard_of(topic), seq);
+        at
     }
 
     /// The backplane this broker publishes through.

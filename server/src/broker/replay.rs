@@ -1,18 +1,22 @@
 //! What a resuming stream missed, read a page at a time.
 //!
 //! A client that comes back with `Last-Event-ID` gets every event of its
-//! topics after that id and up to the log's head when it reconnected
-//! (`until`; later events arrive live), merged across topics in id order so
-//! that its last id only ever grows. The cursor reads a few events per
-//! topic at a time, as the stream's socket takes them: a client that reads
-//! slowly, or not at all, holds one small page of history, never all of it.
+//! topics after that position and up to the log's head when it
+//! reconnected (`until`; later events arrive live), merged across topics in
+//! id order so that its position only ever grows. The cursor reads a few
+//! events per topic at a time, as the stream's socket takes them: a client
+//! that reads slowly, or not at all, holds one small page of history,
+//! never all of it.
+//!
+//! In a sharded log each shard is merged in its own id order, and each
+//! event goes out with the stream's position (a seq per shard) as its
+//! `id:`, not its own id.
 
 use std::collections::VecDeque;
 
-use bytes::Bytes;
-
-use super::backplane::{Backplane, BackplaneError, Page};
+use super::backplane::{reframe, Backplane, BackplaneError, Entry, Page};
 use super::client::Delivery;
+use super::id::{shard_of, Position};
 
 /// Events read ahead across all of a stream's topics (at least one per
 /// topic: the merge needs each topic's next event to pick the oldest).
@@ -24,10 +28,11 @@ struct TopicCursor {
     name: String,
     /// The topic's key in `Delivery` (see `topic::Topic::key`).
     key: usize,
+    shard: usize,
     /// The last seq read from the log.
     after: u64,
     /// Read, not yet handed out.
-    buffered: VecDeque<(u64, Bytes)>,
+    buffered: VecDeque<Entry>,
     /// Nothing left up to `until`.
     done: bool,
 }
@@ -36,32 +41,39 @@ struct TopicCursor {
 #[derive(Debug)]
 pub(crate) struct ReplayCursor {
     topics: Vec<TopicCursor>,
-    until: u64,
+    until: Position,
     /// Events per topic per read.
     per_topic: usize,
-    /// The last seq handed out: an event published to several of the
-    /// stream's topics is in each of their logs, and is written once.
-    last: u64,
+    /// The stream's position: per shard, the last seq handed out (an
+    /// event published to several of the stream's topics in one shard is
+    /// in each of their logs under one seq, and is written once).
+    at: Position,
 }
 
 impl ReplayCursor {
-    /// A replay of `topics` (`(name, key, after)`) up to `until`.
-    pub fn new(topics: Vec<(String, usize, u64)>, until: u64) -> Self {
+    /// A replay of `topics` (`(name, key)`) from `from` up to `until`.
+    pub fn new(topics: Vec<(String, usize)>, from: Position, until: Position) -> Self {
         let per_topic = (READ_AHEAD / topics.len().max(1)).max(1);
+        let shards = until.shards();
         ReplayCursor {
             topics: topics
                 .into_iter()
-                .map(|(name, key, after)| TopicCursor {
-                    name,
-                    key,
-                    after,
-                    buffered: VecDeque::new(),
-                    done: after >= until,
+                .map(|(name, key)| {
+                    let shard = shard_of(&name, shards);
+                    let after = from.seq(shard);
+                    TopicCursor {
+                        done: after >= until.seq(shard),
+                        name,
+                        key,
+                        shard,
+                        after,
+                        buffered: VecDeque::new(),
+                    }
                 })
                 .collect(),
             until,
             per_topic,
-            last: 0,
+            at: from,
         }
     }
 
@@ -79,23 +91,37 @@ impl ReplayCursor {
             if t.done || !t.buffered.is_empty() {
                 continue;
             }
+            let until = self.until.seq(t.shard);
             let page = Page {
                 after: t.after,
-                until: self.until,
+                until,
                 limit: self.per_topic,
             };
             let read = log.replay(&t.name, page).await?;
             gap |= read.gap;
             t.done = read.entries.len() < self.per_topic;
-            if let Some((last, _)) = read.entries.last() {
-                t.after = *last;
+            if let Some(last) = read.entries.last() {
+                t.after = last.seq;
             }
             t.buffered.extend(read.entries);
-            if t.after >= self.until {
+            if t.after >= until {
                 t.done = true;
             }
         }
         Ok(gap)
+    }
+
+    /// Whether this stream takes `entry` from topic `t`'s log: an event
+    /// spanning shards is taken through the first of its topics the stream
+    /// replays, like the live copy of that topic's shard (`hub`).
+    fn takes(&self, t: &TopicCursor, entry: &Entry) -> bool {
+        let Some(topics) = &entry.topics else {
+            return true;
+        };
+        let first = topics
+            .iter()
+            .find_map(|name| self.topics.iter().find(|c| c.name == *name));
+        first.is_none_or(|c| c.shard == t.shard)
     }
 
     /// The next events in id order: as many as can be merged before some
@@ -105,6 +131,7 @@ impl ReplayCursor {
         log: &dyn Backplane,
     ) -> Result<(Vec<Delivery>, bool), BackplaneError> {
         let gap = self.fill(log).await?;
+        let sharded = self.until.shards() > 1;
         let mut out = Vec::new();
         loop {
             // A topic that may have more but has nothing read: its next
@@ -112,23 +139,27 @@ impl ReplayCursor {
             if self.topics.iter().any(|t| !t.done && t.buffered.is_empty()) {
                 break;
             }
-            let oldest = self
-                .topics
-                .iter_mut()
-                .filter(|t| !t.buffered.is_empty())
-                .min_by_key(|t| t.buffered.front().map(|(seq, _)| *seq));
-            let Some(t) = oldest else { break };
-            let Some((seq, frame)) = t.buffered.pop_front() else {
+            let oldest = (0..self.topics.len())
+                .filter(|&i| !self.topics[i].buffered.is_empty())
+                .min_by_key(|&i| self.topics[i].buffered.front().map(|e| e.seq));
+            let Some(i) = oldest else { break };
+            let Some(entry) = self.topics[i].buffered.pop_front() else {
                 break;
             };
-            if seq <= self.last {
+            let t = &self.topics[i];
+            if entry.seq <= self.at.seq(t.shard) || !self.takes(t, &entry) {
                 continue;
             }
-            self.last = seq;
+            self.at.advance(t.shard, entry.seq);
             out.push(Delivery {
                 key: t.key,
-                seq,
-                frame,
+                shard: t.shard,
+                seq: entry.seq,
+                frame: if sharded {
+                    reframe(&entry.frame, &self.at)
+                } else {
+                    entry.frame
+                },
             });
         }
         Ok((out, gap))
@@ -139,6 +170,7 @@ impl ReplayCursor {
 mod tests {
     use super::*;
     use crate::broker::{HistoryLimits, MemoryBackplane};
+    use bytes::Bytes;
 
     /// One event per entry, to the topics it names (`a+b`: to both).
     async fn log_with(events: &[&str]) -> MemoryBackplane {
@@ -150,6 +182,11 @@ mod tests {
                 .expect("append");
         }
         log
+    }
+
+    /// Position `seq` of a one-shard log.
+    fn at(log: &MemoryBackplane, seq: u64) -> Position {
+        Position::new(log.epoch(), vec![seq])
     }
 
     async fn drain(cursor: &mut ReplayCursor, log: &dyn Backplane) -> Vec<(usize, u64)> {
@@ -166,8 +203,9 @@ mod tests {
         // seq:   1  2  3  4  5  6  7  8  9
         let log = log_with(&["a", "b", "a", "a", "b", "c", "a", "b", "a"]).await;
         let mut cursor = ReplayCursor::new(
-            vec![("a".into(), 1, 0), ("b".into(), 2, 0), ("c".into(), 3, 0)],
-            8,
+            vec![("a".into(), 1), ("b".into(), 2), ("c".into(), 3)],
+            at(&log, 0),
+            at(&log, 8),
         );
         cursor.per_topic = 1; // the smallest pages: every merge step reads
         let got = drain(&mut cursor, &log).await;
@@ -191,7 +229,11 @@ mod tests {
     async fn an_event_on_several_topics_is_replayed_once() {
         // seq:   1    2      3    4
         let log = log_with(&["a", "a+b", "b", "b+a"]).await;
-        let mut cursor = ReplayCursor::new(vec![("a".into(), 1, 0), ("b".into(), 2, 0)], 4);
+        let mut cursor = ReplayCursor::new(
+            vec![("a".into(), 1), ("b".into(), 2)],
+            at(&log, 0),
+            at(&log, 4),
+        );
         cursor.per_topic = 1;
         let seqs: Vec<u64> = drain(&mut cursor, &log)
             .await
@@ -202,11 +244,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn each_topic_resumes_from_its_own_position() {
+    async fn the_replay_starts_after_the_position() {
         let log = log_with(&["a", "b", "a", "b"]).await;
-        let mut cursor = ReplayCursor::new(vec![("a".into(), 1, 3), ("b".into(), 2, 0)], 4);
-        assert_eq!(drain(&mut cursor, &log).await, [(2, 2), (2, 4)]);
-        let mut nothing = ReplayCursor::new(vec![("a".into(), 1, 4)], 4);
+        let mut cursor = ReplayCursor::new(
+            vec![("a".into(), 1), ("b".into(), 2)],
+            at(&log, 2),
+            at(&log, 4),
+        );
+        assert_eq!(drain(&mut cursor, &log).await, [(1, 3), (2, 4)]);
+        let mut nothing = ReplayCursor::new(vec![("a".into(), 1)], at(&log, 4), at(&log, 4));
         assert!(nothing.is_done());
         assert_eq!(drain(&mut nothing, &log).await, []);
     }

@@ -64,7 +64,7 @@ impl Topic {
     /// already ended.
     pub fn deliver(
         self: &Arc<Self>,
-        seq: u64,
+        (shard, seq): (usize, u64),
         frame: Bytes,
         stats: &Stats,
         mut admit: impl FnMut(&Arc<ClientState>) -> bool,
@@ -76,6 +76,7 @@ impl Topic {
             }
             let offered = client.offer(Delivery {
                 key,
+                shard,
                 seq,
                 frame: frame.clone(),
             });
@@ -208,9 +209,9 @@ mod tests {
         topic.subscribe(&a);
         topic.subscribe(&b);
         // Capacity 1: the first frame is queued, the second evicts both.
-        topic.deliver(1, Bytes::from_static(b"data: 1\n\n"), &stats, |_| true);
-        topic.deliver(2, Bytes::from_static(b"data: 2\n\n"), &stats, |_| true);
-        topic.deliver(3, Bytes::from_static(b"data: 3\n\n"), &stats, |_| true);
+        topic.deliver((0, 1), Bytes::from_static(b"data: 1\n\n"), &stats, |_| true);
+        topic.deliver((0, 2), Bytes::from_static(b"data: 2\n\n"), &stats, |_| true);
+        topic.deliver((0, 3), Bytes::from_static(b"data: 3\n\n"), &stats, |_| true);
         assert_eq!(topic.subscriber_count(), 0);
         assert_eq!(stats.snapshot(0, 0, 0).evictions, 2);
     }

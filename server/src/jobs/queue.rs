@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use super::local::LocalStore;
 use super::store::{JobKind, JobSpec, JobStore, Limits, Taken};
 use crate::broker::policy::Publisher;
-use crate::broker::{BrokerError, EventId, SSEBroker};
+use crate::broker::{BrokerError, Position, SSEBroker};
 
 pub use crate::broker::names::{job as job_topic, jobs_of as owner_topic};
 
@@ -84,8 +84,8 @@ pub struct Snapshot {
     pub kind: JobKind,
     pub owner: String,
     pub state: JobState,
-    /// Resume the job's topic after this id: later updates are replayed.
-    pub after: EventId,
+    /// Resume the job's topic after this position: later updates are replayed.
+    pub after: Position,
     /// `Some(seq)` once the final update (sequence `seq`) is out.
     pub finished: watch::Receiver<Option<u64>>,
 }
@@ -265,19 +265,22 @@ impl JobQueue {
             finished: self.inner.store.finished(id, job.final_seq),
             owner: job.spec.owner,
             state: job.state,
-            after: self.id(job.last_seq),
+            after: self.inner.broker.position_of(&job_topic(id), job.last_seq),
         }))
     }
 
     /// The owner's unfinished jobs, and where a fresh stream of
     /// `jobs:<owner>` goes live from.
-    pub async fn running_for(&self, owner: &str) -> Result<(Vec<JobState>, EventId), JobError> {
+    pub async fn running_for(&self, owner: &str) -> Result<(Vec<JobState>, Position), JobError> {
         let store = &self.inner.store;
         // Under the owner's lock none of their updates is between its
         // publish and its record, so every event up to the log's head is
         // either in the snapshot or not the job engine's: anything else on
         // the owner's topic (a publish-claim token's event) is history a
-        // fresh stream must not replay.
+        // fresh stream must not replay. The head is read after every
+        // recorded update was published, so it is past all of them (the
+        // store's own note of the owner's position is numbered in the job
+        // topic's shard, which is not the owner topic's in a sharded log).
         let _quiet = store.lock_owner(owner).await?;
         let head = self
             .inner
@@ -286,15 +289,8 @@ impl JobQueue {
             .head()
             .await
             .map_err(BrokerError::from)?;
-        let (running, at) = store.running_for(owner).await?;
-        Ok((running, self.id(at.max(head))))
-    }
-
-    fn id(&self, seq: u64) -> EventId {
-        EventId {
-            epoch: self.inner.broker.epoch(),
-            seq,
-        }
+        let (running, _) = store.running_for(owner).await?;
+        Ok((running, head))
     }
 
     /// Runs a taken job, then lets it go (unless the store failed: then

@@ -84,11 +84,11 @@ use self::reply::{field, parse_replay, stream_entries};
 use self::scripts::Scripts;
 
 use crate::broker::backplane::{
-    frame_with_id, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Fanout, Matched, Page,
-    Replay, Sink,
+    frame_with_id, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Entry, Fanout, Matched,
+    Page, Replay, Sink,
 };
 use crate::broker::claims::{Claimed, ClientClaim};
-use crate::broker::id::{Epoch, EventId};
+use crate::broker::id::{shard_of, Epoch, EventId, Position};
 use crate::broker::memory::HistoryLimits;
 use crate::broker::presence::Member;
 use crate::clock::unix_ms as now_ms;
@@ -210,20 +210,6 @@ fn fresh_epoch(not: u32) -> u32 {
     }
 }
 
-/// Which feed shard carries `topic` (FNV-1a: stable across nodes and builds).
-///
-/// ```
-/// use herald_server::broker::redis_shard;
-/// assert_eq!(redis_shard("room:general", 8), redis_shard("room:general", 8));
-/// assert!(redis_shard("anything", 8) < 8);
-/// ```
-pub fn redis_shard(topic: &str, shards: usize) -> usize {
-    let hash = topic.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    (hash % shards.max(1) as u64) as usize
-}
-
 impl Shared {
     fn key(&self, name: &str) -> String {
         format!("{}{name}", self.options.prefix)
@@ -266,6 +252,7 @@ impl Shared {
             let topics: Vec<&str> = topics.split(TOPIC_SEPARATOR).collect();
             sink.deliver(Fanout {
                 topics: &topics,
+                shard: 0,
                 seq: id.seq,
                 frame: frame_with_id(id, body),
             });
@@ -419,7 +406,7 @@ impl Backplane for RedisBackplane {
                 return Err(BackplaneError("an event needs a topic".to_owned()));
             };
             // The event travels in its first topic's shard.
-            let shard = redis_shard(first, s.options.shards);
+            let shard = shard_of(first, s.options.shards);
             let mut con = s.commands.clone();
             let mut script = s.scripts.publish.key(s.key("epoch"));
             script
@@ -508,7 +495,7 @@ impl Backplane for RedisBackplane {
                     // this node has not read the new log yet) all of it is new.
                     if (epoch == 0 || id.epoch.0 == epoch) && id.seq > after && id.seq <= page.until
                     {
-                        out.push((id.seq, frame_with_id(id, body)));
+                        out.push(Entry::new(id.seq, frame_with_id(id, body)));
                     }
                 }
             }
@@ -551,7 +538,7 @@ impl Backplane for RedisBackplane {
             reply.truncate(limit);
             Ok(Matched {
                 topics: reply,
-                forgotten_through: floor,
+                forgotten_through: vec![floor],
                 truncated,
             })
         })
@@ -580,7 +567,7 @@ impl Backplane for RedisBackplane {
         })
     }
 
-    fn head(&self) -> BoxFuture<'_, Result<u64, BackplaneError>> {
+    fn head(&self) -> BoxFuture<'_, Result<Position, BackplaneError>> {
         Box::pin(async move {
             let s = &self.shared;
             let mut con = s.commands.clone();
@@ -589,7 +576,8 @@ impl Backplane for RedisBackplane {
                 .query_async(&mut con)
                 .await
                 .map_err(|e| s.down(e))?;
-            Ok(seq.unwrap_or(0))
+            let epoch = Epoch(s.epoch.load(Ordering::Relaxed));
+            Ok(Position::new(epoch, vec![seq.unwrap_or(0)]))
         })
     }
 
@@ -818,7 +806,7 @@ mod tests {
     fn shards_spread_topics() {
         let mut seen = HashSet::new();
         for i in 0..100 {
-            seen.insert(redis_shard(&format!("topic-{i}"), 8));
+            seen.insert(shard_of(&format!("topic-{i}"), 8));
         }
         assert_eq!(seen.len(), 8);
     }
