@@ -259,14 +259,21 @@ pub struct StreamFlags {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Cluster")]
 pub struct ClusterFlags {
-    /// The shared log of several nodes: `redis://host:port[/db]`, or
-    /// `memory` (the default) for one node on its own.
+    /// The shared log of several nodes: `redis://host:port[/db]` (one
+    /// Redis), `redis+cluster://host:port,host:port,…` (a Redis Cluster),
+    /// or `memory` (the default) for one node on its own.
     #[arg(long = "backplane", env = "HERALD_REDIS_URL", default_value = "memory")]
     pub backplane: String,
 
     /// Prefix of every Redis key (several clusters can share one Redis).
     #[arg(long, env = "HERALD_REDIS_PREFIX", default_value = crate::broker::DEFAULT_REDIS_PREFIX)]
     pub redis_prefix: String,
+
+    /// On one Redis, the feed streams every node reads (fan-out only). On
+    /// a Redis Cluster, the log's shards (at most 64), spread over its
+    /// masters: fixed for the log's life, since stream positions name them.
+    #[arg(long, env = "HERALD_REDIS_SHARDS", default_value_t = crate::broker::DEFAULT_REDIS_SHARDS)]
+    pub redis_shards: usize,
 
     /// This node's name in the cluster's status readings (default: drawn
     /// at start, `node-<8 hex>`).
@@ -393,6 +400,7 @@ impl Config {
         }
         let mut options = crate::broker::RedisOptions::new(url);
         options.prefix = self.cluster.redis_prefix.clone();
+        options.shards = self.cluster.redis_shards.max(1);
         options.history = self.history();
         // Renewed every third of it: a few tenths of a second at least.
         options.lease = Duration::from_secs_f64(self.cluster.node_lease_secs.max(0.3));

@@ -267,6 +267,14 @@ mod tests {
     }
 
     #[test]
+    fn shards_spread_topics() {
+        let seen: std::collections::HashSet<usize> = (0..100)
+            .map(|i| shard_of(&format!("topic-{i}"), 8))
+            .collect();
+        assert_eq!(seen.len(), 8);
+    }
+
+    #[test]
     fn a_position_only_moves_forward() {
         let mut p = Position::start(Epoch(1), 2);
         p.advance(0, 5);

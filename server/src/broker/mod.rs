@@ -75,8 +75,10 @@ use std::time::{Duration, Instant};
 use herald_shared::wire::Event;
 use herald_shared::SseEvent;
 
+pub(crate) use self::redis::{Link, Target};
 pub use self::redis::{
     RedisBackplane, RedisOptions, DEFAULT_LEASE, DEFAULT_PREFIX as DEFAULT_REDIS_PREFIX,
+    DEFAULT_SHARDS as DEFAULT_REDIS_SHARDS,
 };
 pub use backplane::{
     frame_with_id, reframe, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Entry, Fanout,

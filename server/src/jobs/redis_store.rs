@@ -25,13 +25,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use herald_shared::events::JobState;
-use redis::aio::ConnectionManager;
-use redis::{Client, Script};
+use redis::Script;
 use tokio::sync::watch;
 
 use super::store::{JobRecord, JobSpec, JobStore, Limits, OwnerGuard, Taken};
 use super::JobError;
-use crate::broker::BoxFuture;
+use crate::broker::{BoxFuture, Link, Target};
 use crate::sync::lock;
 
 /// Owners remembered for the topic policy's synchronous lookups, at most.
@@ -45,7 +44,7 @@ const KEEP_FINISHED: Duration = Duration::from_secs(24 * 3600);
 
 /// See the module docs.
 pub struct RedisStore {
-    commands: ConnectionManager,
+    commands: Link,
     prefix: String,
     visibility: Duration,
     owners: Arc<Mutex<HashMap<String, String>>>,
@@ -137,9 +136,18 @@ impl RedisStore {
     /// Connects to `url` and makes sure the queue's consumer group exists.
     /// `visibility`: how long a worker may go without renewing its hold
     /// before another takes the job over.
+    ///
+    /// On a Redis Cluster every key of the store carries one hash tag
+    /// (`<prefix>{jobs}…`): its scripts touch several keys at once, so the
+    /// store lives on one master (jobs are not where a cluster's load is).
     pub async fn connect(url: &str, prefix: &str, visibility: Duration) -> Result<Self, JobError> {
-        let client = Client::open(url).map_err(unavailable)?;
-        let mut commands = ConnectionManager::new(client).await.map_err(unavailable)?;
+        let target = Target::open(url, Duration::from_secs(1)).map_err(unavailable)?;
+        let prefix = if target.is_cluster() {
+            format!("{prefix}{{jobs}}")
+        } else {
+            prefix.to_owned()
+        };
+        let mut commands = target.commands().await.map_err(unavailable)?;
         let created: Result<(), _> = redis::cmd("XGROUP")
             .arg("CREATE")
             .arg(format!("{prefix}jobs:queue"))
@@ -155,7 +163,7 @@ impl RedisStore {
         }
         Ok(RedisStore {
             commands,
-            prefix: prefix.to_owned(),
+            prefix,
             visibility,
             owners: Arc::new(Mutex::new(HashMap::new())),
             scripts: Scripts::new(),
@@ -451,7 +459,7 @@ impl JobStore for RedisStore {
 
 /// Releases an owner's lock if it is still this holder's.
 struct Unlock {
-    commands: ConnectionManager,
+    commands: Link,
     key: String,
     token: String,
     script: Script,

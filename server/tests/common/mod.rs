@@ -444,57 +444,91 @@ pub struct RedisCluster {
 }
 
 impl RedisCluster {
+    /// Three masters, no replicas, each with an append-only file (a master
+    /// that restarts keeps what it acknowledged), serving their slots even
+    /// while another master is down (`cluster-require-full-coverage no`).
     pub async fn start() -> Self {
         let dir = std::env::temp_dir().join(format!("herald-cluster-{}", free_port()));
         std::fs::create_dir_all(&dir).expect("a directory for the cluster's files");
         let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-        let mut processes = Vec::new();
-        for port in &ports {
-            let port = port.to_string();
-            let child = std::process::Command::new("redis-server")
-                .current_dir(&dir)
-                .args(["--port", &port, "--bind", "127.0.0.1"])
-                .args(["--cluster-enabled", "yes"])
-                .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
-                .args(["--save", "", "--appendonly", "no"])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("redis-server (the setup script installs it) did not start");
-            processes.push(Process(child));
-        }
-        for port in &ports {
+        let cluster = RedisCluster {
+            processes: ports.iter().map(|&p| Self::spawn(&dir, p)).collect(),
+            ports,
+            dir,
+        };
+        for port in &cluster.ports {
             wait_for_redis(*port).await;
         }
-        let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let created = std::process::Command::new("redis-cli")
             .args(["--cluster", "create"])
-            .args(&nodes)
+            .args(cluster.nodes())
             .arg("--cluster-yes")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status()
             .expect("redis-cli");
         assert!(created.success(), "redis-cli --cluster create failed");
-        let cluster = RedisCluster {
-            ports,
-            dir,
-            processes,
-        };
+        cluster.wait_until_whole().await;
+        cluster
+    }
+
+    fn spawn(dir: &std::path::Path, port: u16) -> Process {
+        let port = port.to_string();
+        let child = std::process::Command::new("redis-server")
+            .current_dir(dir)
+            .args(["--port", &port, "--bind", "127.0.0.1"])
+            .args(["--cluster-enabled", "yes"])
+            .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+            .args(["--cluster-node-timeout", "2000"])
+            .args(["--cluster-require-full-coverage", "no"])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .args(["--appenddirname", &format!("aof-{port}")])
+            .args(["--save", ""])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (the setup script installs it) did not start");
+        Process(child)
+    }
+
+    fn nodes(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect()
+    }
+
+    /// `redis://` to the first master (a one-server URL).
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.ports[0])
+    }
+
+    /// `redis+cluster://` with every master.
+    pub fn cluster_url(&self) -> String {
+        format!("redis+cluster://{}", self.nodes().join(","))
+    }
+
+    /// Kills master `i` (its slots are then served by nobody).
+    pub fn kill(&mut self, i: usize) {
+        self.processes[i].kill();
+    }
+
+    /// Starts master `i` again from its files and waits for the cluster.
+    pub async fn restart(&mut self, i: usize) {
+        self.processes[i] = Self::spawn(&self.dir, self.ports[i]);
+        wait_for_redis(self.ports[i]).await;
+        self.wait_until_whole().await;
+    }
+
+    async fn wait_until_whole(&self) {
         let deadline = tokio::time::Instant::now() + WAIT;
-        while !cluster.is_ok() {
+        while !self.is_ok() {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "the cluster never formed"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        cluster
-    }
-
-    /// `redis://` to the first master.
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.ports[0])
     }
 
     fn is_ok(&self) -> bool {

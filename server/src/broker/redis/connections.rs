@@ -3,6 +3,7 @@
 //! are refreshed before they expire, so a node that dies stops counting
 //! within the lease ([`super::DEFAULT_LEASE`]).
 
+use super::link::Pipes;
 use super::{now_ms, Shared};
 
 use crate::sync::lock;
@@ -24,24 +25,23 @@ pub(super) async fn refresh_connections(shared: std::sync::Weak<Shared>) {
         }
         let ttl = lease.as_millis() as u64;
         let expiry = now_ms() + ttl;
-        let mut pipe = redis::pipe();
+        let mut pipes = Pipes::new(s.target.is_cluster());
         for (user, member) in &admitted {
-            pipe.cmd("ZADD")
-                .arg(s.key(&format!("conns:{user}")))
+            let key = s.layout.key(&format!("conns:{user}"));
+            pipes
+                .on(&key)
+                .cmd("ZADD")
+                .arg(&key)
                 .arg("XX")
                 .arg(expiry)
                 .arg(member)
                 .ignore();
         }
         for (id, _) in &claimed {
-            pipe.cmd("PEXPIRE")
-                .arg(s.key(&format!("cid:{id}")))
-                .arg(ttl)
-                .ignore();
+            let key = s.layout.key(&format!("cid:{id}"));
+            pipes.on(&key).cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
         }
-        let mut con = s.commands.clone();
-        let refreshed: Result<(), _> = pipe.query_async(&mut con).await;
-        if let Err(e) = refreshed {
+        if let Err(e) = pipes.send(&s.commands).await {
             tracing::debug!(error = %e, "could not refresh connection counts");
         }
     }

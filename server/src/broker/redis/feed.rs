@@ -1,47 +1,58 @@
-//! The feed reader: every node reads every feed shard and hands each
-//! event to its local subscribers, in id order per read; it resyncs after
-//! a reconnect and tells the sink when the log lost what it had not read.
+//! The feed readers: every node reads every feed and hands each event to
+//! its local subscribers, in id order per read; a reader resyncs after a
+//! reconnect and tells the sink when the log lost what it had not read.
+//! One reader per log shard: on one server, one reader of all its feeds;
+//! in a cluster, one per shard, so a shard whose master is down holds up
+//! nobody else's events.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::{AsyncConnectionConfig, Value};
+use redis::Value;
 
+use super::link::Link;
 use super::reply::{field, info_field, xread_streams, Fields};
 use super::{unavailable, Shared, READ_BATCH, READ_BLOCK_MS};
 use crate::broker::backplane::BackplaneError;
 use crate::broker::id::EventId;
-use crate::sync::lock;
 
-/// The feed reader: one per node, for as long as the process runs.
-pub(super) async fn read_feed(s: Arc<Shared>) {
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(1)))
-        .set_response_timeout(Some(Duration::from_millis(READ_BLOCK_MS + 3000)));
-    let mut positions: Option<Vec<String>> = lock(&s.start).take();
-    // The epoch the positions belong to (publishes may learn of a new
-    // epoch first: the reader must still notice its positions are stale).
-    let mut reader_epoch = s.epoch.load(Ordering::Relaxed);
+/// What one reader reads: the feeds of one log shard.
+struct Reader {
+    shard: usize,
+    feeds: Vec<usize>,
+    /// The last entry id read from each feed.
+    positions: Vec<String>,
+    /// The epoch the positions belong to (publishes may learn of a new
+    /// epoch first: the reader must still notice its positions are stale).
+    epoch: u32,
+    /// This shard came back without its data, and the sink was told.
+    lost: bool,
+}
+
+/// The reader of log shard `shard`'s `feeds`, for as long as the process runs.
+pub(super) async fn read_feed(s: Arc<Shared>, shard: usize, feeds: Vec<usize>) {
+    let mut reader = Reader {
+        shard,
+        positions: feeds.iter().map(|&f| s.start[f].clone()).collect(),
+        feeds,
+        epoch: s.epoch.load(Ordering::Relaxed),
+        lost: false,
+    };
     let mut first = true;
     let mut backoff = Duration::from_millis(100);
     loop {
-        let connected = s
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await;
+        let connected = s.target.reader(Duration::from_millis(READ_BLOCK_MS)).await;
         let result = match connected {
-            Ok(mut con) => {
-                match resync(&s, &mut con, &mut positions, &mut reader_epoch, first).await {
-                    Ok(()) => {
-                        first = false;
-                        backoff = Duration::from_millis(100);
-                        s.ok();
-                        read_until_error(&s, &mut con, positions.as_mut(), &mut reader_epoch).await
-                    }
-                    Err(e) => Err(e),
+            Ok(mut con) => match resync(&s, &mut con, &mut reader, first).await {
+                Ok(()) => {
+                    first = false;
+                    backoff = Duration::from_millis(100);
+                    s.ok();
+                    read_until_error(&s, &mut con, &mut reader).await
                 }
-            }
+                Err(e) => Err(e),
+            },
             Err(e) => Err(unavailable(e)),
         };
         if let Err(e) = result {
@@ -55,22 +66,39 @@ pub(super) async fn read_feed(s: Arc<Shared>) {
 /// After (re)connecting: where to read from, and whether anything was lost.
 async fn resync(
     s: &Shared,
-    con: &mut redis::aio::MultiplexedConnection,
-    positions: &mut Option<Vec<String>>,
-    reader_epoch: &mut u32,
+    con: &mut Link,
+    reader: &mut Reader,
     first: bool,
 ) -> Result<(), BackplaneError> {
     let epoch: Option<u32> = redis::cmd("GET")
-        .arg(s.key("epoch"))
+        .arg(s.layout.in_shard(reader.shard, "epoch"))
         .query_async(con)
         .await
         .map_err(unavailable)?;
-    let Some(current) = positions.as_mut() else {
-        return Ok(());
-    };
+    let reader_epoch = &mut reader.epoch;
+    let current = &mut reader.positions;
     if first && epoch == Some(*reader_epoch) {
         // Starting from where `connect` left off: nothing to check yet.
         return Ok(());
+    }
+    if s.layout.log_shards() > 1 && epoch != Some(*reader_epoch) {
+        // One shard of a sharded log came back without its data: what it
+        // held is gone and its positions mean nothing, while the other
+        // shards' still do, so the log cannot start over by itself. Its
+        // publishes are refused (the script draws no epoch for it), and
+        // streams are closed once so their clients learn what was lost.
+        if !std::mem::replace(&mut reader.lost, true) {
+            tracing::error!(
+                shard = reader.shard,
+                "a redis master came back without this shard's data"
+            );
+            s.lost();
+        }
+        return Err(BackplaneError(format!(
+            "redis: log shard {} lost its data (its master restarted empty); \
+             docs/capacity.md says how to start the log over",
+            reader.shard
+        )));
     }
     if epoch != Some(*reader_epoch) || *reader_epoch == 0 {
         // Redis lost its data (a restart without persistence): the log
@@ -85,10 +113,10 @@ async fn resync(
         return Ok(());
     }
     // Same log: was anything trimmed from the feed before this node read it?
-    for (shard, position) in current.iter().enumerate() {
+    for (&feed, position) in reader.feeds.iter().zip(current.iter()) {
         let info: Value = redis::cmd("XINFO")
             .arg("STREAM")
-            .arg(s.feed_key(shard))
+            .arg(s.layout.feed(feed))
             .query_async(con)
             .await
             .unwrap_or(Value::Nil);
@@ -97,7 +125,7 @@ async fn resync(
         let read = position.parse::<EventId>().ok();
         if let (Some(trimmed), Some(read)) = (trimmed, read) {
             if trimmed.seq > read.seq {
-                tracing::warn!(shard, "the feed was trimmed past this node's position");
+                tracing::warn!(feed, "the feed was trimmed past this node's position");
                 s.lost();
                 break;
             }
@@ -106,19 +134,15 @@ async fn resync(
     Ok(())
 }
 
-/// Reads the feed shards and delivers entries until the connection fails.
+/// Reads the feeds and delivers entries until the connection fails.
 async fn read_until_error(
     s: &Shared,
-    con: &mut redis::aio::MultiplexedConnection,
-    positions: Option<&mut Vec<String>>,
-    reader_epoch: &mut u32,
+    con: &mut Link,
+    reader: &mut Reader,
 ) -> Result<(), BackplaneError> {
-    let Some(positions) = positions else {
-        return Err(BackplaneError(
-            "redis: the feed reader has no position".to_owned(),
-        ));
-    };
-    let keys: Vec<String> = (0..s.options.shards).map(|n| s.feed_key(n)).collect();
+    let keys: Vec<String> = reader.feeds.iter().map(|&f| s.layout.feed(f)).collect();
+    let positions = &mut reader.positions;
+    let reader_epoch = &mut reader.epoch;
     loop {
         let mut cmd = redis::cmd("XREAD");
         cmd.arg("COUNT")
@@ -157,7 +181,7 @@ async fn read_until_error(
                     *reader_epoch = id.epoch.0;
                     s.saw_epoch(id.epoch.0);
                 }
-                s.deliver(topics, id, body);
+                s.deliver(reader.shard, topics, id, body);
             }
             positions[shard] = raw_id;
         }

@@ -63,6 +63,8 @@
 
 mod connections;
 mod feed;
+mod layout;
+mod link;
 mod presence;
 mod reply;
 mod scripts;
@@ -73,12 +75,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Value};
-use tokio::sync::mpsc;
+use redis::Value;
+use tokio::sync::{mpsc, watch};
 
 use self::connections::refresh_connections;
 use self::feed::read_feed;
+use self::layout::Layout;
+pub(crate) use self::link::{Link, Target};
 use self::presence::write_presence;
 use self::reply::{field, parse_replay, stream_entries};
 use self::scripts::Scripts;
@@ -88,7 +91,8 @@ use crate::broker::backplane::{
     Page, Replay, Sink,
 };
 use crate::broker::claims::{Claimed, ClientClaim};
-use crate::broker::id::{shard_of, Epoch, EventId, Position};
+use crate::broker::id::MAX_SHARDS;
+use crate::broker::id::{Epoch, EventId, Position};
 use crate::broker::memory::HistoryLimits;
 use crate::broker::presence::Member;
 use crate::clock::unix_ms as now_ms;
@@ -97,11 +101,15 @@ use crate::sync::lock;
 /// How to reach Redis and lay out the keys.
 #[derive(Debug, Clone)]
 pub struct RedisOptions {
-    /// `redis://host:port[/db]`.
+    /// `redis://host:port[/db]` for one server (or a primary with
+    /// replicas), `redis+cluster://host:port,host:port,…` for a Redis
+    /// Cluster (some of its masters: the rest are found from them).
     pub url: String,
     /// Prepended to every key; lets several clusters (or tests) share a Redis.
     pub prefix: String,
-    /// Feed shards (streams every node reads).
+    /// On one server, the feed streams every node reads (fan-out only). In
+    /// a cluster, the log's shards (at most 64), each numbering its events
+    /// on its own: fixed for the log's life, since positions name them.
     pub shards: usize,
     /// Entries kept per feed shard: how far behind a node may fall (e.g.
     /// while reconnecting) before it must close its streams.
@@ -112,9 +120,10 @@ pub struct RedisOptions {
     pub lease: Duration,
 }
 
-/// Why a Redis Cluster is refused (see [`RedisBackplane::connect`]).
-const CLUSTER_UNSUPPORTED: &str = "Redis Cluster is not supported yet: point --backplane at a \
-     standalone Redis (or a primary with replicas); docs/capacity.md says how far one goes";
+/// Why a cluster node named by a one-server URL is refused (see
+/// [`RedisBackplane::connect`]).
+const CLUSTER_NEEDS_ITS_URL: &str = "this Redis is a Redis Cluster node: use --backplane \
+     redis+cluster://host:port,host:port,… to run on the cluster";
 
 /// Why [`RedisBackplane::try_connect`] failed.
 enum Failure {
@@ -124,6 +133,9 @@ enum Failure {
     Unsupported(BackplaneError),
 }
 
+/// Feed streams on one server, log shards in a cluster ([`RedisOptions::shards`]).
+pub const DEFAULT_SHARDS: usize = 8;
+
 /// Prepended to every key unless configured otherwise.
 pub const DEFAULT_PREFIX: &str = "herald:";
 
@@ -132,7 +144,7 @@ impl RedisOptions {
         RedisOptions {
             url: url.into(),
             prefix: DEFAULT_PREFIX.to_owned(),
-            shards: 8,
+            shards: DEFAULT_SHARDS,
             feed_len: 100_000,
             history: HistoryLimits::default(),
             lease: DEFAULT_LEASE,
@@ -144,6 +156,9 @@ impl RedisOptions {
 /// presence) outlive it unless renewed: a node that dies stops counting
 /// within this time. Renewed every third of it.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// How long a resume waits for this node's feed readers to catch up with
+/// a sharded log's head (they are usually there already).
+const HEAD_WAIT: Duration = Duration::from_secs(5);
 /// How long one `XREAD` blocks; also bounds how late a dead connection is noticed.
 const READ_BLOCK_MS: u64 = 2000;
 const READ_BATCH: usize = 1000;
@@ -168,8 +183,9 @@ pub struct RedisBackplane {
 }
 
 struct Shared {
-    client: Client,
-    commands: ConnectionManager,
+    target: Target,
+    commands: Link,
+    layout: Layout,
     options: RedisOptions,
     /// The epoch this node last saw; 0 while unknown (Redis came back empty).
     epoch: AtomicU32,
@@ -188,11 +204,18 @@ struct Shared {
     presence_ops: mpsc::UnboundedSender<presence::Op>,
     /// Its end, until `attach` starts the task.
     presence_queue: Mutex<Option<mpsc::UnboundedReceiver<presence::Op>>>,
-    /// `(when, seq)` samples that become the floor once older than the history age.
-    samples: Mutex<VecDeque<(Instant, u64)>>,
-    /// Where the feed reader starts: the shards' ends when `connect` ran, so
-    /// every event published after `connect` returned reaches this node.
-    start: Mutex<Option<Vec<String>>>,
+    /// `(when, seq of each log shard)` samples that become the floors once
+    /// older than the history age.
+    samples: Mutex<VecDeque<(Instant, Vec<u64>)>>,
+    /// Where the feed readers start: each feed's end when `connect` ran,
+    /// so every event published after `connect` returned reaches this node.
+    start: Vec<String>,
+    /// A sharded log's: per shard, the last seq handed to the sink. Held
+    /// while an event is handed over, so the positions streams are written
+    /// only grow ([`Shared::deliver`]).
+    delivered: Mutex<Vec<u64>>,
+    /// The same, for [`Backplane::head`] to wait on.
+    frontier: watch::Sender<Vec<u64>>,
     scripts: Scripts,
 }
 
@@ -212,11 +235,7 @@ fn fresh_epoch(not: u32) -> u32 {
 
 impl Shared {
     fn key(&self, name: &str) -> String {
-        format!("{}{name}", self.options.prefix)
-    }
-
-    fn feed_key(&self, shard: usize) -> String {
-        self.key(&format!("feed:{shard}"))
+        self.layout.key(name)
     }
 
     fn history_ttl_ms(&self) -> u64 {
@@ -246,17 +265,50 @@ impl Shared {
         self.epoch.store(epoch, Ordering::Relaxed);
     }
 
-    /// Delivers a feed entry: `topics` as written by the publish script.
-    fn deliver(&self, topics: &str, id: EventId, body: &[u8]) {
-        if let Some(sink) = self.sink.get() {
-            let topics: Vec<&str> = topics.split(TOPIC_SEPARATOR).collect();
+    /// Delivers a feed entry of log shard `shard`: `topics` as written by
+    /// the publish script.
+    fn deliver(&self, shard: usize, topics: &str, id: EventId, body: &[u8]) {
+        let Some(sink) = self.sink.get() else { return };
+        let topics: Vec<&str> = topics.split(TOPIC_SEPARATOR).collect();
+        if self.layout.log_shards() == 1 {
+            // One log: an event's own id is the position of a stream that has it.
             sink.deliver(Fanout {
                 topics: &topics,
-                shard: 0,
+                shard,
                 seq: id.seq,
                 frame: frame_with_id(id, body),
             });
+            return;
         }
+        // Sharded: what a stream is told is this node's position in every
+        // shard (it has every event of its topics up to there), written
+        // under the lock so that no stream sees a position go back.
+        let mut delivered = lock(&self.delivered);
+        let Some(at) = delivered.get_mut(shard) else {
+            return;
+        };
+        *at = (*at).max(id.seq);
+        let position = Position::new(id.epoch, delivered.clone());
+        sink.deliver(Fanout {
+            topics: &topics,
+            shard,
+            seq: id.seq,
+            frame: frame_with_id(position, body),
+        });
+        self.frontier.send_replace(delivered.clone());
+    }
+
+    /// Each log shard's counter: the last seq it handed out.
+    async fn counters(&self) -> Vec<Result<u64, redis::RedisError>> {
+        let read = (0..self.layout.log_shards()).map(|shard| {
+            let mut con = self.commands.clone();
+            let key = self.layout.in_shard(shard, "seq");
+            async move {
+                let seq: Option<u64> = redis::cmd("GET").arg(key).query_async(&mut con).await?;
+                Ok(seq.unwrap_or(0))
+            }
+        });
+        futures::future::join_all(read).await
     }
 
     fn lost(&self) {
@@ -291,13 +343,14 @@ impl RedisBackplane {
     }
 
     /// Connects (failing if Redis cannot be reached now) and reads or
-    /// creates the log's epoch. The feed reader starts when the broker
-    /// attaches.
+    /// creates the log's epoch, the same in every shard. The feed readers
+    /// start when the broker attaches.
     ///
-    /// A Redis Cluster is refused, by its URL (`redis+cluster://`) or by
-    /// what the server says of itself: every publish is one script over
-    /// the id counter, a feed shard and the topics' streams, keys a
-    /// cluster keeps in different slots, so each publish would fail.
+    /// A Redis Cluster node named by a one-server URL is refused: every
+    /// publish is one script over several keys, which a cluster keeps in
+    /// one slot only when laid out for it (`redis+cluster://`). So is a
+    /// cluster whose shards disagree on the epoch: a master came back
+    /// without its data, and its positions mean nothing any more.
     pub async fn connect(options: RedisOptions) -> Result<Self, BackplaneError> {
         Self::try_connect(options).await.map_err(|f| match f {
             Failure::Unreachable(e) | Failure::Unsupported(e) => e,
@@ -305,40 +358,59 @@ impl RedisBackplane {
     }
 
     async fn try_connect(options: RedisOptions) -> Result<Self, Failure> {
-        if options.url.starts_with("redis+cluster://") {
-            return Err(Failure::Unsupported(unavailable(CLUSTER_UNSUPPORTED)));
-        }
-        let client =
-            Client::open(options.url.as_str()).map_err(|e| Failure::Unsupported(unavailable(e)))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
+        let unsupported = |e| Failure::Unsupported(unavailable(e));
         let unreachable = |e| Failure::Unreachable(unavailable(e));
-        let mut commands = ConnectionManager::new_with_config(client.clone(), config)
-            .await
-            .map_err(unreachable)?;
-        let info: String = redis::cmd("INFO")
-            .arg("cluster")
-            .query_async(&mut commands)
-            .await
-            .map_err(unreachable)?;
-        if info.lines().any(|l| l.trim() == "cluster_enabled:1") {
-            return Err(Failure::Unsupported(unavailable(CLUSTER_UNSUPPORTED)));
-        }
+        let target = Target::open(&options.url, Duration::from_millis(READ_BLOCK_MS))
+            .map_err(unsupported)?;
+        let mut commands = target.commands().await.map_err(unreachable)?;
+        let layout = if target.is_cluster() {
+            if options.shards > MAX_SHARDS {
+                return Err(unsupported(redis::RedisError::from((
+                    redis::ErrorKind::Client,
+                    "too many shards",
+                    format!("a sharded log has at most {MAX_SHARDS}"),
+                ))));
+            }
+            Layout::cluster(&options.prefix, options.shards)
+        } else {
+            let info: String = redis::cmd("INFO")
+                .arg("cluster")
+                .query_async(&mut commands)
+                .await
+                .map_err(unreachable)?;
+            if info.lines().any(|l| l.trim() == "cluster_enabled:1") {
+                return Err(Failure::Unsupported(unavailable(CLUSTER_NEEDS_ITS_URL)));
+            }
+            Layout::server(&options.prefix, options.shards)
+        };
         let scripts = Scripts::new();
-        let epoch: String = scripts
-            .init
-            .key(format!("{}epoch", options.prefix))
-            .arg(fresh_epoch(0))
-            .invoke_async(&mut commands)
-            .await
-            .map_err(unreachable)?;
-        let mut start = Vec::with_capacity(options.shards);
-        for shard in 0..options.shards {
+        // The first node draws the epoch; every shard keeps a copy.
+        let mut epoch: Option<String> = None;
+        for shard in 0..layout.log_shards() {
+            let candidate = epoch.clone().unwrap_or_else(|| fresh_epoch(0).to_string());
+            let held: String = scripts
+                .init
+                .key(layout.in_shard(shard, "epoch"))
+                .arg(candidate)
+                .invoke_async(&mut commands)
+                .await
+                .map_err(unreachable)?;
+            match &epoch {
+                Some(first) if *first != held => {
+                    return Err(Failure::Unsupported(unavailable(format!(
+                        "the log's shards disagree on its epoch (shard 0: {first}, shard \
+                         {shard}: {held}): a Redis master came back without its data; \
+                         docs/capacity.md says how to start the log over"
+                    ))));
+                }
+                Some(_) => {}
+                None => epoch = Some(held),
+            }
+        }
+        let mut start = Vec::with_capacity(layout.feeds());
+        for feed in 0..layout.feeds() {
             let last: Value = redis::cmd("XREVRANGE")
-                .arg(format!("{}feed:{shard}", options.prefix))
+                .arg(layout.feed(feed))
                 .arg("+")
                 .arg("-")
                 .arg("COUNT")
@@ -353,12 +425,25 @@ impl RedisBackplane {
                     .map_or_else(|| "0-0".to_owned(), |(id, _)| id),
             );
         }
+        // A sharded log's readers start at the feeds' ends: that is what
+        // this node has, as far as a stream resuming here is concerned.
+        let delivered: Vec<u64> = if layout.log_shards() > 1 {
+            start
+                .iter()
+                .map(|id| id.parse::<EventId>().map_or(0, |id| id.seq))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let (presence_ops, presence_queue) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
-            start: Mutex::new(Some(start)),
-            client,
+            start,
+            frontier: watch::Sender::new(delivered.clone()),
+            delivered: Mutex::new(delivered),
+            target,
             commands,
-            epoch: AtomicU32::new(epoch.parse().unwrap_or(0)),
+            layout,
+            epoch: AtomicU32::new(epoch.and_then(|e| e.parse().ok()).unwrap_or(0)),
             healthy: AtomicBool::new(true),
             last_error: Mutex::new(None),
             sink: OnceLock::new(),
@@ -373,6 +458,64 @@ impl RedisBackplane {
         });
         Ok(RedisBackplane { shared })
     }
+
+    /// Appends the event to log shard `shard`: `topics` are its topics
+    /// there, `all` every topic of the event.
+    async fn append_in(
+        &self,
+        shard: usize,
+        topics: &[&str],
+        all: &[&str],
+        key: Option<&str>,
+        body: &[u8],
+    ) -> Result<EventId, BackplaneError> {
+        let s = &self.shared;
+        let l = &s.layout;
+        let Some(first) = topics.first() else {
+            return Err(BackplaneError("an event needs a topic".to_owned()));
+        };
+        let mut con = s.commands.clone();
+        let mut script = s.scripts.publish.key(l.in_shard(shard, "epoch"));
+        script
+            .key(l.in_shard(shard, "seq"))
+            .key(l.feed(l.feed_of(first)))
+            .key(l.idempotency(first))
+            .key(l.in_shard(shard, "topics"));
+        for topic in topics {
+            script.key(l.topic(topic));
+        }
+        let flag = |on: bool| if on { "1" } else { "0" };
+        let id: Result<String, _> = script
+            // Used only if a single Redis lost the epoch (a restart): a new
+            // one, never the old one, or old ids would pass for new positions.
+            .arg(fresh_epoch(s.epoch.load(Ordering::Relaxed)))
+            .arg(all.join(TOPIC_SEPARATOR))
+            .arg(body)
+            .arg(s.options.history.max_events.max(1))
+            .arg(s.options.feed_len.max(1))
+            .arg(s.history_ttl_ms())
+            .arg(key.unwrap_or(""))
+            .arg(flag(topics.len() < all.len()))
+            .arg(flag(l.log_shards() > 1))
+            .arg(topics)
+            .invoke_async(&mut con)
+            .await;
+        let id = id.map_err(unavailable).and_then(|id| {
+            id.parse::<EventId>()
+                .map_err(|e| BackplaneError(format!("redis returned {e}")))
+        });
+        match id {
+            Ok(id) => {
+                s.ok();
+                s.saw_epoch(id.epoch.0);
+                Ok(id)
+            }
+            Err(e) => {
+                s.failed(&e);
+                Err(e)
+            }
+        }
+    }
 }
 
 impl Backplane for RedisBackplane {
@@ -384,9 +527,18 @@ impl Backplane for RedisBackplane {
         Epoch(self.shared.epoch.load(Ordering::Relaxed))
     }
 
+    fn shards(&self) -> usize {
+        self.shared.layout.log_shards()
+    }
+
     fn attach(&self, sink: Arc<dyn Sink>) {
         if self.shared.sink.set(sink).is_ok() {
-            tokio::spawn(read_feed(self.shared.clone()));
+            // One reader per log shard, reading all of its feeds.
+            let l = &self.shared.layout;
+            for shard in 0..l.log_shards() {
+                let feeds = (0..l.feeds()).filter(|&f| l.shard_of_feed(f) == shard);
+                tokio::spawn(read_feed(self.shared.clone(), shard, feeds.collect()));
+            }
             tokio::spawn(refresh_connections(Arc::downgrade(&self.shared)));
             if let Some(queue) = lock(&self.shared.presence_queue).take() {
                 tokio::spawn(write_presence(Arc::downgrade(&self.shared), queue));
@@ -401,50 +553,23 @@ impl Backplane for RedisBackplane {
         body: Bytes,
     ) -> BoxFuture<'a, Result<EventId, BackplaneError>> {
         Box::pin(async move {
-            let s = &self.shared;
-            let Some(first) = topics.first() else {
-                return Err(BackplaneError("an event needs a topic".to_owned()));
-            };
-            // The event travels in its first topic's shard.
-            let shard = shard_of(first, s.options.shards);
-            let mut con = s.commands.clone();
-            let mut script = s.scripts.publish.key(s.key("epoch"));
-            script
-                .key(s.key("seq"))
-                .key(s.feed_key(shard))
-                .key(s.key(&format!("idem:{first}")))
-                .key(s.key("topics"));
+            // One script per log shard the topics are in (one on a single
+            // server), the first topic's shard first: its id is the answer.
+            let l = &self.shared.layout;
+            let mut by_shard: Vec<(usize, Vec<&str>)> = Vec::new();
             for topic in topics {
-                script.key(s.key(&format!("t:{topic}")));
-            }
-            let id: Result<String, _> = script
-                // Used only if Redis lost the epoch (a restart): a new one,
-                // never the old one, or old ids would pass for new positions.
-                .arg(fresh_epoch(s.epoch.load(Ordering::Relaxed)))
-                .arg(topics.join(TOPIC_SEPARATOR))
-                .arg(body.as_ref())
-                .arg(s.options.history.max_events.max(1))
-                .arg(s.options.feed_len.max(1))
-                .arg(s.history_ttl_ms())
-                .arg(key.unwrap_or(""))
-                .arg(topics)
-                .invoke_async(&mut con)
-                .await;
-            let id = id.map_err(unavailable).and_then(|id| {
-                id.parse::<EventId>()
-                    .map_err(|e| BackplaneError(format!("redis returned {e}")))
-            });
-            match id {
-                Ok(id) => {
-                    s.ok();
-                    s.saw_epoch(id.epoch.0);
-                    Ok(id)
-                }
-                Err(e) => {
-                    s.failed(&e);
-                    Err(e)
+                let shard = l.shard(topic);
+                match by_shard.iter_mut().find(|(s, _)| *s == shard) {
+                    Some((_, group)) => group.push(topic),
+                    None => by_shard.push((shard, vec![topic])),
                 }
             }
+            let mut first = None;
+            for (shard, group) in by_shard {
+                let id = self.append_in(shard, &group, topics, key, &body).await?;
+                first.get_or_insert(id);
+            }
+            first.ok_or_else(|| BackplaneError("an event needs a topic".to_owned()))
         })
     }
 
@@ -469,11 +594,12 @@ impl Backplane for RedisBackplane {
                 format!("{epoch}-{}", page.until)
             };
             let mut con = s.commands.clone();
+            let l = &s.layout;
             let reply: Result<Value, _> = s
                 .scripts
                 .replay
-                .key(s.key(&format!("t:{topic}")))
-                .key(s.key("floor"))
+                .key(l.topic(topic))
+                .key(l.in_shard(l.shard(topic), "floor"))
                 .arg(start)
                 .arg(end)
                 .arg(page.limit.clamp(1, i64::MAX as usize))
@@ -495,7 +621,13 @@ impl Backplane for RedisBackplane {
                     // this node has not read the new log yet) all of it is new.
                     if (epoch == 0 || id.epoch.0 == epoch) && id.seq > after && id.seq <= page.until
                     {
-                        out.push(Entry::new(id.seq, frame_with_id(id, body)));
+                        out.push(Entry {
+                            seq: id.seq,
+                            frame: frame_with_id(id, body),
+                            topics: field(&fields, b"t")
+                                .and_then(|t| std::str::from_utf8(t).ok())
+                                .map(|t| t.split(TOPIC_SEPARATOR).map(str::to_owned).collect()),
+                        });
                     }
                 }
             }
@@ -513,32 +645,35 @@ impl Backplane for RedisBackplane {
     ) -> BoxFuture<'a, Result<Matched, BackplaneError>> {
         Box::pin(async move {
             let s = &self.shared;
+            let l = &s.layout;
             let mut con = s.commands.clone();
             // One more than asked: says whether the list is complete.
             let asked = limit.saturating_add(1).min(i64::MAX as usize);
-            let reply: Result<Vec<String>, _> = s
-                .scripts
-                .topics_under
-                .key(s.key("topics"))
-                .key(s.key("floor"))
-                .arg(format!("[{prefix}"))
-                .arg(format!("[{prefix}\u{7f}"))
-                .arg(asked)
-                .arg(s.key("t:"))
-                .invoke_async(&mut con)
-                .await;
-            let mut reply = reply.map_err(|e| s.down(e))?;
+            let mut topics = Vec::new();
+            let mut forgotten_through = Vec::with_capacity(l.log_shards());
+            for shard in 0..l.log_shards() {
+                let reply: Result<Vec<String>, _> = s
+                    .scripts
+                    .topics_under
+                    .key(l.in_shard(shard, "topics"))
+                    .key(l.in_shard(shard, "floor"))
+                    .arg(format!("[{prefix}"))
+                    .arg(format!("[{prefix}\u{7f}"))
+                    .arg(asked)
+                    .arg(l.in_shard(shard, "t:"))
+                    .invoke_async(&mut con)
+                    .await;
+                let mut reply = reply.map_err(|e| s.down(e))?.into_iter();
+                forgotten_through.push(reply.next().and_then(|f| f.parse().ok()).unwrap_or(0));
+                topics.extend(reply);
+            }
             s.ok();
-            let floor = if reply.is_empty() {
-                0
-            } else {
-                reply.remove(0).parse().unwrap_or(0)
-            };
-            let truncated = reply.len() > limit;
-            reply.truncate(limit);
+            topics.sort_unstable();
+            let truncated = topics.len() > limit;
+            topics.truncate(limit);
             Ok(Matched {
-                topics: reply,
-                forgotten_through: vec![floor],
+                topics,
+                forgotten_through,
                 truncated,
             })
         })
@@ -553,11 +688,12 @@ impl Backplane for RedisBackplane {
         Box::pin(async move {
             let s = &self.shared;
             let mut con = s.commands.clone();
+            // Both keys in one slot (shard 0's) for the script.
             let readings: Result<Vec<String>, _> = s
                 .scripts
                 .report_node
-                .key(s.key("nodes"))
-                .key(s.key("nodes:exp"))
+                .key(s.layout.in_shard(0, "nodes"))
+                .key(s.layout.in_shard(0, "nodes:exp"))
                 .arg(node)
                 .arg(reading)
                 .arg(ttl.as_millis().max(1) as u64)
@@ -570,46 +706,61 @@ impl Backplane for RedisBackplane {
     fn head(&self) -> BoxFuture<'_, Result<Position, BackplaneError>> {
         Box::pin(async move {
             let s = &self.shared;
-            let mut con = s.commands.clone();
-            let seq: Option<u64> = redis::cmd("GET")
-                .arg(s.key("seq"))
-                .query_async(&mut con)
-                .await
-                .map_err(|e| s.down(e))?;
             let epoch = Epoch(s.epoch.load(Ordering::Relaxed));
-            Ok(Position::new(epoch, vec![seq.unwrap_or(0)]))
+            let counters = s.counters().await;
+            if s.layout.log_shards() == 1 {
+                let seq = counters.into_iter().next().unwrap_or(Ok(0));
+                return Ok(Position::new(epoch, vec![seq.map_err(|e| s.down(e))?]));
+            }
+            // Sharded: a head this node has delivered up to, so that the
+            // positions it writes live are never behind a replay's. A
+            // shard that does not answer (its master is down) is taken
+            // where this node is: its topics' replays fail until it is back.
+            let mut frontier = s.frontier.subscribe();
+            let target: Vec<u64> = {
+                let delivered = frontier.borrow();
+                counters
+                    .into_iter()
+                    .zip(delivered.iter())
+                    .map(|(seq, &at)| seq.unwrap_or(at))
+                    .collect()
+            };
+            let caught_up = |at: &Vec<u64>| at.iter().zip(&target).all(|(a, t)| a >= t);
+            let reached = tokio::time::timeout(HEAD_WAIT, frontier.wait_for(caught_up)).await;
+            match reached {
+                Ok(Ok(at)) => Ok(Position::new(epoch, at.clone())),
+                _ => Err(s.down("this node's feed readers are behind the log")),
+            }
         })
     }
 
     fn sweep(&self) {
         let s = self.shared.clone();
         tokio::spawn(async move {
-            let mut con = s.commands.clone();
-            let seq: Result<Option<u64>, _> = redis::cmd("GET")
-                .arg(s.key("seq"))
-                .query_async(&mut con)
-                .await;
-            let Ok(seq) = seq else { return };
+            let counters: Result<Vec<u64>, _> = s.counters().await.into_iter().collect();
+            let Ok(seqs) = counters else { return };
             // A topic's stream expires `max_age` after its last publish, so
-            // whatever it held is numbered below the counter's value from
-            // `max_age` ago: that value becomes the floor for absent topics.
-            let floor = {
+            // whatever it held is numbered below its shard's counter's value
+            // from `max_age` ago: those values become the floors for
+            // absent topics.
+            let floors = {
                 let mut samples = lock(&s.samples);
-                samples.push_back((Instant::now(), seq.unwrap_or(0)));
-                let mut floor = None;
+                samples.push_back((Instant::now(), seqs));
+                let mut floors = None;
                 while samples
                     .front()
                     .is_some_and(|(at, _)| at.elapsed() > s.options.history.max_age)
                 {
-                    floor = samples.pop_front().map(|(_, seq)| seq);
+                    floors = samples.pop_front().map(|(_, seqs)| seqs);
                 }
-                floor
+                floors
             };
-            if let Some(floor) = floor {
+            let mut con = s.commands.clone();
+            for (shard, floor) in floors.unwrap_or_default().into_iter().enumerate() {
                 let raised: Result<i64, _> = s
                     .scripts
                     .raise_floor
-                    .key(s.key("floor"))
+                    .key(s.layout.in_shard(shard, "floor"))
                     .arg(floor)
                     .invoke_async(&mut con)
                     .await;
@@ -795,19 +946,5 @@ impl Backplane for RedisBackplane {
                 }
             });
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shards_spread_topics() {
-        let mut seen = HashSet::new();
-        for i in 0..100 {
-            seen.insert(shard_of(&format!("topic-{i}"), 8));
-        }
-        assert_eq!(seen.len(), 8);
     }
 }

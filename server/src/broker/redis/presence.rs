@@ -15,6 +15,7 @@ use std::sync::Weak;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use super::link::Pipes;
 use super::{now_ms, Shared};
 use crate::broker::presence::Member;
 use crate::sync::lock;
@@ -88,15 +89,16 @@ pub(super) async fn write_presence(shared: Weak<Shared>, mut ops: UnboundedRecei
         let Some(s) = shared.upgrade() else { return };
         let lease_ms = lease.as_millis() as u64;
         let until = now_ms() + lease_ms;
-        let mut pipe = redis::pipe();
+        let mut pipes = Pipes::new(s.target.is_cluster());
         for op in batch.drain(..) {
             match op {
                 Op::Join { key, record } => {
+                    let pipe = pipes.on(&key);
                     pipe.zadd(&key, record, until).ignore();
                     pipe.pexpire(&key, lease_ms as i64).ignore();
                 }
                 Op::Leave { key, record } => {
-                    pipe.zrem(&key, record).ignore();
+                    pipes.on(&key).zrem(&key, record).ignore();
                 }
             }
         }
@@ -110,6 +112,7 @@ pub(super) async fn write_presence(shared: Weak<Shared>, mut ops: UnboundedRecei
             // a popular topic's thousands of records are a few commands.
             for same_key in held.chunk_by(|a, b| a.0 == b.0) {
                 let key = &same_key[0].0;
+                let pipe = pipes.on(key);
                 for chunk in same_key.chunks(RENEW_CHUNK) {
                     let scored: Vec<(u64, &str)> =
                         chunk.iter().map(|(_, r)| (until, r.as_str())).collect();
@@ -118,9 +121,7 @@ pub(super) async fn write_presence(shared: Weak<Shared>, mut ops: UnboundedRecei
                 pipe.pexpire(key, lease_ms as i64).ignore();
             }
         }
-        let mut con = s.commands.clone();
-        let written: Result<(), _> = pipe.query_async(&mut con).await;
-        if let Err(e) = written {
+        if let Err(e) = pipes.send(&s.commands).await {
             metrics::counter!("herald_presence_write_errors_total").increment(1);
             tracing::debug!(error = %e, "could not write presence (renewal repairs joins; leaves expire)");
         }

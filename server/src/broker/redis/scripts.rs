@@ -23,15 +23,22 @@ impl Scripts {
                 redis.call('SET', KEYS[1], ARGV[1], 'NX')
                 return redis.call('GET', KEYS[1])",
             ),
-            // KEYS: epoch, seq, feed shard, idempotency hash, topic index,
-            //       then the stream of each topic.
-            // ARGV: candidate epoch, the topics joined by ',', body, topic
-            //       maxlen, feed maxlen, history ttl (ms), idempotency key
-            //       ('' for none), then each topic's name.
+            // KEYS: epoch, seq, feed, idempotency hash, topic index, then
+            //       the stream of each topic (all in one log shard).
+            // ARGV: candidate epoch, all the event's topics joined by ',',
+            //       body, topic maxlen, feed maxlen, history ttl (ms),
+            //       idempotency key ('' for none), '1' if the event spans
+            //       shards (its topic entries then name all its topics),
+            //       '1' if the log is sharded (a shard never draws an
+            //       epoch of its own: one without it lost its data), then
+            //       each topic's name.
             publish: Script::new(
                 r"
                 local epoch = redis.call('GET', KEYS[1])
                 if not epoch then
+                  if ARGV[9] == '1' then
+                    return redis.error_reply('LOST this shard lost its log (a master restarted without its data)')
+                  end
                   epoch = ARGV[1]
                   redis.call('SET', KEYS[1], epoch)
                 end
@@ -41,9 +48,13 @@ impl Scripts {
                 end
                 local id = epoch .. '-' .. redis.call('INCR', KEYS[2])
                 for i = 6, #KEYS do
-                  redis.call('XADD', KEYS[i], 'MAXLEN', '~', ARGV[4], id, 'b', ARGV[3])
+                  if ARGV[8] == '1' then
+                    redis.call('XADD', KEYS[i], 'MAXLEN', '~', ARGV[4], id, 'b', ARGV[3], 't', ARGV[2])
+                  else
+                    redis.call('XADD', KEYS[i], 'MAXLEN', '~', ARGV[4], id, 'b', ARGV[3])
+                  end
                   redis.call('PEXPIRE', KEYS[i], ARGV[6])
-                  redis.call('ZADD', KEYS[5], 0, ARGV[i + 2])
+                  redis.call('ZADD', KEYS[5], 0, ARGV[i + 4])
                 end
                 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], id, 't', ARGV[2], 'b', ARGV[3])
                 if ARGV[7] ~= '' then

@@ -1,0 +1,304 @@
+//! Herald on a real Redis Cluster: three `redis-server --cluster-enabled
+//! yes` masters on loopback (no replicas, append-only files), joined by
+//! `redis-cli --cluster create`. The log has three shards, one per master
+//! (`--redis-shards 3`; the layout spreads shard tags over the slots), and
+//! the tests use one topic per shard.
+//!
+//! What must hold: a subscriber on one node gets what another node
+//! publishes on every shard, in order per topic, and resumes from the
+//! position it was given (a seq per shard) on either node, by header or
+//! by `?lastEventId=`; an event for topics on two shards reaches each
+//! connection once, live and in a replay; a killed node's client resumes
+//! on the other with every topic's sequence intact; a dead master stops
+//! only its shard (its publishes answer 503, the others keep flowing) and
+//! nothing it acknowledged is lost once it is back.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{post_json, Node, RedisCluster, SseStream, TestServer};
+use herald_server::broker::policy::Publisher;
+use herald_server::broker::{shard_of, BrokerConfig, RedisBackplane, RedisOptions, SSEBroker};
+use herald_server::state::AppState;
+use herald_shared::wire::{Event, Frame};
+use serde_json::{json, Value};
+
+const SHARDS: usize = 3;
+
+/// A topic on each shard: `room-<k>` for the first `k` that lands there.
+fn topics() -> [String; SHARDS] {
+    std::array::from_fn(|shard| {
+        (0..)
+            .map(|k| format!("room-{k}"))
+            .find(|t| shard_of(t, SHARDS) == shard)
+            .expect("some name lands on every shard")
+    })
+}
+
+/// An in-process node on the cluster, publishing open to anyone.
+async fn node(cluster: &RedisCluster) -> TestServer {
+    let options = RedisOptions {
+        shards: SHARDS,
+        ..RedisOptions::new(cluster.cluster_url())
+    };
+    let backplane = RedisBackplane::connect(options)
+        .await
+        .expect("the cluster is reachable");
+    let config = BrokerConfig {
+        open_publishing: true,
+        ..common::quiet_config()
+    };
+    TestServer::start_broker(
+        SSEBroker::with_backplane(config, Arc::new(backplane)),
+        |b| AppState {
+            publish_limit: Arc::new(herald_server::ratelimit::RateLimiter::unlimited()),
+            ..AppState::new(b)
+        },
+    )
+    .await
+}
+
+/// Reads `n` data events: `(id, data)`.
+async fn read_data(stream: &mut SseStream, n: usize) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        match stream.next_frame().await.expect("stream open") {
+            Frame::Event(e) if e.event == "reset" => panic!("unexpected reset: {}", e.data),
+            Frame::Event(e) if e.event == "message" => out.push((e.last_event_id, e.data)),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Data `<topic>:<n>` grouped by topic, in arrival order.
+fn by_topic(got: &[(String, String)]) -> BTreeMap<String, Vec<u32>> {
+    let mut out: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for (_, data) in got {
+        let (topic, n) = data.rsplit_once(':').expect("<topic>:<n>");
+        out.entry(topic.to_owned())
+            .or_default()
+            .push(n.parse().expect("a number"));
+    }
+    out
+}
+
+/// Publishes `<topic>:<n>` for n in `range` to each topic, round robin.
+async fn publish_each(
+    server: &TestServer,
+    topics: &[String],
+    range: std::ops::RangeInclusive<u32>,
+) {
+    for n in range {
+        for topic in topics {
+            let (status, body) = server
+                .publish(json!({"topic": topic, "data": format!("{topic}:{n}")}))
+                .await;
+            assert_eq!(status, 200, "{body}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_shard_reaches_another_node_in_order_and_resumes_from_its_position() {
+    let cluster = RedisCluster::start().await;
+    let topics = topics();
+    let (a, b) = (node(&cluster).await, node(&cluster).await);
+    let query = format!("?topics={}", topics.join(","));
+    let (mut on_b, _) = b.connect(&query).await;
+
+    publish_each(&a, &topics, 1..=20).await;
+    let got = read_data(&mut on_b, 60).await;
+    let whole: Vec<u32> = (1..=20).collect();
+    for topic in &topics {
+        assert_eq!(by_topic(&got)[topic], whole, "{topic}");
+    }
+    // The id is this node's position in each shard, versioned.
+    let (last_id, _) = got.last().expect("events");
+    assert!(
+        last_id.starts_with("2.") && last_id.split('.').count() == 2 + SHARDS,
+        "{last_id}"
+    );
+
+    // Resuming on the other node from the 30th event's position gives
+    // exactly the rest, by header and by `?lastEventId=`.
+    let (mid, _) = &got[29];
+    let rest = by_topic(&got[30..]);
+    let (mut by_header, _) = a.connect_with(&query, Some(mid)).await;
+    assert_eq!(by_topic(&read_data(&mut by_header, 30).await), rest);
+    by_header.expect_silence(Duration::from_millis(300)).await;
+    let (mut by_query, _) = a.connect(&format!("{query}&lastEventId={mid}")).await;
+    assert_eq!(by_topic(&read_data(&mut by_query, 30).await), rest);
+    by_query.expect_silence(Duration::from_millis(300)).await;
+
+    // An event for topics on two shards: once to each connection, live
+    // and in a replay from before it.
+    let (mut on_first, _) = b.connect(&format!("?topics={}", topics[0])).await;
+    let (mut on_last, _) = b.connect(&format!("?topics={}", topics[2])).await;
+    let both = [topics[0].as_str(), topics[2].as_str()];
+    a.broker
+        .publish_to_as(Publisher::Server, &both, Event::data("both:1"))
+        .await
+        .expect("published on two shards");
+    for stream in [&mut on_b, &mut on_first, &mut on_last] {
+        assert_eq!(read_data(stream, 1).await[0].1, "both:1");
+        stream.expect_silence(Duration::from_millis(300)).await;
+    }
+    let (mut replayed, _) = a.connect_with(&query, Some(last_id)).await;
+    assert_eq!(read_data(&mut replayed, 1).await[0].1, "both:1");
+    replayed.expect_silence(Duration::from_millis(300)).await;
+
+    // Presence spans the nodes on the cluster too.
+    let presence: Value = reqwest::get(a.url(&format!("/_sse/presence?topic={}", topics[1])))
+        .await
+        .expect("presence")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(
+        presence["count"].as_u64().is_some_and(|n| n >= 2),
+        "{presence}"
+    );
+}
+
+#[tokio::test]
+async fn a_killed_nodes_client_resumes_on_another_with_every_topic_intact() {
+    let cluster = RedisCluster::start().await;
+    let topics = topics();
+    let args = [
+        "--backplane",
+        &cluster.cluster_url(),
+        "--redis-shards",
+        "3",
+        "--anonymous-publish",
+        "--heartbeat-secs",
+        "0.2",
+    ];
+    let mut a = Node::start(&args).await;
+    let b = Node::start(&args).await;
+    const N: u32 = 60;
+    let query = format!("/_sse/connect?topics={}", topics.join(","));
+    let mut on_a = SseStream::open(&a.url(&query), None).await;
+    on_a.next_named("connected").await;
+
+    let publish_url = b.url("/_sse/publish");
+    let names = topics.clone();
+    let publisher = tokio::spawn(async move {
+        for n in 1..=N {
+            for topic in &names {
+                let body = json!({"topic": topic, "data": format!("{topic}:{n}")});
+                let (status, answer) = post_json(&publish_url, &body).await;
+                assert_eq!(status, 200, "{answer}");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let mut got = read_data(&mut on_a, 40).await;
+    a.process.kill(); // node A dies mid-stream
+    while on_a.next_frame().await.is_some() {}
+    let (last_id, _) = got.last().expect("events").clone();
+
+    let mut on_b = SseStream::open(&b.url(&query), Some(&last_id)).await;
+    got.extend(read_data(&mut on_b, 3 * N as usize - got.len()).await);
+    publisher.await.expect("publisher");
+    let whole: Vec<u32> = (1..=N).collect();
+    for topic in &topics {
+        assert_eq!(by_topic(&got)[topic], whole, "{topic}");
+    }
+    on_b.expect_silence(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn a_dead_master_stops_only_its_shard_and_loses_nothing_it_acknowledged() {
+    let mut cluster = RedisCluster::start().await;
+    let topics = topics();
+    let a = node(&cluster).await;
+    let query = format!("?topics={}", topics.join(","));
+    let (mut live, _) = a.connect(&query).await;
+    publish_each(&a, &topics, 1..=10).await;
+    let before = read_data(&mut live, 30).await;
+
+    // Shard 1's master dies: its topic's publishes answer 503 with a
+    // JSON error, the other shards' keep flowing.
+    cluster.kill(1);
+    let (status, body) = a
+        .publish(json!({"topic": topics[1], "data": "lost?"}))
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["error"].is_string(), "{body}");
+    publish_each(&a, &[topics[0].clone(), topics[2].clone()], 11..=15).await;
+    let during = by_topic(&read_data(&mut live, 10).await);
+    assert_eq!(during[&topics[0]], [11, 12, 13, 14, 15]);
+    assert_eq!(during[&topics[2]], [11, 12, 13, 14, 15]);
+
+    // Back from its append-only file: publishes work again, and what it
+    // acknowledged before it died is all there for a resume.
+    cluster.restart(1).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, _) = a
+            .publish(json!({"topic": topics[1], "data": format!("{}:11", topics[1])}))
+            .await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "shard 1 never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        read_data(&mut live, 1).await[0].1,
+        format!("{}:11", topics[1])
+    );
+    let (first_id, _) = &before[0];
+    let (mut resumed, _) = a.connect_with(&query, Some(first_id)).await;
+    let replayed = by_topic(&read_data(&mut resumed, 29 + 10 + 1).await);
+    let first = before[0].1.rsplit_once(':').map(|(t, _)| t.to_owned());
+    for topic in &topics {
+        let from = if Some(topic) == first.as_ref() { 2 } else { 1 };
+        let upto = if *topic == topics[1] { 11 } else { 15 };
+        assert_eq!(
+            replayed[topic],
+            (from..=upto).collect::<Vec<u32>>(),
+            "{topic}"
+        );
+    }
+    resumed.expect_silence(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn a_cluster_node_behind_a_one_server_url_is_refused_with_a_clear_error() {
+    let cluster = RedisCluster::start().await;
+    let refused = RedisBackplane::connect(RedisOptions::new(cluster.url()))
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        refused.to_string().contains("redis+cluster://"),
+        "{refused}"
+    );
+    // The server says so and exits at once (no waiting for Redis to start).
+    let started = std::time::Instant::now();
+    let out = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_herald-server"))
+            .args(["--addr", "127.0.0.1:0", "--backplane", &cluster.url()])
+            .output(),
+    )
+    .await
+    .expect("the server exits")
+    .expect("the server ran");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("redis+cluster://"), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+}
