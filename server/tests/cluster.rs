@@ -61,6 +61,11 @@ async fn node(cluster: &RedisCluster) -> TestServer {
     .await
 }
 
+async fn health_of(server: &TestServer) -> Value {
+    let health = reqwest::get(server.url("/healthz")).await.expect("healthz");
+    health.json().await.expect("JSON")
+}
+
 /// Reads `n` data events: `(id, data)`.
 async fn read_data(stream: &mut SseStream, n: usize) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -229,6 +234,10 @@ async fn a_dead_master_stops_only_its_shard_and_loses_nothing_it_acknowledged() 
         .await;
     assert_eq!(status, 503, "{body}");
     assert!(body["error"].is_string(), "{body}");
+    let health = health_of(&a).await;
+    assert_eq!(health["backplane"]["ok"], false, "{health}");
+    let error = health["backplane"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("log shards [1] of 3"), "{health}");
     publish_each(&a, &[topics[0].clone(), topics[2].clone()], 11..=15).await;
     let during = by_topic(&read_data(&mut live, 10).await);
     assert_eq!(during[&topics[0]], [11, 12, 13, 14, 15]);
@@ -255,6 +264,7 @@ async fn a_dead_master_stops_only_its_shard_and_loses_nothing_it_acknowledged() 
         read_data(&mut live, 1).await[0].1,
         format!("{}:11", topics[1])
     );
+    assert_eq!(health_of(&a).await["backplane"]["ok"], true);
     let (first_id, _) = &before[0];
     let (mut resumed, _) = a.connect_with(&query, Some(first_id)).await;
     let replayed = by_topic(&read_data(&mut resumed, 29 + 10 + 1).await);

@@ -49,6 +49,7 @@ pub(super) async fn read_feed(s: Arc<Shared>, shard: usize, feeds: Vec<usize>) {
                     first = false;
                     backoff = Duration::from_millis(100);
                     s.ok();
+                    s.shard_up(reader.shard, true);
                     read_until_error(&s, &mut con, &mut reader).await
                 }
                 Err(e) => Err(e),
@@ -57,6 +58,7 @@ pub(super) async fn read_feed(s: Arc<Shared>, shard: usize, feeds: Vec<usize>) {
         };
         if let Err(e) = result {
             s.failed(&e);
+            s.shard_up(reader.shard, false);
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(2));
         }
@@ -92,6 +94,8 @@ async fn resync(
                 shard = reader.shard,
                 "a redis master came back without this shard's data"
             );
+            let shard = reader.shard.to_string();
+            metrics::counter!("herald_backplane_shard_lost_total", "shard" => shard).increment(1);
             s.lost();
         }
         return Err(BackplaneError(format!(

@@ -69,7 +69,7 @@ mod presence;
 mod reply;
 mod scripts;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -191,6 +191,8 @@ struct Shared {
     epoch: AtomicU32,
     healthy: AtomicBool,
     last_error: Mutex<Option<String>>,
+    /// Log shards that do not answer right now ([`Shared::shard_up`]).
+    shards_down: Mutex<BTreeSet<usize>>,
     sink: OnceLock<Arc<dyn Sink>>,
     /// This node's admitted `(user, member)` connections, refreshed in Redis.
     admitted: Mutex<HashSet<(String, String)>>,
@@ -244,6 +246,25 @@ impl Shared {
 
     fn ok(&self) {
         self.healthy.store(true, Ordering::Relaxed);
+    }
+
+    /// Notes whether log shard `shard` answers, as its feed reader and its
+    /// publishes find: `/healthz` names the shards that do not, and
+    /// `herald_backplane_shard_up{shard}` says it per shard.
+    fn shard_up(&self, shard: usize, up: bool) {
+        let mut down = lock(&self.shards_down);
+        let changed = if up {
+            down.remove(&shard)
+        } else {
+            down.insert(shard)
+        };
+        if changed {
+            metrics::gauge!("herald_backplane_shard_up", "shard" => shard.to_string()).set(if up {
+                1.0
+            } else {
+                0.0
+            });
+        }
     }
 
     /// `e` as this backplane's error, noted as the reason it is down.
@@ -446,6 +467,7 @@ impl RedisBackplane {
             epoch: AtomicU32::new(epoch.and_then(|e| e.parse().ok()).unwrap_or(0)),
             healthy: AtomicBool::new(true),
             last_error: Mutex::new(None),
+            shards_down: Mutex::new(BTreeSet::new()),
             sink: OnceLock::new(),
             admitted: Mutex::new(HashSet::new()),
             claimed: Mutex::new(HashSet::new()),
@@ -507,11 +529,13 @@ impl RedisBackplane {
         match id {
             Ok(id) => {
                 s.ok();
+                s.shard_up(shard, true);
                 s.saw_epoch(id.epoch.0);
                 Ok(id)
             }
             Err(e) => {
                 s.failed(&e);
+                s.shard_up(shard, false);
                 Err(e)
             }
         }
@@ -536,6 +560,8 @@ impl Backplane for RedisBackplane {
             // One reader per log shard, reading all of its feeds.
             let l = &self.shared.layout;
             for shard in 0..l.log_shards() {
+                let shard_label = shard.to_string();
+                metrics::gauge!("herald_backplane_shard_up", "shard" => shard_label).set(1.0);
                 let feeds = (0..l.feeds()).filter(|&f| l.shard_of_feed(f) == shard);
                 tokio::spawn(read_feed(self.shared.clone(), shard, feeds.collect()));
             }
@@ -772,15 +798,26 @@ impl Backplane for RedisBackplane {
     }
 
     fn health(&self) -> BackplaneHealth {
-        let ok = self.shared.healthy.load(Ordering::Relaxed);
+        let s = &self.shared;
+        let down: Vec<usize> = lock(&s.shards_down).iter().copied().collect();
+        let ok = s.healthy.load(Ordering::Relaxed) && down.is_empty();
+        let last = || lock(&s.last_error).clone();
+        let error = if ok {
+            None
+        } else if !down.is_empty() && s.layout.log_shards() > 1 {
+            // A sharded log works on in part: say which part does not.
+            let of = s.layout.log_shards();
+            Some(format!(
+                "log shards {down:?} of {of} do not answer: {}",
+                last().unwrap_or_default()
+            ))
+        } else {
+            last()
+        };
         BackplaneHealth {
             name: "redis",
             ok,
-            error: if ok {
-                None
-            } else {
-                lock(&self.shared.last_error).clone()
-            },
+            error,
         }
     }
 
