@@ -7,6 +7,7 @@
 //! subscriber checks loss, duplicates and order, and latency is measured
 //! publish → receive on one clock.
 
+pub mod backplanes;
 pub mod client;
 pub mod floor;
 pub mod proc;

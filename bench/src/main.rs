@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
+use herald_bench::backplanes::{self, BackplaneReport, BackplanesOpts};
 use herald_bench::stream::Reader;
 use herald_bench::target::{Kind, Target};
 use herald_bench::workload::{self, FanoutOpts, FanoutReport, IdleReport};
@@ -76,6 +77,30 @@ enum Cmd {
     /// Start Herald, the naive axum server and nginx + Nchan; run the same
     /// workloads against each; print a table of ratios.
     Compare(CompareArgs),
+    /// Start Redis and a three-master Redis Cluster here, two Herald nodes
+    /// on each; the same fan-out through each (publish on one node,
+    /// subscribers on the other, topics on every shard): delivered/s and
+    /// Redis CPU per publish on each Redis.
+    Backplanes {
+        #[arg(long, default_value_t = 2_000)]
+        subscribers: usize,
+        /// Event numbers; each goes to every topic.
+        #[arg(long, default_value_t = 100)]
+        events: u64,
+        #[arg(long, default_value_t = 12)]
+        topics: usize,
+        /// The cluster's log shards (`--redis-shards`).
+        #[arg(long, default_value_t = 3)]
+        shards: usize,
+        /// Runs per backplane (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// The Herald server binary (default: next to this one).
+        #[arg(long)]
+        herald_bin: Option<PathBuf>,
+        #[arg(long, default_value_t = 16)]
+        sources: usize,
+    },
 }
 
 #[derive(Args)]
@@ -182,15 +207,29 @@ fn main() -> anyhow::Result<()> {
                 rate,
                 reader,
             } => {
-                let opts = FanoutOpts {
-                    subscribers,
-                    events,
-                    rate,
-                    sources: target.sources,
-                    reader,
-                };
+                let opts = FanoutOpts::new(subscribers, events, rate, target.sources, reader);
                 let report = workload::fanout(target.target()?, &opts).await?;
                 print_fanout(&report);
+            }
+            Cmd::Backplanes {
+                subscribers,
+                events,
+                topics,
+                shards,
+                runs,
+                herald_bin,
+                sources,
+            } => {
+                let opts = BackplanesOpts {
+                    herald_bin: herald_bin.map_or_else(|| sibling("herald-server"), Ok)?,
+                    subscribers,
+                    events,
+                    topics,
+                    shards,
+                    runs,
+                    sources,
+                };
+                print_backplanes(&opts, &backplanes::backplanes(&opts).await?);
             }
             Cmd::Idle {
                 target,
@@ -300,6 +339,37 @@ fn print_idle(r: &IdleReport) {
             .map_or("n/a".into(), |b| format!("{:.1} KiB", b / 1024.0)),
         r.rss_before.map_or("n/a".into(), mib),
         r.rss_held.map_or("n/a".into(), mib),
+    );
+}
+
+fn print_backplanes(opts: &BackplanesOpts, reports: &[BackplaneReport; 2]) {
+    println!(
+        "\n{} subscribers on node B over {} topics, {} event numbers × {} topics published \
+         on node A, median of {} runs:",
+        opts.subscribers, opts.topics, opts.events, opts.topics, opts.runs
+    );
+    for r in reports {
+        let per_redis: Vec<String> = r
+            .redis_micros_per_publish()
+            .iter()
+            .map(|us| format!("{us:.1}"))
+            .collect();
+        let i = &r.fanout.integrity;
+        println!(
+            "{:<28} {:>9.0} delivered/s   Redis CPU per publish: {} µs (each Redis)   \
+             lost {} duplicated {} out of order {}",
+            r.name,
+            r.fanout.delivered_per_sec,
+            per_redis.join(" + "),
+            i.lost,
+            i.duplicated,
+            i.out_of_order
+        );
+    }
+    let [one, cluster] = reports;
+    println!(
+        "cluster / one Redis: {:.2}× delivered/s",
+        cluster.fanout.delivered_per_sec / one.fanout.delivered_per_sec.max(1e-9)
     );
 }
 
@@ -523,17 +593,8 @@ async fn measure(kind: Kind, args: &CompareArgs) -> anyhow::Result<Row> {
     for &reader in &args.readers {
         let mut flats = Vec::new();
         for _ in 0..args.runs.max(1) {
-            let flat = workload::fanout(
-                t,
-                &FanoutOpts {
-                    subscribers: args.subscribers,
-                    events: args.events,
-                    rate: None,
-                    sources: args.sources,
-                    reader,
-                },
-            )
-            .await?;
+            let opts = FanoutOpts::new(args.subscribers, args.events, None, args.sources, reader);
+            let flat = workload::fanout(t, &opts).await?;
             eprint!("{} reader: ", reader.name());
             print_fanout(&flat);
             flats.push(flat);
@@ -541,17 +602,8 @@ async fn measure(kind: Kind, args: &CompareArgs) -> anyhow::Result<Row> {
         flats.sort_by(|a, b| a.delivered_per_sec.total_cmp(&b.delivered_per_sec));
         let flat = flats.swap_remove(flats.len() / 2);
         let run = |subscribers: usize, events: u64, rate: Option<f64>| async move {
-            let report = workload::fanout(
-                t,
-                &FanoutOpts {
-                    subscribers,
-                    events,
-                    rate,
-                    sources: args.sources,
-                    reader,
-                },
-            )
-            .await?;
+            let opts = FanoutOpts::new(subscribers, events, rate, args.sources, reader);
+            let report = workload::fanout(t, &opts).await?;
             eprint!("{} reader: ", reader.name());
             print_fanout(&report);
             anyhow::Ok(report)

@@ -1,5 +1,6 @@
 //! The workloads: `fanout`, `idle` and `churn`.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +12,7 @@ use crate::client::{self, micros_now, Publisher};
 use crate::proc;
 use crate::stats::{summarize, Integrity, SeqCheck, Summary};
 use crate::stream::{EventStream, Reader};
-use crate::target::{parse_payload, payload, Target};
+use crate::target::{parse_payload, payload, Target, CHANNEL};
 
 /// Connections opened at once while setting up.
 const CONNECT_CONCURRENCY: usize = 256;
@@ -27,6 +28,44 @@ pub struct FanoutOpts {
     pub sources: usize,
     /// How subscribers read.
     pub reader: Reader,
+    /// Herald only: more than 1 spreads subscribers over that many topics
+    /// (`bench-<k>`), and each event number is published to every one of
+    /// them (on a sharded log, topics on every shard).
+    pub topics: usize,
+    /// Publish through this address instead of the target's (another
+    /// node of the same cluster).
+    pub publish_via: Option<SocketAddr>,
+}
+
+impl FanoutOpts {
+    /// `subscribers` on the one topic, `events` at `rate` (flat out when
+    /// `None`), published to the target itself.
+    pub fn new(
+        subscribers: usize,
+        events: u64,
+        rate: Option<f64>,
+        sources: usize,
+        reader: Reader,
+    ) -> Self {
+        FanoutOpts {
+            subscribers,
+            events,
+            rate,
+            sources,
+            reader,
+            topics: 1,
+            publish_via: None,
+        }
+    }
+
+    /// The topic of subscriber (or publish) `n`.
+    fn topic(&self, target: &Target, n: usize) -> String {
+        if self.topics > 1 {
+            format!("{CHANNEL}-{}", n % self.topics)
+        } else {
+            target.topic()
+        }
+    }
 }
 
 /// What `fanout` measured.
@@ -68,7 +107,11 @@ pub async fn fanout(target: Target, opts: &FanoutOpts) -> anyhow::Result<FanoutR
     for n in 0..opts.subscribers {
         let (ready, limit) = (ready.clone(), limit.clone());
         let from = client::source(n, opts.sources);
-        let path = target.subscribe_path();
+        let path = if opts.topics > 1 {
+            format!("/_sse/connect?topics={}", opts.topic(&target, n))
+        } else {
+            target.subscribe_path()
+        };
         let (events, reader) = (opts.events, opts.reader);
         tasks.push(tokio::spawn(async move {
             let permit = limit.acquire_owned().await;
@@ -121,7 +164,7 @@ pub async fn fanout(target: Target, opts: &FanoutOpts) -> anyhow::Result<FanoutR
     let cpu0 = proc::own_cpu();
     let server_cpu0 = target.pid.and_then(proc::cpu_of);
     let started = Instant::now();
-    publish_from_own_thread(target, opts.events, opts.rate, started).await?;
+    publish_from_own_thread(target, opts, started).await?;
 
     let mut integrity = Integrity::default();
     let mut latencies = Vec::new();
@@ -159,23 +202,33 @@ pub async fn fanout(target: Target, opts: &FanoutOpts) -> anyhow::Result<FanoutR
 /// generator, not the server, would set the publish rate.
 async fn publish_from_own_thread(
     target: Target,
-    events: u64,
-    rate: Option<f64>,
+    opts: &FanoutOpts,
     started: Instant,
 ) -> anyhow::Result<()> {
     let (done, result) = tokio::sync::oneshot::channel();
+    let opts = opts.clone();
     std::thread::Builder::new()
         .name("publisher".into())
         .spawn(move || {
             let run = async {
-                let mut publisher = Publisher::connect(target.addr, target.publish_path()).await?;
-                for seq in 1..=events {
-                    if let Some(rate) = rate {
+                let addr = opts.publish_via.unwrap_or(target.addr);
+                let mut publisher = Publisher::connect(addr, target.publish_path()).await?;
+                for seq in 1..=opts.events {
+                    if let Some(rate) = opts.rate {
                         let due = started + Duration::from_secs_f64((seq - 1) as f64 / rate);
                         tokio::time::sleep_until(due.into()).await;
                     }
-                    let (body, content_type) = target.publish_body(&payload(seq, micros_now()));
-                    publisher.post(body, content_type).await?;
+                    let data = payload(seq, micros_now());
+                    if opts.topics <= 1 {
+                        let (body, content_type) = target.publish_body(&data);
+                        publisher.post(body, content_type).await?;
+                        continue;
+                    }
+                    for k in 0..opts.topics {
+                        let topic = opts.topic(&target, k);
+                        let body = serde_json::json!({ "topic": topic, "data": data });
+                        publisher.post(body.to_string(), "application/json").await?;
+                    }
                 }
                 anyhow::Ok(())
             };

@@ -312,3 +312,87 @@ async fn a_cluster_node_behind_a_one_server_url_is_refused_with_a_clear_error() 
         started.elapsed()
     );
 }
+
+/// The job engine on the cluster (its store under one hash tag): a job
+/// created on node A runs in a worker process and its stream on node B
+/// reaches `completed`, every update once; resuming from a mid-job
+/// position gives the rest.
+#[tokio::test]
+async fn a_job_runs_on_the_cluster_and_its_stream_resumes() {
+    const SECRET: &str = "cluster test secret, comfortably longer than 32 bytes";
+    let cluster = RedisCluster::start().await;
+    let url = cluster.cluster_url();
+    let web = [
+        "--backplane",
+        &url,
+        "--jwt-secret",
+        SECRET,
+        "--job-workers",
+        "0",
+    ];
+    let (a, b) = (Node::start(&web).await, Node::start(&web).await);
+    let worker = std::process::Command::new(env!("CARGO_BIN_EXE_herald-server"))
+        .args(["--backplane", &url, "--jwt-secret", SECRET])
+        .args(["--job-workers", "2", "--job-step-ms", "50", "worker"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("a worker");
+    let _worker = common::Process(worker);
+    let alice = herald_server::auth::Verifier::hs256(SECRET.as_bytes())
+        .mint("alice", 600, None, None)
+        .expect("mint");
+    let id = common::create_job(&a.url("/api/v1/characters"), &alice, "Sharded").await;
+
+    let path = format!("/api/v1/sse/jobs/character/{id}");
+    let follow = |last_event_id: Option<String>| {
+        let mut req = reqwest::Client::new().get(b.url(&path)).bearer_auth(&alice);
+        if let Some(last) = last_event_id {
+            req = req.header("Last-Event-ID", last);
+        }
+        async move {
+            let mut stream = SseStream::request(req).await;
+            let mut got: Vec<(String, Value)> = Vec::new();
+            while let Some(frame) = stream.next_frame().await {
+                if let Frame::Event(e) = frame {
+                    if e.event == "message" {
+                        got.push((
+                            e.last_event_id,
+                            serde_json::from_str(&e.data).expect("JSON"),
+                        ));
+                    }
+                }
+            }
+            got
+        }
+    };
+    let got = follow(None).await;
+    let updates: Vec<&(String, Value)> = got
+        .iter()
+        .filter(|(_, m)| m["type"] == "job_update")
+        .collect();
+    let progress: Vec<u64> = updates
+        .iter()
+        .filter_map(|(_, m)| m["progress"].as_u64())
+        .collect();
+    assert!(
+        progress.windows(2).all(|w| w[0] < w[1]),
+        "once each, in order: {progress:?}"
+    );
+    let last = &got.last().expect("messages").1;
+    assert_eq!(last["status"], "completed", "{got:?}");
+
+    // From the position of a mid-job update: exactly the later ones.
+    let mid = updates.len() / 2;
+    let rest = follow(Some(updates[mid].0.clone())).await;
+    let rest: Vec<u64> = rest
+        .iter()
+        .filter(|(_, m)| m["type"] == "job_update")
+        .filter_map(|(_, m)| m["progress"].as_u64())
+        .collect();
+    assert_eq!(
+        rest,
+        progress[mid + 1..],
+        "the updates after the position, once"
+    );
+}

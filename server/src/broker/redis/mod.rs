@@ -1,5 +1,5 @@
 //! The Redis backplane: Redis Streams as the shared, ordered event log of
-//! several Herald nodes.
+//! several Herald nodes, on one Redis or on a Redis Cluster.
 //!
 //! # Key layout (prefix `herald:` by default)
 //!
@@ -8,34 +8,53 @@
 //! | `epoch` | string | the log's identity, drawn by the first node (see below) |
 //! | `seq` | counter | the last sequence number handed out |
 //! | `t:<topic>` | stream | the topic's history, for resume (`XRANGE`) |
-//! | `feed:<n>` | stream | fan-out: every event of the topics hashed to shard `n` |
+//! | `feed:<n>` | stream | fan-out: every event of the topics hashed to feed `n` |
 //! | `idem:<topic>` | hash | publisher idempotency key → event id |
 //! | `floor` | string | history below this sequence may be gone from expired topics |
 //! | `nodes`, `nodes:exp` | hash, sorted set | each live node's latest status reading, and when it expires (`report_node`) |
 //! | `topics` | sorted set | every topic with history, by name (score 0): a wildcard's resume finds its topics with `ZRANGEBYLEX` |
 //! | `conns:<group>` | sorted set | a user's (`user:<uid>`) or an address's (`ip:<addr>`) connections on every node, scored by expiry |
 //! | `cid:<id>` | hash | who client id `<id>` belongs to (`broker::claims`): held while a connection has it, kept for the history's age after |
+//! | `presence:<topic>` | sorted set | who is on the topic, scored by lease end ([`presence`]) |
+//!
+//! On a Redis Cluster the log is split in shards, and each shard has its
+//! own `epoch` copy, `seq`, `feed`, `floor`, `topics` and its topics' `t:`
+//! and `idem:` keys, all under the shard's hash tag ([`layout`]).
 //!
 //! A publish is one Lua script, so one round trip and atomic: it takes the
 //! next number from `seq` and appends the event under the entry id
-//! `<epoch>-<seq>` to the topic's stream and to its feed shard. That entry
-//! id **is** the SSE `id:`. An event for several topics (a send to a
+//! `<epoch>-<seq>` to the topic's stream and to its feed. On one Redis that
+//! entry id **is** the SSE `id:`. An event for several topics (a send to a
 //! client, a user and a session at once) is appended to each topic's
 //! stream under the same id, and to the feed once, in its first topic's
-//! shard, with every topic in its `t` field: each node delivers it in one
+//! feed, with every topic in its `t` field: each node delivers it in one
 //! go, so a connection on several of the topics gets it once. A node
-//! delivers what one read of the shards returned in id order. Because every id comes from one counter, ids
-//! order events across topics, and a client on several topics resumes from
-//! one `Last-Event-ID` on any node.
+//! delivers what one read of the feeds returned in id order. Because every
+//! id comes from one counter, ids order events across topics, and a client
+//! on several topics resumes from one `Last-Event-ID` on any node.
 //!
 //! Why two streams per event: history is per topic, so a hot topic trims
 //! only its own history (`MAXLEN ~ history_size`, expiry after
 //! `history_max_age` without publishes) and a resume reads one topic's
 //! entries, never a shared firehose. Fan-out is sharded: every node reads
 //! the `feed:<n>` streams (`XREAD BLOCK`) from its last entry id and hands
-//! each entry to its local subscribers, so a hot topic occupies one shard
+//! each entry to its local subscribers, so a hot topic occupies one feed
 //! and nodes never need one key per subscribed topic (there is a
 //! `client:<id>` topic per connection).
+//!
+//! # On a Redis Cluster
+//!
+//! One counter would be one key on every publish, and the scripts' keys
+//! must share a slot, so a cluster's log has `shards` shards, each
+//! numbering its own events: a publish runs on its topic's shard only. A
+//! stream's position is then a seq per shard ([`Position`]); each node reads
+//! each shard's feed with a reader of its own and tells its streams its
+//! position in every shard, under one lock so that what a stream is told
+//! never goes back ([`Shared::deliver`]). A resume waits for this node to
+//! have delivered up to the shards' heads ([`Backplane::head`]). An event
+//! for topics on several shards is one script per shard, each copy naming
+//! all its topics (`t` also in the topic streams, for replays): a
+//! connection takes the copy of the shard of the first of them it is on.
 //!
 //! # Failures
 //!
@@ -47,19 +66,28 @@
 //! reconnect with `Last-Event-ID`, get a `reset` where history is gone, and
 //! replay what the log still holds — never a silent gap.
 //!
+//! On a cluster a master that is down stops only its shards (their
+//! publishes and replays fail, `/healthz` names them, the others flow). A
+//! master that comes back without its data cannot start its shards over
+//! while the others go on (old positions would name new events): the
+//! publish script refuses them (it draws no epoch on a sharded log), the
+//! node closes its streams once, and a node starting against it refuses to
+//! start, saying the shards disagree on the epoch.
+//!
 //! Why the `redis` crate: it is the maintained, widely used client, its
-//! `ConnectionManager` reconnects by itself, and `Script` runs Lua by
-//! `EVALSHA` with a fallback after a Redis restart flushed the script cache.
-//! A single Redis (or a primary with replicas) is assumed; the scripts touch
-//! several keys, which Redis Cluster would need in one hash slot.
+//! `ConnectionManager` reconnects by itself, its cluster client routes by
+//! slot and follows failovers, and `Script` runs Lua by `EVALSHA` with a
+//! fallback after a Redis restart flushed the script cache.
 //!
 //! # Modules
 //!
 //! This file is the [`RedisBackplane`] itself (publish, replay, admission,
-//! claims, node reports); [`scripts`] holds the Lua it runs, [`feed`] the
-//! per-node reader that turns the feed shards into local deliveries,
-//! [`connections`] the refresh that keeps this node's records alive, and
-//! [`reply`] the parsing of Redis's answers.
+//! claims, node reports); [`layout`] says where each key lives, [`link`]
+//! how a node reaches one Redis or a cluster, [`scripts`] holds the Lua it
+//! runs, [`feed`] the per-shard readers that turn the feeds into local
+//! deliveries, [`connections`] the refresh that keeps this node's records
+//! alive, [`presence`] who is on which topic, and [`reply`] the parsing of
+//! Redis's answers.
 
 mod connections;
 mod feed;

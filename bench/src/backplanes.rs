@@ -1,0 +1,285 @@
+//! `herald-bench backplanes`: Herald on one Redis and on a three-master
+//! Redis Cluster, started here on loopback, under the same fan-out:
+//! subscribers on node B spread over topics (so, on the cluster, over
+//! every master), every event published through node A. Says how many
+//! events/s reach the subscribers through each, and how much Redis CPU
+//! each publish costs on each Redis (its `INFO cpu` before and after).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+use crate::stream::Reader;
+use crate::target::{Kind, Target};
+use crate::workload::{self, FanoutOpts, FanoutReport};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BackplanesOpts {
+    pub herald_bin: PathBuf,
+    pub subscribers: usize,
+    /// Event numbers, each published to every topic.
+    pub events: u64,
+    pub topics: usize,
+    /// The cluster's log shards (`--redis-shards`).
+    pub shards: usize,
+    /// Runs per backplane: the median (by delivered/s) is reported.
+    pub runs: usize,
+    pub sources: usize,
+}
+
+/// One backplane's figures.
+#[derive(Debug, Clone)]
+pub struct BackplaneReport {
+    pub name: &'static str,
+    /// The median run.
+    pub fanout: FanoutReport,
+    /// Publishes over all runs.
+    pub publishes: u64,
+    /// Per Redis process: CPU (user + sys) over all runs.
+    pub redis_cpu: Vec<Duration>,
+}
+
+impl BackplaneReport {
+    /// Each Redis's CPU per publish, µs.
+    pub fn redis_micros_per_publish(&self) -> Vec<f64> {
+        self.redis_cpu
+            .iter()
+            .map(|cpu| cpu.as_secs_f64() * 1e6 / self.publishes.max(1) as f64)
+            .collect()
+    }
+}
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Redis processes (one server, or a cluster's masters) and their files.
+struct Redis {
+    ports: Vec<u16>,
+    _procs: Vec<Proc>,
+    dir: PathBuf,
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self._procs.clear();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Redis {
+    async fn start(masters: usize, cluster: bool) -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!(
+            "herald-bench-redis-{}-{}",
+            std::process::id(),
+            free_addr()?.port()
+        ));
+        std::fs::create_dir_all(&dir)?;
+        let mut ports = Vec::new();
+        let mut procs = Vec::new();
+        for _ in 0..masters {
+            let port = free_addr()?.port();
+            let mut cmd = Command::new("redis-server");
+            cmd.current_dir(&dir)
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"]);
+            if cluster {
+                cmd.args(["--cluster-enabled", "yes"])
+                    .args(["--cluster-config-file", &format!("nodes-{port}.conf")]);
+            }
+            let child = cmd
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("starting redis-server (scripts/setup.sh installs it)")?;
+            procs.push(Proc(child));
+            ports.push(port);
+        }
+        for port in &ports {
+            wait_listening(SocketAddr::from(([127, 0, 0, 1], *port))).await?;
+        }
+        if cluster {
+            let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+            let created = Command::new("redis-cli")
+                .args(["--cluster", "create"])
+                .args(&nodes)
+                .arg("--cluster-yes")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()?;
+            if !created.success() {
+                bail!("redis-cli --cluster create failed");
+            }
+            while !ports
+                .iter()
+                .all(|p| redis_info(*p, "cluster").contains("cluster_state:ok"))
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok(Redis {
+            ports,
+            _procs: procs,
+            dir,
+        })
+    }
+
+    fn url(&self, cluster: bool) -> String {
+        let nodes: Vec<String> = self
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        if cluster {
+            format!("redis+cluster://{}", nodes.join(","))
+        } else {
+            format!("redis://{}", nodes[0])
+        }
+    }
+
+    /// Each process's CPU so far.
+    fn cpu(&self) -> Vec<Duration> {
+        self.ports.iter().map(|p| redis_cpu(*p)).collect()
+    }
+}
+
+/// `redis-cli INFO <section>` of the Redis on `port` ("" if it fails).
+fn redis_info(port: u16, section: &str) -> String {
+    Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "info", section])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// User + system CPU of the Redis on `port`.
+fn redis_cpu(port: u16) -> Duration {
+    let info = redis_info(port, "cpu");
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| {
+                l.strip_prefix(name)?
+                    .strip_prefix(':')?
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
+            .unwrap_or(0.0)
+    };
+    Duration::from_secs_f64(field("used_cpu_user") + field("used_cpu_sys"))
+}
+
+fn free_addr() -> anyhow::Result<SocketAddr> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+async fn wait_listening(addr: SocketAddr) -> anyhow::Result<()> {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("nothing listens on {addr}")
+}
+
+/// A Herald node on `backplane`.
+async fn herald(bin: &Path, backplane: &str, shards: usize) -> anyhow::Result<(Proc, Target)> {
+    let addr = free_addr()?;
+    let child = Command::new(bin)
+        .args(["--addr", &addr.to_string(), "--backplane", backplane])
+        .args(["--redis-shards", &shards.to_string()])
+        .args(["--anonymous-publish", "--publish-rate", "0"])
+        .args(["--max-connections", "100000", "--status-secs", "3600"])
+        .args([
+            "--max-connections-per-ip",
+            "0",
+            "--max-connections-per-user",
+            "0",
+        ])
+        .args(["--streams-max-connections", "0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let target = Target {
+        kind: Kind::Herald,
+        addr,
+        pid: Some(child.id()),
+        token: None,
+    };
+    let proc = Proc(child);
+    wait_listening(addr).await?;
+    Ok((proc, target))
+}
+
+/// Runs the fan-out `opts.runs` times through two nodes on `backplane`.
+async fn measure(
+    name: &'static str,
+    opts: &BackplanesOpts,
+    cluster: bool,
+) -> anyhow::Result<BackplaneReport> {
+    let redis = Redis::start(if cluster { 3 } else { 1 }, cluster).await?;
+    let url = redis.url(cluster);
+    let (_a, a) = herald(&opts.herald_bin, &url, opts.shards).await?;
+    let (_b, b) = herald(&opts.herald_bin, &url, opts.shards).await?;
+    eprintln!("== {name}: {url}");
+    let fanout = FanoutOpts {
+        topics: opts.topics,
+        publish_via: Some(a.addr),
+        ..FanoutOpts::new(
+            opts.subscribers,
+            opts.events,
+            None,
+            opts.sources,
+            Reader::Raw,
+        )
+    };
+    let cpu0 = redis.cpu();
+    let mut runs = Vec::new();
+    for _ in 0..opts.runs.max(1) {
+        let report = workload::fanout(b, &fanout).await?;
+        eprintln!(
+            "   {:.0} events/s, {} lost, {} duplicated, {} out of order",
+            report.delivered_per_sec,
+            report.integrity.lost,
+            report.integrity.duplicated,
+            report.integrity.out_of_order
+        );
+        runs.push(report);
+    }
+    let redis_cpu = redis
+        .cpu()
+        .iter()
+        .zip(cpu0)
+        .map(|(after, before)| after.saturating_sub(before))
+        .collect();
+    let publishes = opts.events * opts.topics as u64 * runs.len() as u64;
+    runs.sort_by(|x, y| x.delivered_per_sec.total_cmp(&y.delivered_per_sec));
+    let fanout = runs.swap_remove(runs.len() / 2);
+    Ok(BackplaneReport {
+        name,
+        fanout,
+        publishes,
+        redis_cpu,
+    })
+}
+
+/// Both backplanes, one after the other: one Redis, then the cluster.
+pub async fn backplanes(opts: &BackplanesOpts) -> anyhow::Result<[BackplaneReport; 2]> {
+    Ok([
+        measure("one Redis", opts, false).await?,
+        measure("Redis Cluster (3 masters)", opts, true).await?,
+    ])
+}
