@@ -88,7 +88,11 @@ impl Redis {
         let mut ports = Vec::new();
         let mut procs = Vec::new();
         for _ in 0..masters {
-            let port = free_addr()?.port();
+            let port = if cluster {
+                cluster_port()?
+            } else {
+                free_addr()?.port()
+            };
             let mut cmd = Command::new("redis-server");
             cmd.current_dir(&dir)
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
@@ -120,10 +124,12 @@ impl Redis {
             if !created.success() {
                 bail!("redis-cli --cluster create failed");
             }
-            while !ports
-                .iter()
-                .all(|p| redis_info(*p, "cluster").contains("cluster_state:ok"))
-            {
+            let whole = |p: &u16| redis_cli(*p, &["cluster", "info"]).contains("cluster_state:ok");
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while !ports.iter().all(whole) {
+                if std::time::Instant::now() > deadline {
+                    bail!("the Redis Cluster did not form");
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
@@ -153,10 +159,11 @@ impl Redis {
     }
 }
 
-/// `redis-cli INFO <section>` of the Redis on `port` ("" if it fails).
-fn redis_info(port: u16, section: &str) -> String {
+/// What `redis-cli -p <port> <command>` printed ("" if it failed).
+fn redis_cli(port: u16, command: &[&str]) -> String {
     Command::new("redis-cli")
-        .args(["-p", &port.to_string(), "info", section])
+        .args(["-p", &port.to_string()])
+        .args(command)
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default()
@@ -164,7 +171,7 @@ fn redis_info(port: u16, section: &str) -> String {
 
 /// User + system CPU of the Redis on `port`.
 fn redis_cpu(port: u16) -> Duration {
-    let info = redis_info(port, "cpu");
+    let info = redis_cli(port, &["info", "cpu"]);
     let field = |name: &str| {
         info.lines()
             .find_map(|l| {
@@ -177,6 +184,30 @@ fn redis_cpu(port: u16) -> Duration {
             .unwrap_or(0.0)
     };
     Duration::from_secs_f64(field("used_cpu_user") + field("used_cpu_sys"))
+}
+
+/// A free port for a cluster node: its bus listens on port + 10 000, so
+/// both must be free and below 65 536 (the kernel's ephemeral ports, which
+/// `free_addr` draws from, often are not).
+fn cluster_port() -> anyhow::Result<u16> {
+    let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+    (0..1000)
+        .map(|_| 20_000 + rand_u16() % 30_000)
+        .find(|&p| free(p) && free(p + 10_000))
+        .context("no free port pair for a cluster node")
+}
+
+/// A number that differs between calls and processes (no `rand` here).
+fn rand_u16() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    h.finish() as u16
 }
 
 fn free_addr() -> anyhow::Result<SocketAddr> {
@@ -193,8 +224,13 @@ async fn wait_listening(addr: SocketAddr) -> anyhow::Result<()> {
     bail!("nothing listens on {addr}")
 }
 
-/// A Herald node on `backplane`.
-async fn herald(bin: &Path, backplane: &str, shards: usize) -> anyhow::Result<(Proc, Target)> {
+/// A Herald node on `backplane`, logging to `log`.
+async fn herald(
+    bin: &Path,
+    backplane: &str,
+    shards: usize,
+    log: &Path,
+) -> anyhow::Result<(Proc, Target)> {
     let addr = free_addr()?;
     let child = Command::new(bin)
         .args(["--addr", &addr.to_string(), "--backplane", backplane])
@@ -210,7 +246,7 @@ async fn herald(bin: &Path, backplane: &str, shards: usize) -> anyhow::Result<(P
         .args(["--streams-max-connections", "0"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(log)?)
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
     let target = Target {
@@ -220,7 +256,10 @@ async fn herald(bin: &Path, backplane: &str, shards: usize) -> anyhow::Result<(P
         token: None,
     };
     let proc = Proc(child);
-    wait_listening(addr).await?;
+    if let Err(e) = wait_listening(addr).await {
+        let said = std::fs::read_to_string(log).unwrap_or_default();
+        bail!("{e}; the node said:\n{said}");
+    }
     Ok((proc, target))
 }
 
@@ -232,8 +271,9 @@ async fn measure(
 ) -> anyhow::Result<BackplaneReport> {
     let redis = Redis::start(if cluster { 3 } else { 1 }, cluster).await?;
     let url = redis.url(cluster);
-    let (_a, a) = herald(&opts.herald_bin, &url, opts.shards).await?;
-    let (_b, b) = herald(&opts.herald_bin, &url, opts.shards).await?;
+    let log = |node: &str| redis.dir.join(format!("herald-{node}.log"));
+    let (_a, a) = herald(&opts.herald_bin, &url, opts.shards, &log("a")).await?;
+    let (_b, b) = herald(&opts.herald_bin, &url, opts.shards, &log("b")).await?;
     eprintln!("== {name}: {url}");
     let fanout = FanoutOpts {
         topics: opts.topics,

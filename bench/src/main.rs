@@ -355,11 +355,13 @@ fn print_backplanes(opts: &BackplanesOpts, reports: &[BackplaneReport; 2]) {
             .map(|us| format!("{us:.1}"))
             .collect();
         let i = &r.fanout.integrity;
+        let node_b = r.fanout.server_micros_per_event();
         println!(
-            "{:<28} {:>9.0} delivered/s   Redis CPU per publish: {} µs (each Redis)   \
-             lost {} duplicated {} out of order {}",
+            "{:<28} {:>9.0} delivered/s   node B {} µs per delivered event   Redis CPU per \
+             publish: {} µs (each Redis)   lost {} duplicated {} out of order {}",
             r.name,
             r.fanout.delivered_per_sec,
+            node_b.map_or("n/a".into(), |us| format!("{us:.2}")),
             per_redis.join(" + "),
             i.lost,
             i.duplicated,

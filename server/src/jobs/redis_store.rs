@@ -141,7 +141,7 @@ impl RedisStore {
     /// (`<prefix>{jobs}…`): its scripts touch several keys at once, so the
     /// store lives on one master (jobs are not where a cluster's load is).
     pub async fn connect(url: &str, prefix: &str, visibility: Duration) -> Result<Self, JobError> {
-        let target = Target::open(url, Duration::from_secs(1)).map_err(unavailable)?;
+        let target = Target::open(url).map_err(unavailable)?;
         let prefix = if target.is_cluster() {
             format!("{prefix}{{jobs}}")
         } else {

@@ -379,6 +379,17 @@ impl Drop for Process {
     }
 }
 
+/// A free port for a cluster node: its bus listens on port + 10 000, so
+/// both must be free and below 65 536 (`free_port`'s ephemeral ports
+/// often are not).
+pub fn cluster_port() -> u16 {
+    let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+    (0..1000)
+        .map(|_| 20_000 + rand::random::<u16>() % 30_000)
+        .find(|&p| free(p) && free(p + 10_000))
+        .expect("a free port pair for a cluster node")
+}
+
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -450,7 +461,7 @@ impl RedisCluster {
     pub async fn start() -> Self {
         let dir = std::env::temp_dir().join(format!("herald-cluster-{}", free_port()));
         std::fs::create_dir_all(&dir).expect("a directory for the cluster's files");
-        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let ports: Vec<u16> = (0..3).map(|_| cluster_port()).collect();
         let cluster = RedisCluster {
             processes: ports.iter().map(|&p| Self::spawn(&dir, p)).collect(),
             ports,

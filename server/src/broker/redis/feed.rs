@@ -42,7 +42,11 @@ pub(super) async fn read_feed(s: Arc<Shared>, shard: usize, feeds: Vec<usize>) {
     let mut first = true;
     let mut backoff = Duration::from_millis(100);
     loop {
-        let connected = s.target.reader(Duration::from_millis(READ_BLOCK_MS)).await;
+        let first_feed = s
+            .layout
+            .feed(reader.feeds.first().copied().unwrap_or_default());
+        let block = Duration::from_millis(READ_BLOCK_MS);
+        let connected = s.target.reader(&first_feed, &s.commands, block).await;
         let result = match connected {
             Ok(mut con) => match resync(&s, &mut con, &mut reader, first).await {
                 Ok(()) => {

@@ -23,18 +23,15 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Where the backplane's Redis is, and how to open connections to it.
 pub(crate) enum Target {
     Server(Client),
-    /// The cluster's seed nodes; `readers` answer a blocking read later
-    /// (boxed: a cluster client is several times a server's size).
-    Cluster {
-        commands: Box<ClusterClient>,
-        readers: Box<ClusterClient>,
-    },
+    /// The cluster's seed nodes (boxed: a cluster client is several times
+    /// a server's size).
+    Cluster(Box<ClusterClient>),
 }
 
 impl Target {
     /// From `redis://…` (one server) or `redis+cluster://a:p,b:p` (seed
     /// nodes of a cluster; any of them will do, more help at start-up).
-    pub fn open(url: &str, read_block: Duration) -> RedisResult<Self> {
+    pub fn open(url: &str) -> RedisResult<Self> {
         let Some(nodes) = url.strip_prefix(CLUSTER_SCHEME) else {
             return Client::open(url).map(Target::Server);
         };
@@ -44,24 +41,19 @@ impl Target {
             .filter(|n| !n.is_empty())
             .map(|n| format!("redis://{n}"))
             .collect();
-        let client = |response: Duration| {
-            ClusterClient::builder(nodes.clone())
-                .connection_timeout(CONNECT_TIMEOUT)
-                .response_timeout(response)
-                // A master that is down answers 503 soon, not after the
-                // client's default of 16 retries.
-                .retries(2)
-                .max_retry_wait(500)
-                .build()
-        };
-        Ok(Target::Cluster {
-            commands: Box::new(client(RESPONSE_TIMEOUT)?),
-            readers: Box::new(client(read_block + Duration::from_secs(3))?),
-        })
+        let client = ClusterClient::builder(nodes)
+            .connection_timeout(CONNECT_TIMEOUT)
+            .response_timeout(RESPONSE_TIMEOUT)
+            // A master that is down answers 503 soon, not after the
+            // client's default of 16 retries.
+            .retries(2)
+            .max_retry_wait(500)
+            .build()?;
+        Ok(Target::Cluster(Box::new(client)))
     }
 
     pub fn is_cluster(&self) -> bool {
-        matches!(self, Target::Cluster { .. })
+        matches!(self, Target::Cluster(_))
     }
 
     /// The shared connection every command but blocking reads goes through.
@@ -77,30 +69,79 @@ impl Target {
                     .await
                     .map(Link::Server)
             }
-            Target::Cluster { commands, .. } => {
-                commands.get_async_connection().await.map(Link::Cluster)
-            }
+            Target::Cluster(commands) => commands.get_async_connection().await.map(Link::Cluster),
         }
     }
 
-    /// A connection of its own for blocking reads (`XREAD BLOCK`), which
-    /// would hold up every command queued behind them on a shared one.
-    pub async fn reader(&self, read_block: Duration) -> RedisResult<Link> {
-        match self {
-            Target::Server(client) => {
-                let config = AsyncConnectionConfig::new()
-                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
-                    .set_response_timeout(Some(read_block + Duration::from_secs(3)));
-                client
-                    .get_multiplexed_async_connection_with_config(&config)
-                    .await
-                    .map(Link::Dedicated)
+    /// A connection of its own for blocking reads (`XREAD BLOCK`) of `key`,
+    /// which would hold up every command queued behind them on a shared
+    /// one. On a cluster it goes straight to the master that serves the
+    /// key's slot now (asked of `commands`): a reader issues one command
+    /// after another on one key, and the cluster client's routing costs
+    /// each a hop through its own task. When the slot moves the read
+    /// fails (`MOVED`), and the reader reconnects here.
+    pub async fn reader(
+        &self,
+        key: &str,
+        commands: &Link,
+        read_block: Duration,
+    ) -> RedisResult<Link> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(read_block + Duration::from_secs(3)));
+        let client = match self {
+            Target::Server(client) => client.clone(),
+            Target::Cluster(_) => {
+                let slots: Value = redis::cmd("CLUSTER")
+                    .arg("SLOTS")
+                    .query_async(&mut commands.clone())
+                    .await?;
+                let (host, port) = master_of(&slots, super::layout::slot(key.as_bytes()))
+                    .ok_or_else(|| {
+                        redis::RedisError::from((
+                            redis::ErrorKind::Client,
+                            "no master serves the slot",
+                            key.to_owned(),
+                        ))
+                    })?;
+                Client::open(format!("redis://{host}:{port}"))?
             }
-            Target::Cluster { readers, .. } => {
-                readers.get_async_connection().await.map(Link::Cluster)
-            }
-        }
+        };
+        client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map(Link::Dedicated)
     }
+}
+
+/// The master serving `slot`, from a `CLUSTER SLOTS` answer: entries of
+/// `[first slot, last slot, [host, port, id, ...], replicas...]`.
+fn master_of(slots: &Value, slot: u16) -> Option<(String, i64)> {
+    let Value::Array(ranges) = slots else {
+        return None;
+    };
+    ranges.iter().find_map(|range| {
+        let Value::Array(range) = range else {
+            return None;
+        };
+        let (Some(Value::Int(first)), Some(Value::Int(last)), Some(Value::Array(master))) =
+            (range.first(), range.get(1), range.get(2))
+        else {
+            return None;
+        };
+        if !(*first..=*last).contains(&i64::from(slot)) {
+            return None;
+        }
+        let host = match master.first()? {
+            Value::BulkString(b) => String::from_utf8(b.clone()).ok()?,
+            Value::SimpleString(s) => s.clone(),
+            _ => return None,
+        };
+        let Some(Value::Int(port)) = master.get(1) else {
+            return None;
+        };
+        Some((host, *port))
+    })
 }
 
 /// A connection to the backplane's Redis, whichever kind it is.

@@ -409,8 +409,7 @@ impl RedisBackplane {
     async fn try_connect(options: RedisOptions) -> Result<Self, Failure> {
         let unsupported = |e| Failure::Unsupported(unavailable(e));
         let unreachable = |e| Failure::Unreachable(unavailable(e));
-        let target = Target::open(&options.url, Duration::from_millis(READ_BLOCK_MS))
-            .map_err(unsupported)?;
+        let target = Target::open(&options.url).map_err(unsupported)?;
         let mut commands = target.commands().await.map_err(unreachable)?;
         let layout = if target.is_cluster() {
             if options.shards > MAX_SHARDS {
