@@ -41,6 +41,9 @@ pub struct BackplaneReport {
     pub publishes: u64,
     /// Per Redis process: CPU (user + sys) over all runs.
     pub redis_cpu: Vec<Duration>,
+    /// Over all Redis processes and runs: `(command, calls)` of the
+    /// commands the log runs per event (`evalsha`, `xread`).
+    pub calls: Vec<(&'static str, u64)>,
 }
 
 impl BackplaneReport {
@@ -156,6 +159,19 @@ impl Redis {
     /// Each process's CPU so far.
     fn cpu(&self) -> Vec<Duration> {
         self.ports.iter().map(|p| redis_cpu(*p)).collect()
+    }
+
+    /// Calls of `command` so far, over every process.
+    fn calls(&self, command: &str) -> u64 {
+        let prefix = format!("cmdstat_{command}:calls=");
+        self.ports
+            .iter()
+            .map(|p| redis_cli(*p, &["info", "commandstats"]))
+            .filter_map(|info| {
+                let line = info.lines().find_map(|l| l.strip_prefix(prefix.as_str()))?;
+                line.split(',').next()?.parse::<u64>().ok()
+            })
+            .sum()
     }
 }
 
@@ -286,7 +302,9 @@ async fn measure(
             Reader::Raw,
         )
     };
+    const COMMANDS: [&str; 2] = ["evalsha", "xread"];
     let cpu0 = redis.cpu();
+    let calls0: Vec<u64> = COMMANDS.iter().map(|c| redis.calls(c)).collect();
     let mut runs = Vec::new();
     for _ in 0..opts.runs.max(1) {
         let report = workload::fanout(b, &fanout).await?;
@@ -305,6 +323,11 @@ async fn measure(
         .zip(cpu0)
         .map(|(after, before)| after.saturating_sub(before))
         .collect();
+    let calls = COMMANDS
+        .iter()
+        .zip(calls0)
+        .map(|(c, before)| (*c, redis.calls(c).saturating_sub(before)))
+        .collect();
     let publishes = opts.events * opts.topics as u64 * runs.len() as u64;
     runs.sort_by(|x, y| x.delivered_per_sec.total_cmp(&y.delivered_per_sec));
     let fanout = runs.swap_remove(runs.len() / 2);
@@ -313,6 +336,7 @@ async fn measure(
         fanout,
         publishes,
         redis_cpu,
+        calls,
     })
 }
 

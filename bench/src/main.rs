@@ -368,6 +368,18 @@ fn print_backplanes(opts: &BackplanesOpts, reports: &[BackplaneReport; 2]) {
             i.out_of_order
         );
     }
+    for r in reports {
+        let per_publish: Vec<String> = r
+            .calls
+            .iter()
+            .map(|(c, n)| format!("{c} {:.2}", *n as f64 / r.publishes.max(1) as f64))
+            .collect();
+        println!(
+            "{:<28} Redis calls per publish: {}",
+            r.name,
+            per_publish.join(", ")
+        );
+    }
     let [one, cluster] = reports;
     println!(
         "cluster / one Redis: {:.2}× delivered/s",
