@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
+use crate::proc::{free_addr, wait_listening};
 use crate::stream::Reader;
 use crate::target::{Kind, Target};
 use crate::workload::{self, FanoutOpts, FanoutReport};
@@ -224,20 +225,6 @@ fn rand_u16() -> u16 {
             .as_nanos(),
     );
     h.finish() as u16
-}
-
-fn free_addr() -> anyhow::Result<SocketAddr> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
-}
-
-async fn wait_listening(addr: SocketAddr) -> anyhow::Result<()> {
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    bail!("nothing listens on {addr}")
 }
 
 /// A Herald node on `backplane`, logging to `log`.

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use herald_bench::backplanes::{self, BackplaneReport, BackplanesOpts};
+use herald_bench::proc::{free_addr, wait_listening};
 use herald_bench::stream::Reader;
 use herald_bench::target::{Kind, Target};
 use herald_bench::workload::{self, FanoutOpts, FanoutReport, IdleReport};
@@ -403,20 +404,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_addr() -> anyhow::Result<SocketAddr> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
-}
-
-async fn wait_listening(addr: SocketAddr) -> anyhow::Result<()> {
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    bail!("nothing listens on {addr}")
 }
 
 fn sibling(name: &str) -> anyhow::Result<PathBuf> {

@@ -1,6 +1,6 @@
 //! What the generator reads about processes: a server's memory and CPU
 //! from `/proc`, its own (and a thread's) CPU from `getrusage`, and the fd
-//! limit.
+//! limit; and where a server it starts may listen, and when it does.
 
 use std::time::Duration;
 
@@ -63,4 +63,20 @@ pub fn raise_fd_limit() -> u64 {
         libc::setrlimit(libc::RLIMIT_NOFILE, &l);
         l.rlim_cur
     }
+}
+
+/// A loopback address nobody listens on right now.
+pub fn free_addr() -> anyhow::Result<std::net::SocketAddr> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+/// Waits (up to 10 s) until something accepts connections on `addr`.
+pub async fn wait_listening(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("nothing listens on {addr}")
 }
