@@ -271,6 +271,41 @@ mod tests {
     }
 
     #[test]
+    fn an_event_spanning_shards_reaches_each_connection_through_one_copy() {
+        const SHARDS: usize = 2;
+        let hub = Hub::new(Arc::new(TopicPolicy::default()), SHARDS);
+        // Two topics on different shards.
+        let name = |shard| {
+            (0..)
+                .map(|k| format!("room-{k}"))
+                .find(|t| shard_of(t, SHARDS) == shard)
+                .expect("a topic on the shard")
+        };
+        let (a, b) = (name(0), name(1));
+        let both = client("both", Principal::anonymous());
+        let only_a = client("a", Principal::anonymous());
+        let only_b = client("b", Principal::anonymous());
+        for (topic, c) in [(&a, &both), (&b, &both), (&a, &only_a), (&b, &only_b)] {
+            hub.subscribe(topic, c);
+        }
+        let delivered = || hub.stats.snapshot(0, 0, 0).events_delivered;
+        let copy = |shard| {
+            hub.deliver(Fanout {
+                topics: &[a.as_str(), b.as_str()],
+                shard,
+                seq: 1,
+                frame: Bytes::from_static(b"data: x\n\n"),
+            })
+        };
+        // Shard 0's copy: whoever's first topic of the two is `a`.
+        copy(0);
+        assert_eq!(delivered(), 2);
+        // Shard 1's copy: only whoever is on `b` but not `a`.
+        copy(1);
+        assert_eq!(delivered(), 3);
+    }
+
+    #[test]
     fn the_prefix_walk_steps_only_through_lengths_some_wildcard_has() {
         let mut w = Wildcards::default();
         let t = |n: &str| Arc::new(Topic::new(n.into()));

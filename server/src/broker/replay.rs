@@ -256,4 +256,122 @@ mod tests {
         assert!(nothing.is_done());
         assert_eq!(drain(&mut nothing, &log).await, []);
     }
+
+    /// A fixed log of two shards (epoch 7): each topic's entries as given.
+    struct TwoShards(std::collections::HashMap<&'static str, Vec<Entry>>);
+
+    impl Backplane for TwoShards {
+        fn name(&self) -> &'static str {
+            "two shards"
+        }
+        fn epoch(&self) -> crate::broker::Epoch {
+            crate::broker::Epoch(7)
+        }
+        fn shards(&self) -> usize {
+            2
+        }
+        fn attach(&self, _: std::sync::Arc<dyn crate::broker::Sink>) {}
+        fn append<'a>(
+            &'a self,
+            _: &'a [&'a str],
+            _: Option<&'a str>,
+            _: Bytes,
+        ) -> crate::broker::BoxFuture<'a, Result<crate::broker::EventId, BackplaneError>> {
+            unreachable!("the log is fixed")
+        }
+        fn replay<'a>(
+            &'a self,
+            topic: &'a str,
+            page: Page,
+        ) -> crate::broker::BoxFuture<'a, Result<crate::broker::Replay, BackplaneError>> {
+            let entries = self.0.get(topic).into_iter().flatten();
+            let page: Vec<Entry> = entries
+                .filter(|e| e.seq > page.after && e.seq <= page.until)
+                .take(page.limit)
+                .cloned()
+                .collect();
+            Box::pin(std::future::ready(Ok(crate::broker::Replay {
+                entries: page,
+                gap: false,
+            })))
+        }
+        fn topics_under<'a>(
+            &'a self,
+            _: &'a str,
+            _: usize,
+        ) -> crate::broker::BoxFuture<'a, Result<crate::broker::Matched, BackplaneError>> {
+            unreachable!("no wildcard here")
+        }
+        fn head(&self) -> crate::broker::BoxFuture<'_, Result<Position, BackplaneError>> {
+            unreachable!("the test gives `until`")
+        }
+        fn claim_client<'a>(
+            &'a self,
+            _: &'a str,
+            _: crate::broker::ClientClaim<'a>,
+        ) -> crate::broker::BoxFuture<'a, Result<crate::broker::Claimed, BackplaneError>> {
+            unreachable!("no clients here")
+        }
+        fn release_client(&self, _: &str, _: &str, _: std::time::Duration) {}
+    }
+
+    #[tokio::test]
+    async fn a_sharded_replay_writes_positions_and_takes_a_spanning_event_once() {
+        // `a` is on shard 0, `b` on shard 1 (each numbers its own events);
+        // "ab" went to both, so each shard holds a copy naming both.
+        let (a, b) = ("room-1", "room-0");
+        assert_eq!((shard_of(a, 2), shard_of(b, 2)), (0, 1), "pick other names");
+        let entry = |seq: u64, data: &str, spans: bool| Entry {
+            seq,
+            frame: crate::broker::frame_with_id(format!("7-{seq}"), data.as_bytes()),
+            topics: spans.then(|| vec![a.to_owned(), b.to_owned()].into()),
+        };
+        let log = TwoShards(std::collections::HashMap::from([
+            (a, vec![entry(1, "a1", false), entry(2, "ab", true)]),
+            (
+                b,
+                vec![
+                    entry(1, "b1", false),
+                    entry(2, "ab", true),
+                    entry(3, "b3", false),
+                ],
+            ),
+        ]));
+        let start = Position::start(crate::broker::Epoch(7), 2);
+        let until = Position::new(crate::broker::Epoch(7), vec![2, 3]);
+        let log = &log;
+        let frames = |cursor: ReplayCursor| async move {
+            let mut cursor = cursor;
+            let mut out = Vec::new();
+            while !cursor.is_done() {
+                let (batch, _) = cursor.next_batch(log).await.expect("read");
+                out.extend(
+                    batch
+                        .into_iter()
+                        .map(|d| String::from_utf8_lossy(&d.frame).into_owned()),
+                );
+            }
+            out
+        };
+        let both = ReplayCursor::new(
+            vec![(a.into(), 1), (b.into(), 2)],
+            start.clone(),
+            until.clone(),
+        );
+        assert_eq!(
+            frames(both).await,
+            [
+                "id: 2.7.1.0\na1",
+                "id: 2.7.1.1\nb1",
+                "id: 2.7.2.1\nab",
+                "id: 2.7.2.3\nb3"
+            ]
+        );
+        // On `b` alone, the copy in `b`'s shard is the one to take.
+        let only_b = ReplayCursor::new(vec![(b.into(), 2)], start, until);
+        assert_eq!(
+            frames(only_b).await,
+            ["id: 2.7.0.1\nb1", "id: 2.7.0.2\nab", "id: 2.7.0.3\nb3"]
+        );
+    }
 }
