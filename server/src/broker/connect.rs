@@ -157,11 +157,13 @@ impl SSEBroker {
         let mut first_page = Vec::new();
         if let Some(mut after) = after {
             let head = self.inner.backplane.head().await?;
-            if (0..shards).any(|s| after.seq(s) > head.seq(s)) {
-                // A position this log never reached: not ours, or the log
-                // lost its tail. Start over from all it has.
-                reset = reset.or(Some(ResetReason::AheadOfLog));
-                after = Position::start(after.epoch, shards);
+            for shard in 0..shards {
+                if after.seq(shard) > head.seq(shard) {
+                    // A position this shard never reached: not ours, or it
+                    // lost its tail. Start that shard over from all it has.
+                    reset = reset.or(Some(ResetReason::AheadOfLog));
+                    after.rewind(shard);
+                }
             }
             let own = names::client(&id);
             let replayed: Vec<(&String, usize)> = topics

@@ -155,6 +155,13 @@ impl Position {
         &self.seqs
     }
 
+    /// Has nothing of `shard`.
+    pub fn rewind(&mut self, shard: usize) {
+        if let Some(s) = self.seqs.get_mut(shard) {
+            *s = 0;
+        }
+    }
+
     /// Has the event `seq` of `shard` (and every one before it there).
     pub fn advance(&mut self, shard: usize, seq: u64) {
         if let Some(s) = self.seqs.get_mut(shard) {
@@ -281,5 +288,7 @@ mod tests {
         p.advance(0, 3);
         p.advance(7, 1);
         assert_eq!(p.seqs(), [5, 0]);
+        p.rewind(0);
+        assert_eq!(p.seqs(), [0, 0]);
     }
 }
