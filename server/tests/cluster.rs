@@ -396,3 +396,48 @@ async fn a_job_runs_on_the_cluster_and_its_stream_resumes() {
         "the updates after the position, once"
     );
 }
+
+/// A master that comes back without its data (here: emptied in place)
+/// must not hand out numbers its shard already used: that shard's
+/// publishes are refused with a 503 saying so, the other shards go on,
+/// and a node that starts now refuses to, naming the disagreement.
+#[tokio::test]
+async fn a_shard_that_lost_its_data_is_refused_not_renumbered() {
+    let cluster = RedisCluster::start().await;
+    let topics = topics();
+    let a = node(&cluster).await;
+    publish_each(&a, &topics, 1..=3).await;
+    let flushed = std::process::Command::new("redis-cli")
+        .args(["-p", &cluster.ports[1].to_string(), "FLUSHALL"])
+        .output()
+        .expect("redis-cli");
+    assert!(flushed.status.success());
+
+    let (status, body) = a
+        .publish(json!({"topic": topics[1], "data": "renumbered?"}))
+        .await;
+    assert_eq!(status, 503, "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(error.contains("lost its log"), "{body}");
+    publish_each(&a, &[topics[0].clone(), topics[2].clone()], 4..=4).await;
+    let health = health_of(&a).await;
+    assert!(
+        health["backplane"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("log shards [1] of 3")),
+        "{health}"
+    );
+
+    let options = RedisOptions {
+        shards: SHARDS,
+        ..RedisOptions::new(cluster.cluster_url())
+    };
+    let refused = RedisBackplane::connect(options)
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        refused.to_string().contains("disagree on its epoch"),
+        "{refused}"
+    );
+}

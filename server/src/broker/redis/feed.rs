@@ -104,7 +104,7 @@ async fn resync(
         }
         return Err(BackplaneError(format!(
             "redis: log shard {} lost its data (its master restarted empty); \
-             docs/capacity.md says how to start the log over",
+             the README (\"On a Redis Cluster\") says how to start the log over",
             reader.shard
         )));
     }

@@ -19,7 +19,8 @@
 //!
 //! On a Redis Cluster the log is split in shards, and each shard has its
 //! own `epoch` copy, `seq`, `feed`, `floor`, `topics` and its topics' `t:`
-//! and `idem:` keys, all under the shard's hash tag ([`layout`]).
+//! and `idem:` keys, all under the shard's hash tag ([`layout`]); shard 0
+//! also holds `complete`, set once every shard has its epoch copy.
 //!
 //! A publish is one Lua script, so one round trip and atomic: it takes the
 //! next number from `seq` and appends the event under the entry id
@@ -432,29 +433,7 @@ impl RedisBackplane {
             Layout::server(&options.prefix, options.shards)
         };
         let scripts = Scripts::new();
-        // The first node draws the epoch; every shard keeps a copy.
-        let mut epoch: Option<String> = None;
-        for shard in 0..layout.log_shards() {
-            let candidate = epoch.clone().unwrap_or_else(|| fresh_epoch(0).to_string());
-            let held: String = scripts
-                .init
-                .key(layout.in_shard(shard, "epoch"))
-                .arg(candidate)
-                .invoke_async(&mut commands)
-                .await
-                .map_err(unreachable)?;
-            match &epoch {
-                Some(first) if *first != held => {
-                    return Err(Failure::Unsupported(unavailable(format!(
-                        "the log's shards disagree on its epoch (shard 0: {first}, shard \
-                         {shard}: {held}): a Redis master came back without its data; \
-                         docs/capacity.md says how to start the log over"
-                    ))));
-                }
-                Some(_) => {}
-                None => epoch = Some(held),
-            }
-        }
+        let epoch = read_epoch(&layout, &scripts, &mut commands).await?;
         let mut start = Vec::with_capacity(layout.feeds());
         for feed in 0..layout.feeds() {
             let last: Value = redis::cmd("XREVRANGE")
@@ -491,7 +470,7 @@ impl RedisBackplane {
             target,
             commands,
             layout,
-            epoch: AtomicU32::new(epoch.and_then(|e| e.parse().ok()).unwrap_or(0)),
+            epoch: AtomicU32::new(epoch.parse().unwrap_or(0)),
             healthy: AtomicBool::new(true),
             last_error: Mutex::new(None),
             shards_down: Mutex::new(BTreeSet::new()),
@@ -567,6 +546,68 @@ impl RedisBackplane {
             }
         }
     }
+}
+
+/// Reads the log's epoch, drawing it if the log is new. Every shard of a
+/// sharded log keeps a copy, and shard 0 notes (`complete`) once all of
+/// them have one: from then on a shard without its copy lost its data,
+/// and is refused rather than given the epoch back (its counter would
+/// start over, and old positions would name new events).
+async fn read_epoch(layout: &Layout, scripts: &Scripts, con: &mut Link) -> Result<String, Failure> {
+    let unreachable = |e| Failure::Unreachable(unavailable(e));
+    let disagree = |detail: String| {
+        Failure::Unsupported(unavailable(format!(
+            "the log's shards disagree on its epoch ({detail}): a Redis master came back \
+             without its data; the README (\"On a Redis Cluster\") says how to start the \
+             log over"
+        )))
+    };
+    let shards = layout.log_shards();
+    let complete_key = layout.in_shard(0, "complete");
+    let complete = shards > 1
+        && redis::cmd("EXISTS")
+            .arg(&complete_key)
+            .query_async::<bool>(con)
+            .await
+            .map_err(unreachable)?;
+    let mut epoch: Option<String> = None;
+    for shard in 0..shards {
+        let key = layout.in_shard(shard, "epoch");
+        let held: Option<String> = if complete {
+            redis::cmd("GET")
+                .arg(&key)
+                .query_async(con)
+                .await
+                .map_err(unreachable)?
+        } else {
+            let candidate = epoch.clone().unwrap_or_else(|| fresh_epoch(0).to_string());
+            let held: String = scripts
+                .init
+                .key(&key)
+                .arg(candidate)
+                .invoke_async(con)
+                .await
+                .map_err(unreachable)?;
+            Some(held)
+        };
+        match (&epoch, held) {
+            (_, None) => return Err(disagree(format!("shard {shard} has none"))),
+            (Some(first), Some(held)) if *first != held => {
+                return Err(disagree(format!("shard 0: {first}, shard {shard}: {held}")));
+            }
+            (Some(_), Some(_)) => {}
+            (None, Some(held)) => epoch = Some(held),
+        }
+    }
+    if shards > 1 && !complete {
+        redis::cmd("SET")
+            .arg(&complete_key)
+            .arg(1)
+            .query_async::<()>(con)
+            .await
+            .map_err(unreachable)?;
+    }
+    epoch.ok_or_else(|| disagree("no shard has one".to_owned()))
 }
 
 impl Backplane for RedisBackplane {
