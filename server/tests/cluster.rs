@@ -441,3 +441,30 @@ async fn a_shard_that_lost_its_data_is_refused_not_renumbered() {
         "{refused}"
     );
 }
+
+/// Presence on the cluster: a member on node B is listed by node A, is
+/// kept past several leases (its renewals reach the cluster), and leaves
+/// within its lease once B dies.
+#[tokio::test]
+async fn presence_is_renewed_on_the_cluster_and_a_dead_nodes_member_leaves() {
+    let cluster = RedisCluster::start().await;
+    let url = cluster.cluster_url();
+    let args = ["--backplane", url.as_str(), "--node-lease-secs", "1"];
+    let a = Node::start(&args).await;
+    let mut b = Node::start(&args).await;
+    let topic = &topics()[1];
+    let mut on_b = SseStream::open(&b.url(&format!("/_sse/connect?topics={topic}")), None).await;
+    on_b.next_named("connected").await;
+    common::presence_until(&a, topic, |p| p["count"] == 1).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(common::presence_on(&a, topic).await["count"], 1, "renewed");
+
+    b.process.kill();
+    let died = std::time::Instant::now();
+    common::presence_until(&a, topic, |p| p["count"] == 0).await;
+    assert!(
+        died.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        died.elapsed()
+    );
+}

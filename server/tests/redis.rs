@@ -9,7 +9,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{post_json, quiet_config, read_json, Node, RedisServer, SseStream, TestServer};
+use common::{
+    post_json, presence_on, presence_until, quiet_config, read_json, Node, RedisServer, SseStream,
+    TestServer,
+};
 use herald_server::auth::Verifier;
 use herald_server::broker::{BrokerConfig, RedisBackplane, RedisOptions, SSEBroker};
 use herald_server::state::AppState;
@@ -673,31 +676,6 @@ async fn a_job_whose_worker_dies_is_finished_by_another() {
 }
 
 /// `GET /_sse/presence?topic=` on `node`.
-async fn presence_on(node: &Node, topic: &str) -> Value {
-    let resp = reqwest::get(node.url(&format!("/_sse/presence?topic={topic}")))
-        .await
-        .expect("presence");
-    let (status, body) = read_json(resp).await;
-    assert_eq!(status, 200, "{body}");
-    body
-}
-
-/// Polls `node`'s presence of `topic` until `done` holds; returns it.
-async fn presence_until(node: &Node, topic: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let body = presence_on(node, topic).await;
-        if done(&body) {
-            return body;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "presence stuck at {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn presence_spans_the_cluster_and_a_dead_nodes_members_leave_within_its_lease() {
     let redis = RedisServer::start().await;

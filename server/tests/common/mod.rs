@@ -618,3 +618,29 @@ impl Node {
         format!("http://{}{}", self.addr, path)
     }
 }
+
+/// `GET /_sse/presence?topic=` on `node`, which must answer 200.
+pub async fn presence_on(node: &Node, topic: &str) -> Value {
+    let resp = reqwest::get(node.url(&format!("/_sse/presence?topic={topic}")))
+        .await
+        .expect("presence");
+    let (status, body) = read_json(resp).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// Polls `node`'s presence of `topic` until `done` holds; returns it.
+pub async fn presence_until(node: &Node, topic: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = presence_on(node, topic).await;
+        if done(&body) {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "presence stuck at {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
