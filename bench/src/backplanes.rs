@@ -24,6 +24,8 @@ pub struct BackplanesOpts {
     pub subscribers: usize,
     /// Event numbers, each published to every topic.
     pub events: u64,
+    /// Event numbers per second (flat out when `None`).
+    pub rate: Option<f64>,
     pub topics: usize,
     /// The cluster's log shards (`--redis-shards`).
     pub shards: usize,
@@ -284,7 +286,7 @@ async fn measure(
         ..FanoutOpts::new(
             opts.subscribers,
             opts.events,
-            None,
+            opts.rate,
             opts.sources,
             Reader::Raw,
         )

@@ -88,6 +88,10 @@ enum Cmd {
         /// Event numbers; each goes to every topic.
         #[arg(long, default_value_t = 100)]
         events: u64,
+        /// Event numbers per second (flat out when absent): latency when
+        /// nothing is saturated.
+        #[arg(long)]
+        rate: Option<f64>,
         #[arg(long, default_value_t = 12)]
         topics: usize,
         /// The cluster's log shards (`--redis-shards`).
@@ -215,6 +219,7 @@ fn main() -> anyhow::Result<()> {
             Cmd::Backplanes {
                 subscribers,
                 events,
+                rate,
                 topics,
                 shards,
                 runs,
@@ -225,6 +230,7 @@ fn main() -> anyhow::Result<()> {
                     herald_bin: herald_bin.map_or_else(|| sibling("herald-server"), Ok)?,
                     subscribers,
                     events,
+                    rate,
                     topics,
                     shards,
                     runs,
@@ -357,9 +363,12 @@ fn print_backplanes(opts: &BackplanesOpts, reports: &[BackplaneReport; 2]) {
             .collect();
         let i = &r.fanout.integrity;
         let node_b = r.fanout.server_micros_per_event();
+        let ms = |us: u64| format!("{:.1}", us as f64 / 1000.0);
+        let latency = r.fanout.latency.as_ref().map(|l| (ms(l.p50), ms(l.p99)));
+        let (p50, p99) = latency.unwrap_or(("n/a".into(), "n/a".into()));
         println!(
-            "{:<28} {:>9.0} delivered/s   node B {} µs per delivered event   Redis CPU per \
-             publish: {} µs (each Redis)   lost {} duplicated {} out of order {}",
+            "{:<28} {:>9.0} delivered/s   p50 {p50} ms  p99 {p99} ms   node B {} µs per delivered event   Redis \
+             CPU per publish: {} µs (each Redis)   lost {} duplicated {} out of order {}",
             r.name,
             r.fanout.delivered_per_sec,
             node_b.map_or("n/a".into(), |us| format!("{us:.2}")),
