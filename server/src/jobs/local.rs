@@ -23,8 +23,6 @@ struct Entry {
 /// See the module docs.
 pub struct LocalStore {
     jobs: Mutex<HashMap<String, Entry>>,
-    /// Per owner: the sequence number of the latest recorded update.
-    owners: Mutex<HashMap<String, u64>>,
     waiting: mpsc::UnboundedSender<String>,
     receiver: tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>,
     /// One publisher at a time: enough for one process's workers.
@@ -36,7 +34,6 @@ impl Default for LocalStore {
         let (waiting, receiver) = mpsc::unbounded_channel();
         LocalStore {
             jobs: Mutex::new(HashMap::new()),
-            owners: Mutex::new(HashMap::new()),
             waiting,
             receiver: tokio::sync::Mutex::new(receiver),
             publishing: Arc::new(tokio::sync::Mutex::new(())),
@@ -118,9 +115,6 @@ impl JobStore for LocalStore {
         seq: u64,
     ) -> BoxFuture<'a, Result<(), JobError>> {
         let mut jobs = lock(&self.jobs);
-        let mut owners = lock(&self.owners);
-        let at = owners.entry(spec.owner.clone()).or_default();
-        *at = (*at).max(seq);
         if let Some(entry) = jobs.get_mut(&spec.id) {
             if seq > entry.record.last_seq {
                 entry.record.state = state.clone();
@@ -134,20 +128,15 @@ impl JobStore for LocalStore {
         ready(Ok(()))
     }
 
-    fn running_for<'a>(
-        &'a self,
-        owner: &'a str,
-    ) -> BoxFuture<'a, Result<(Vec<JobState>, u64), JobError>> {
+    fn running_for<'a>(&'a self, owner: &'a str) -> BoxFuture<'a, Result<Vec<JobState>, JobError>> {
         let jobs = lock(&self.jobs);
-        let owners = lock(&self.owners);
         let mut running: Vec<JobState> = jobs
             .values()
             .filter(|e| e.record.spec.owner == owner && e.record.final_seq.is_none())
             .map(|e| e.record.state.clone())
             .collect();
         running.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
-        let at = owners.get(owner).copied().unwrap_or(0);
-        ready(Ok((running, at)))
+        ready(Ok(running))
     }
 
     fn enqueue<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), JobError>> {

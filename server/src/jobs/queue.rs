@@ -278,9 +278,7 @@ impl JobQueue {
         // either in the snapshot or not the job engine's: anything else on
         // the owner's topic (a publish-claim token's event) is history a
         // fresh stream must not replay. The head is read after every
-        // recorded update was published, so it is past all of them (the
-        // store's own note of the owner's position is numbered in the job
-        // topic's shard, which is not the owner topic's in a sharded log).
+        // recorded update was published, so it is past all of them.
         let _quiet = store.lock_owner(owner).await?;
         let head = self
             .inner
@@ -289,7 +287,7 @@ impl JobQueue {
             .head()
             .await
             .map_err(BrokerError::from)?;
-        let (running, _) = store.running_for(owner).await?;
+        let running = store.running_for(owner).await?;
         Ok((running, head))
     }
 

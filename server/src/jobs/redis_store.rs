@@ -8,7 +8,6 @@
 //! |---|---|---|
 //! | `job:<id>` | hash | `spec` (JSON, fixed), `state` (JSON), `seq` (its update's number), `final` (set once finished); expires a day after it finishes |
 //! | `jobs:unfinished`, `jobs:unfinished:<owner>` | sets | unfinished job ids, for the limits and `/jobs/my` |
-//! | `jobs:owner-seq` | hash | owner → number of the owner's latest recorded update |
 //! | `jobs:lock:<owner>` | string | held while one of the owner's updates is published and recorded |
 //! | `jobs:queue` | stream, group `workers` | one entry per job to run |
 //!
@@ -73,13 +72,11 @@ impl Scripts {
                 redis.call('SADD', KEYS[3], ARGV[5])
                 return 'ok'",
             ),
-            // KEYS: job, all unfinished, owner's unfinished, owner seqs.
-            // ARGV: state, seq, final (1/0), id, owner, keep (ms).
+            // KEYS: job, all unfinished, owner's unfinished.
+            // ARGV: state, seq, final (1/0), id, keep (ms).
             record: Script::new(
                 r"
                 local seq = tonumber(ARGV[2])
-                local known = tonumber(redis.call('HGET', KEYS[4], ARGV[5]) or '0')
-                if seq > known then redis.call('HSET', KEYS[4], ARGV[5], seq) end
                 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
                 if seq <= tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') then return 0 end
                 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'seq', seq)
@@ -87,15 +84,15 @@ impl Scripts {
                   redis.call('HSET', KEYS[1], 'final', seq)
                   redis.call('SREM', KEYS[2], ARGV[4])
                   redis.call('SREM', KEYS[3], ARGV[4])
-                  redis.call('PEXPIRE', KEYS[1], ARGV[6])
+                  redis.call('PEXPIRE', KEYS[1], ARGV[5])
                 end
                 return 1",
             ),
-            // KEYS: owner's unfinished, owner seqs. ARGV: owner, job key
-            // prefix. Returns {owner seq, state, ...}.
+            // KEYS: owner's unfinished. ARGV: job key prefix. Returns
+            // {state, ...}.
             running: Script::new(
                 r"
-                local out = {redis.call('HGET', KEYS[2], ARGV[1]) or '0'}
+                local out = {}
                 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
                   local state = redis.call('HGET', ARGV[2] .. id, 'state')
                   if state then out[#out + 1] = state end
@@ -315,12 +312,10 @@ impl JobStore for RedisStore {
                 .key(self.job_key(&spec.id))
                 .key(self.key("jobs:unfinished"))
                 .key(self.key(&format!("jobs:unfinished:{}", spec.owner)))
-                .key(self.key("jobs:owner-seq"))
                 .arg(json(state)?)
                 .arg(seq)
                 .arg(if state.status.is_final() { "1" } else { "0" })
                 .arg(&spec.id)
-                .arg(&spec.owner)
                 .arg(KEEP_FINISHED.as_millis() as u64)
                 .invoke_async(&mut self.commands.clone())
                 .await
@@ -329,30 +324,20 @@ impl JobStore for RedisStore {
         })
     }
 
-    fn running_for<'a>(
-        &'a self,
-        owner: &'a str,
-    ) -> BoxFuture<'a, Result<(Vec<JobState>, u64), JobError>> {
+    fn running_for<'a>(&'a self, owner: &'a str) -> BoxFuture<'a, Result<Vec<JobState>, JobError>> {
         Box::pin(async move {
-            let mut reply: Vec<String> = self
+            let reply: Vec<String> = self
                 .scripts
                 .running
                 .key(self.key(&format!("jobs:unfinished:{owner}")))
-                .key(self.key("jobs:owner-seq"))
-                .arg(owner)
                 .arg(self.key("job:"))
                 .invoke_async(&mut self.commands.clone())
                 .await
                 .map_err(unavailable)?;
-            let at = if reply.is_empty() {
-                0
-            } else {
-                reply.remove(0).parse().unwrap_or(0)
-            };
             let mut states: Vec<JobState> =
                 reply.iter().map(|s| parse(s)).collect::<Result<_, _>>()?;
             states.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
-            Ok((states, at))
+            Ok(states)
         })
     }
 

@@ -18,10 +18,10 @@
 //! Two rules keep streams exact. A job's state and its update number are
 //! recorded together, and never replaced by an older update's; and an
 //! owner's updates are published and recorded one at a time
-//! ([`JobStore::lock_owner`]), so the owner's position recorded with the
-//! owner's jobs never runs ahead of a job's recorded state. A stream that
-//! starts from a snapshot and resumes after its position then misses
-//! nothing and repeats nothing.
+//! ([`JobStore::lock_owner`]), so under that lock every update published
+//! so far is recorded: the log's head read then is a position the owner's
+//! snapshot fully reflects. A stream that starts from a snapshot and
+//! resumes after its position then misses nothing and repeats nothing.
 
 use herald_shared::events::JobState;
 use serde::{Deserialize, Serialize};
@@ -112,7 +112,7 @@ pub trait JobStore: Send + Sync + 'static {
     fn lock_owner<'a>(&'a self, owner: &'a str) -> BoxFuture<'a, Result<OwnerGuard, JobError>>;
 
     /// Records `state` as published under `seq` (ignored if the job has a
-    /// later one), and `seq` as the owner's position.
+    /// later one).
     fn record<'a>(
         &'a self,
         spec: &'a JobSpec,
@@ -120,12 +120,8 @@ pub trait JobStore: Send + Sync + 'static {
         seq: u64,
     ) -> BoxFuture<'a, Result<(), JobError>>;
 
-    /// The owner's unfinished jobs, oldest first, and the owner's position
-    /// their states reflect.
-    fn running_for<'a>(
-        &'a self,
-        owner: &'a str,
-    ) -> BoxFuture<'a, Result<(Vec<JobState>, u64), JobError>>;
+    /// The owner's unfinished jobs, oldest first.
+    fn running_for<'a>(&'a self, owner: &'a str) -> BoxFuture<'a, Result<Vec<JobState>, JobError>>;
 
     /// Hands the job to the workers.
     fn enqueue<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), JobError>>;
