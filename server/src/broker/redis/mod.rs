@@ -120,8 +120,7 @@ use crate::broker::backplane::{
     Page, Replay, Sink,
 };
 use crate::broker::claims::{Claimed, ClientClaim};
-use crate::broker::id::MAX_SHARDS;
-use crate::broker::id::{Epoch, EventId, Position};
+use crate::broker::id::{Epoch, EventId, Position, MAX_SHARDS};
 use crate::broker::memory::HistoryLimits;
 use crate::broker::presence::Member;
 use crate::clock::unix_ms as now_ms;
@@ -242,10 +241,9 @@ struct Shared {
     /// so every event published after `connect` returned reaches this node.
     start: Vec<String>,
     /// A sharded log's: per shard, the last seq handed to the sink. Held
-    /// while an event is handed over, so the positions streams are written
-    /// only grow ([`Shared::deliver`]).
-    delivered: Mutex<Vec<u64>>,
-    /// The same, for [`Backplane::head`] to wait on.
+    /// (written) while an event is handed over, so the positions streams
+    /// are written only grow ([`Shared::deliver`]); [`Backplane::head`]
+    /// waits on it.
     frontier: watch::Sender<Vec<u64>>,
     scripts: Scripts,
 }
@@ -331,21 +329,21 @@ impl Shared {
             return;
         }
         // Sharded: what a stream is told is this node's position in every
-        // shard (it has every event of its topics up to there), written
-        // under the lock so that no stream sees a position go back.
-        let mut delivered = lock(&self.delivered);
-        let Some(at) = delivered.get_mut(shard) else {
-            return;
-        };
-        *at = (*at).max(id.seq);
-        let position = Position::new(id.epoch, delivered.clone());
-        sink.deliver(Fanout {
-            topics: &topics,
-            shard,
-            seq: id.seq,
-            frame: frame_with_id(position, body),
+        // shard (it has every event of its topics up to there), handed over
+        // while the frontier is held so that no stream sees a position go
+        // back.
+        self.frontier.send_modify(|frontier| {
+            let Some(at) = frontier.get_mut(shard) else {
+                return;
+            };
+            *at = (*at).max(id.seq);
+            sink.deliver(Fanout {
+                topics: &topics,
+                shard,
+                seq: id.seq,
+                frame: frame_with_id(Position::new(id.epoch, frontier.clone()), body),
+            });
         });
-        self.frontier.send_replace(delivered.clone());
     }
 
     /// Each log shard's counter: the last seq it handed out.
@@ -454,7 +452,7 @@ impl RedisBackplane {
         }
         // A sharded log's readers start at the feeds' ends: that is what
         // this node has, as far as a stream resuming here is concerned.
-        let delivered: Vec<u64> = if layout.log_shards() > 1 {
+        let frontier: Vec<u64> = if layout.log_shards() > 1 {
             start
                 .iter()
                 .map(|id| id.parse::<EventId>().map_or(0, |id| id.seq))
@@ -465,8 +463,7 @@ impl RedisBackplane {
         let (presence_ops, presence_queue) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             start,
-            frontier: watch::Sender::new(delivered.clone()),
-            delivered: Mutex::new(delivered),
+            frontier: watch::Sender::new(frontier),
             target,
             commands,
             layout,
