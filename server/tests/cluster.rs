@@ -121,12 +121,11 @@ async fn every_shard_reaches_another_node_in_order_and_resumes_from_its_position
     for topic in &topics {
         assert_eq!(by_topic(&got)[topic], whole, "{topic}");
     }
-    // The id is this node's position in each shard, versioned.
+    // The id is this node's position in each shard the stream reads
+    // (here all three), versioned.
     let (last_id, _) = got.last().expect("events");
-    assert!(
-        last_id.starts_with("2.") && last_id.split('.').count() == 2 + SHARDS,
-        "{last_id}"
-    );
+    assert!(last_id.starts_with("3."), "{last_id}");
+    assert_eq!(named_shards(last_id), [0, 1, 2], "{last_id}");
 
     // Resuming on the other node from the 30th event's position gives
     // exactly the rest, by header and by `?lastEventId=`.
@@ -167,6 +166,86 @@ async fn every_shard_reaches_another_node_in_order_and_resumes_from_its_position
         presence["count"].as_u64().is_some_and(|n| n >= 2),
         "{presence}"
     );
+}
+
+/// The shards a position names (`3.<epoch>.<shards>.<shard>:<seq>…`).
+fn named_shards(id: &str) -> Vec<usize> {
+    id.split('.')
+        .skip(3)
+        .map(|p| {
+            let (shard, _) = p.split_once(':').expect("<shard>:<seq>");
+            shard.parse().expect("a shard")
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_streams_id_names_only_the_shards_it_reads() {
+    let cluster = RedisCluster::start().await;
+    let topics = topics();
+    let (a, b) = (node(&cluster).await, node(&cluster).await);
+    publish_each(&a, &topics, 1..=3).await;
+    // A stream on one topic whose shard also holds `all` and its own
+    // `client:` topic reads that shard and its session's: its ids name
+    // those, and no other.
+    let home = shard_of("all", SHARDS);
+    let own = (0..)
+        .map(|k| format!("narrow-{k}"))
+        .find(|c| shard_of(&format!("client:{c}"), SHARDS) == home)
+        .expect("an id on that shard");
+    let (mut narrow, connected) = b
+        .connect(&format!("?topics={}&clientId={own}", topics[home]))
+        .await;
+    publish_each(&a, &topics, 4..=4).await;
+    let got = read_data(&mut narrow, 1).await;
+    assert_eq!(got[0].1, format!("{}:4", topics[home]));
+    let before = got[0].0.clone();
+    let read: std::collections::BTreeSet<usize> = connected["topics"]
+        .as_array()
+        .expect("its topics")
+        .iter()
+        .map(|t| shard_of(t.as_str().expect("a name"), SHARDS))
+        .collect();
+    assert!(read.len() < SHARDS, "{connected}");
+    assert_eq!(
+        named_shards(&before),
+        Vec::from_iter(read.clone()),
+        "{before}"
+    );
+
+    // Subscribing to a topic on another shard: an `id:`-only frame names
+    // it at once, so a resume before the next event misses nothing there.
+    let other = (0..SHARDS).find(|s| !read.contains(s)).expect("a shard");
+    let (status, body) = post_json(
+        &b.url("/_sse/subscribe"),
+        &json!({"clientId": own, "topics": [topics[other]], "secret": connected["secret"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let after = narrow
+        .until_last_event_id(|id| named_shards(id).contains(&other))
+        .await;
+    let mut both = read.clone();
+    both.insert(other);
+    assert_eq!(named_shards(&after), Vec::from_iter(both), "{after}");
+    drop(narrow);
+    publish_each(&a, &topics, 5..=5).await;
+    let query = format!("?topics={},{}", topics[home], topics[other]);
+    let (mut resumed, _) = a.connect_with(&query, Some(&after)).await;
+    let got = by_topic(&read_data(&mut resumed, 2).await);
+    assert_eq!(got[&topics[home]], [5]);
+    assert_eq!(got[&topics[other]], [5]);
+    resumed.expect_silence(Duration::from_millis(300)).await;
+
+    // From the id before it: that shard's topic is new to the position,
+    // so a `reset` says so and everything it holds follows.
+    let (mut from_before, _) = a.connect_with(&query, Some(&before)).await;
+    let reset = from_before.next_named("reset").await;
+    assert!(reset.data.contains("shard-not-in-id"), "{}", reset.data);
+    let got = by_topic(&read_data(&mut from_before, 6).await);
+    assert_eq!(got[&topics[home]], [5]);
+    assert_eq!(got[&topics[other]], [1, 2, 3, 4, 5]);
+    from_before.expect_silence(Duration::from_millis(300)).await;
 }
 
 #[tokio::test]

@@ -51,8 +51,21 @@ pub struct Fanout<'a> {
     /// the connections whose first topic among `topics` lives there.
     pub shard: usize,
     pub seq: u64,
-    /// The complete encoded event, `id:` line included.
-    pub frame: Bytes,
+    pub frame: EventFrame<'a>,
+}
+
+/// What a node's connections are sent for an event ([`Fanout::frame`]).
+#[derive(Debug, Clone)]
+pub enum EventFrame<'a> {
+    /// The complete encoded event, `id:` line included, the same for every
+    /// connection: a one-shard log, where the event's id is the position
+    /// of every stream that has it.
+    Whole(Bytes),
+    /// A sharded log: the encoded event without its `id:` line, and this
+    /// node's position once it has the event. Each connection's `id:` is
+    /// that position naming only the shards it reads
+    /// ([`Position::naming`]).
+    Positioned { at: &'a Position, body: &'a [u8] },
 }
 
 /// Where a backplane hands every event, in log order per topic.
@@ -222,6 +235,14 @@ pub trait Backplane: Send + Sync + 'static {
     /// never fall behind a replay's.
     fn head(&self) -> BoxFuture<'_, Result<Position, BackplaneError>>;
 
+    /// Calls `f` with the position this node's sink was handed last
+    /// ([`EventFrame::Positioned`]) while no delivery is under way, so
+    /// that a frame `f` queues names a position no frame queued before it
+    /// is past. Only a sharded log has such positions (a stream that starts
+    /// reading another shard is told where it is there); a one-shard log's
+    /// ids are its events' own, so by default `f` is not called.
+    fn at_position(&self, _f: &mut dyn FnMut(&Position)) {}
+
     /// Drops expired history; called periodically by the broker.
     fn sweep(&self) {}
 
@@ -322,7 +343,7 @@ pub fn frame_with_id(id: impl std::fmt::Display, body: &[u8]) -> Bytes {
 /// ```
 /// use herald_server::broker::{frame_with_id, reframe};
 /// let frame = frame_with_id("7-3", b"data: x\n\n");
-/// assert_eq!(&reframe(&frame, "2.7.3.0")[..], b"id: 2.7.3.0\ndata: x\n\n");
+/// assert_eq!(&reframe(&frame, "3.7.2.0:3")[..], b"id: 3.7.2.0:3\ndata: x\n\n");
 /// ```
 pub fn reframe(frame: &[u8], id: impl std::fmt::Display) -> Bytes {
     let body = frame

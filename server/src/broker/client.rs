@@ -2,6 +2,7 @@
 //! stream reads from.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
@@ -311,6 +312,12 @@ pub struct ClientState {
     pub(crate) since_ms: u64,
     /// The topics it is on (a few: a list costs less than a set).
     topics: Mutex<Vec<Arc<Topic>>>,
+    /// The log shards of every topic it has been on, as [`shard_bit`]s:
+    /// the shards its stream's ids name. Only grows, and before a topic's
+    /// first event can reach the queue.
+    ///
+    /// [`shard_bit`]: super::id::shard_bit
+    reads: AtomicU64,
     /// Frames waiting to be written. Closing it ends the stream once what
     /// is queued is written; evicting it ends the stream at once.
     queue: Queue,
@@ -335,6 +342,7 @@ impl ClientState {
             metadata,
             since_ms: crate::clock::unix_ms(),
             topics: Mutex::new(Vec::new()),
+            reads: AtomicU64::new(0),
             queue: Queue::new(queue_capacity),
         }
     }
@@ -360,12 +368,28 @@ impl ClientState {
                 .is_some_and(|s| topic == names::session(s))
     }
 
+    /// The log shards its stream reads (see `reads`).
+    pub(crate) fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Acquire)
+    }
+
+    /// Notes that it reads `shards` too; whether that added any.
+    pub(crate) fn read_shards(&self, shards: u64) -> bool {
+        self.reads.fetch_or(shards, Ordering::AcqRel) & shards != shards
+    }
+
     /// Queues a frame without waiting. A full queue means the client reads
     /// slower than events arrive: it is evicted rather than skipped, so its
     /// EventSource reconnects with its last id and resumes from history
     /// instead of silently missing events.
     pub(crate) fn offer(&self, frame: Delivery) -> Offered {
         self.queue.push(frame)
+    }
+
+    /// Everything queued, taken (for tests that look at frames).
+    #[cfg(test)]
+    pub(crate) fn take_queued(&self) -> Vec<Delivery> {
+        self.queue.take_ready(usize::MAX, usize::MAX)
     }
 
     /// Closes the queue: the stream ends after what is already queued.

@@ -15,8 +15,10 @@ use bytes::Bytes;
 use herald_shared::events::{Connected, HeartbeatInfo, Reset, ResetReason};
 use herald_shared::wire::Event;
 
+use super::backplane::frame_with_id;
 use super::claims::{Claimed, ClientClaim};
 use super::client::{Delivery, Replayed, REPLAYED};
+use super::id::{every_shard, shard_bit, shard_of};
 use super::policy::Principal;
 use super::presence::{self, Member};
 use super::registry::Group;
@@ -175,7 +177,12 @@ impl SSEBroker {
                 keys: replayed.iter().map(|(_, key)| *key).collect(),
                 through: head.clone(),
             });
-            let (missed, expansion_gap) = self.expand(&client, replayed, &after).await?;
+            let (mut missed, expansion_gap) = self.expand(&client, replayed, &after).await?;
+            if start_unnamed_shards(&mut after, &head, &mut missed, &client) {
+                reset = reset.or(Some(ResetReason::ShardNotInId));
+            }
+            // Its ids name only the shards it reads.
+            after.keep_only(client.reads());
             let mut cursor = ReplayCursor::new(missed, after, head);
             let (batch, gap) = cursor.next_batch(self.inner.backplane.as_ref()).await?;
             if (gap || expansion_gap) && reset.is_none() {
@@ -438,8 +445,18 @@ impl SSEBroker {
         if after.len() - assigned > limit {
             return Err(BrokerError::TooManyTopics { limit });
         }
+        let reads = client.reads();
         for name in topics {
             self.join(&client, name);
+        }
+        if client.reads() != reads {
+            // The stream reads a shard its ids did not name: an `id:`-only
+            // frame (no event) tells it where it is there, or a resume
+            // before its next event would take that shard's topics for new.
+            self.inner.backplane.at_position(&mut |at| {
+                let id = frame_with_id(at.naming(client.reads()), b"\n");
+                let _ = client.offer(Delivery::control(id));
+            });
         }
         Ok(client.topics())
     }
@@ -464,6 +481,13 @@ impl SSEBroker {
     /// Puts `client` on topic `name`: from now on the hub hands it the
     /// topic's events, and it is present there if it asked for the topic.
     fn join(&self, client: &Arc<ClientState>, name: &str) -> Arc<Topic> {
+        // Before the topic's first event can reach it: the ids of its
+        // stream name the topic's shard from then on.
+        let shards = self.inner.backplane.shards();
+        client.read_shards(match names::wildcard_prefix(name) {
+            Some(_) => every_shard(shards),
+            None => shard_bit(shard_of(name, shards)),
+        });
         let topic = self.inner.hub.subscribe(name, client);
         client.add_topic(&topic);
         if self.inner.backplane.records_presence() && presence::counts(client, name) {
@@ -573,6 +597,37 @@ fn resume_point(
     }
 }
 
+/// Where a resume starts in the shards its id does not name (in a sharded
+/// log: its stream did not read them when the id was written). The topics
+/// it asked for there are new to the position: everything they hold is
+/// replayed, and the answer is `true` (a `reset` says so). Its own topics
+/// there (`all`, `client:`, `user:`, `session:` of an identity the id's
+/// stream did not have) start live at `head`, as a newcomer's do, and
+/// leave `missed`.
+fn start_unnamed_shards(
+    after: &mut Position,
+    head: &Position,
+    missed: &mut Vec<(String, usize)>,
+    client: &ClientState,
+) -> bool {
+    let shards = head.shards();
+    let unnamed = |t: &str| !after.knows(shard_of(t, shards));
+    missed.retain(|(t, _)| !(unnamed(t) && client.is_assigned(t)));
+    let mut reset = false;
+    for shard in 0..shards {
+        if after.knows(shard) {
+            continue;
+        }
+        if missed.iter().any(|(t, _)| shard_of(t, shards) == shard) {
+            reset = true;
+            after.set(shard, 0);
+        } else {
+            after.set(shard, head.seq(shard));
+        }
+    }
+    reset
+}
+
 /// Removes repeats, keeping the first of each.
 fn dedup(topics: &mut Vec<String>) {
     let mut seen = std::collections::HashSet::new();
@@ -593,5 +648,61 @@ impl Drop for ClaimGuard<'_> {
         if self.armed {
             self.broker.release_claim(self.id, self.serial);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHARDS: usize = 3;
+
+    /// The first `<prefix><k>` whose topic (`topic(name)`) is on `shard`.
+    fn named_on(shard: usize, prefix: &str, topic: impl Fn(&str) -> String) -> String {
+        (0..)
+            .map(|k| format!("{prefix}{k}"))
+            .find(|n| shard_of(&topic(n), SHARDS) == shard)
+            .expect("a name on the shard")
+    }
+
+    #[test]
+    fn shards_an_id_does_not_name_start_over_for_asked_topics_and_live_for_own() {
+        let id = named_on(2, "c-", names::client);
+        let client = ClientState::new(
+            id.as_str().into(),
+            "secret".into(),
+            "serial".into(),
+            Principal::anonymous(),
+            None,
+            HashMap::new(),
+            8,
+        );
+        let (room, own) = (named_on(1, "room-", str::to_owned), names::client(&id));
+        let head = Position::new(Epoch(1), vec![7, 8, 9]);
+
+        // Named: shard 0. Asked for on shard 1: all it holds, and a reset.
+        // Its own topic, on shard 2, starts live at the head.
+        let mut after: Position = "3.1.3.0:5".parse().expect("a position");
+        let mut missed = vec![(room.clone(), 1), (own.clone(), 2)];
+        assert!(start_unnamed_shards(
+            &mut after,
+            &head,
+            &mut missed,
+            &client
+        ));
+        assert_eq!(missed, [(room.clone(), 1)]);
+        assert_eq!(after.seqs(), [5, 0, 9]);
+
+        // Only its own topic's shard unnamed: no reset.
+        let mut after: Position = "3.1.3.0:5.1:6".parse().expect("a position");
+        let mut missed = vec![(room.clone(), 1), (own, 2)];
+        assert!(!start_unnamed_shards(
+            &mut after,
+            &head,
+            &mut missed,
+            &client
+        ));
+        assert_eq!(missed, [(room, 1)]);
+        assert_eq!(after.seqs(), [5, 6, 9]);
     }
 }

@@ -17,7 +17,7 @@ use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 
-use super::backplane::Fanout;
+use super::backplane::{frame_with_id, EventFrame, Fanout};
 use super::client::ClientState;
 use super::id::shard_of;
 use super::names;
@@ -176,14 +176,14 @@ impl Hub {
         topics: &[&str],
         wildcards: Option<&Wildcards>,
         (shard, seq): (usize, u64),
-        frame: Bytes,
+        frames: &mut Frames<'_>,
     ) {
         let mut reached = HashSet::new();
         for name in topics {
             let here = shard_of(name, self.shards) == shard;
             if let Some(t) = self.existing(name) {
-                t.deliver((shard, seq), frame.clone(), &self.stats, |c| {
-                    reached.insert(Arc::as_ptr(c)) && here
+                t.deliver((shard, seq), &self.stats, |c| {
+                    (reached.insert(Arc::as_ptr(c)) && here).then(|| frames.of(c))
                 });
             }
             let mut matching = wildcards
@@ -196,9 +196,38 @@ impl Hub {
             // The rule once per topic, not per subscriber.
             let readers = self.policy.readers(name);
             for w in matching {
-                w.deliver((shard, seq), frame.clone(), &self.stats, |c| {
-                    readers.admit(&c.principal) && reached.insert(Arc::as_ptr(c)) && here
+                w.deliver((shard, seq), &self.stats, |c| {
+                    (readers.admit(&c.principal) && reached.insert(Arc::as_ptr(c)) && here)
+                        .then(|| frames.of(c))
                 });
+            }
+        }
+    }
+}
+
+/// One event's frames: the one frame of a one-shard log; in a sharded
+/// log, one per set of shards its connections read (their `id:` names
+/// only those), made when the first connection reading that set needs it.
+/// Most topics' connections read the same few shards, so an event is
+/// still encoded a few times, not once per connection.
+struct Frames<'a> {
+    event: EventFrame<'a>,
+    made: Vec<(u64, Bytes)>,
+}
+
+impl Frames<'_> {
+    /// The frame for `client`.
+    fn of(&mut self, client: &ClientState) -> Bytes {
+        match &self.event {
+            EventFrame::Whole(frame) => frame.clone(),
+            EventFrame::Positioned { at, body } => {
+                let reads = client.reads();
+                if let Some((_, frame)) = self.made.iter().find(|(r, _)| *r == reads) {
+                    return frame.clone();
+                }
+                let frame = frame_with_id(at.naming(reads), body);
+                self.made.push((reads, frame.clone()));
+                frame
             }
         }
     }
@@ -213,6 +242,10 @@ impl Sink for Hub {
             frame,
         } = event;
         let at = (shard, seq);
+        let mut frames = Frames {
+            event: frame,
+            made: Vec::new(),
+        };
         // No lock, no prefix walk while nobody holds a wildcard.
         let wildcards =
             (self.wildcard_count.load(Ordering::Relaxed) > 0).then(|| read(&self.wildcards));
@@ -224,15 +257,19 @@ impl Sink for Hub {
             let mut matching = wildcards.iter().flat_map(|w| w.matching(topic));
             match (exact, matching.next(), matching.next()) {
                 (None, None, _) => return,
-                (Some(t), None, _) => return t.deliver(at, frame, &self.stats, |_| true),
+                (Some(t), None, _) => {
+                    return t.deliver(at, &self.stats, |c| Some(frames.of(c)));
+                }
                 (None, Some(w), None) => {
                     let readers = self.policy.readers(topic);
-                    return w.deliver(at, frame, &self.stats, |c| readers.admit(&c.principal));
+                    return w.deliver(at, &self.stats, |c| {
+                        readers.admit(&c.principal).then(|| frames.of(c))
+                    });
                 }
                 _ => {}
             }
         }
-        self.deliver_each_once(topics, wildcards.as_deref(), at, frame)
+        self.deliver_each_once(topics, wildcards.as_deref(), at, &mut frames)
     }
 
     fn lost(&self) {
@@ -266,7 +303,7 @@ mod tests {
             topics,
             shard: 0,
             seq,
-            frame: Bytes::from_static(b"data: x\n\n"),
+            frame: EventFrame::Whole(Bytes::from_static(b"data: x\n\n")),
         });
     }
 
@@ -294,7 +331,7 @@ mod tests {
                 topics: &[a.as_str(), b.as_str()],
                 shard,
                 seq: 1,
-                frame: Bytes::from_static(b"data: x\n\n"),
+                frame: EventFrame::Whole(Bytes::from_static(b"data: x\n\n")),
             })
         };
         // Shard 0's copy: whoever's first topic of the two is `a`.
@@ -303,6 +340,42 @@ mod tests {
         // Shard 1's copy: only whoever is on `b` but not `a`.
         copy(1);
         assert_eq!(delivered(), 3);
+    }
+
+    #[test]
+    fn a_sharded_events_id_names_each_readers_shards_encoded_once_per_set() {
+        use crate::broker::{every_shard, shard_bit, Epoch, Position};
+        let hub = Hub::new(Arc::new(TopicPolicy::default()), 4);
+        let (one, same, wide) = (
+            client("one", Principal::anonymous()),
+            client("same", Principal::anonymous()),
+            client("wide", Principal::anonymous()),
+        );
+        one.read_shards(shard_bit(1) | shard_bit(3));
+        same.read_shards(shard_bit(1) | shard_bit(3));
+        wide.read_shards(every_shard(4));
+        for c in [&one, &same, &wide] {
+            hub.subscribe("room", c);
+        }
+        let at = Position::new(Epoch(7), vec![3, 9, 0, 4]);
+        hub.deliver(Fanout {
+            topics: &["room"],
+            shard: shard_of("room", 4),
+            seq: 9,
+            frame: EventFrame::Positioned {
+                at: &at,
+                body: b"data: x\n\n",
+            },
+        });
+        let frame = |c: &ClientState| c.take_queued().remove(0).frame;
+        let (one, same, wide) = (frame(&one), frame(&same), frame(&wide));
+        assert_eq!(&one[..], b"id: 3.7.4.1:9.3:4\ndata: x\n\n");
+        assert_eq!(
+            one.as_ptr(),
+            same.as_ptr(),
+            "one encoding per set of shards"
+        );
+        assert_eq!(&wide[..], b"id: 3.7.4.0:3.1:9.2:0.3:4\ndata: x\n\n");
     }
 
     #[test]

@@ -10,10 +10,13 @@
 //! ([`shard_of`]).
 //!
 //! What a stream writes as `id:` (and gets back as `Last-Event-ID`) is its
-//! [`Position`]: for each shard, the last seq it has. With one shard that
-//! is just the last event's id, `<epoch>-<seq>`; with several it is
-//! `2.<epoch>.<seq of shard 0>.<seq of shard 1>…` (the leading `2` is the
-//! format's version).
+//! [`Position`]: for each shard it reads, the last seq it has. With one
+//! shard that is just the last event's id, `<epoch>-<seq>`; with several it
+//! is `3.<epoch>.<shards>.<shard>:<seq>.<shard>:<seq>…`, naming only the
+//! shards the stream reads (the shards of its topics), in ascending order.
+//! The leading `3` is the format's version; version `2`,
+//! `2.<epoch>.<seq of shard 0>.<seq of shard 1>…` (every shard), is still
+//! read.
 //!
 //! `epoch` is drawn at random when the log starts: an id minted by an
 //! earlier run (or by another broker) carries a different epoch and is
@@ -80,7 +83,7 @@ impl FromStr for EventId {
 }
 
 /// The most shards a log may have: bounds a position's length (about
-/// 11 bytes per shard).
+/// 12 bytes per shard it names).
 pub const MAX_SHARDS: usize = 64;
 
 /// The shard of a `shards`-shard log that holds `topic` (FNV-1a: stable
@@ -103,7 +106,8 @@ pub fn shard_of(topic: &str, shards: usize) -> usize {
 }
 
 /// Where a stream is in a log: per shard, the seq of the last event it
-/// has (0: none). See the module docs for its text form.
+/// has (0: none), for the shards it knows of. See the module docs for its
+/// text form.
 ///
 /// ```
 /// use herald_server::broker::{Epoch, EventId, Position};
@@ -114,23 +118,40 @@ pub fn shard_of(topic: &str, shards: usize) -> usize {
 ///
 /// let mut three = Position::start(Epoch(171), 3);
 /// three.advance(1, 9);
-/// assert_eq!(three.to_string(), "2.171.0.9.0");
+/// assert_eq!(three.to_string(), "3.171.3.0:0.1:9.2:0");
+/// // What a stream reading shards 1 and 2 (bits 0b110) writes.
+/// assert_eq!(three.naming(0b110).to_string(), "3.171.3.1:9.2:0");
+///
+/// let read: Position = "3.171.3.1:9".parse().unwrap();
+/// assert_eq!((read.knows(0), read.knows(1), read.seq(1)), (false, true, 9));
 /// assert_eq!("2.171.0.9.0".parse::<Position>().unwrap(), three);
-/// assert_eq!(three.seq(1), 9);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Position {
     pub epoch: Epoch,
     seqs: Vec<u64>,
+    /// The shards it says anything of, bit `i` for shard `i`.
+    known: u64,
+}
+
+/// The bits of every shard of a `shards`-shard log (see [`Position::naming`]).
+pub fn every_shard(shards: usize) -> u64 {
+    match shards {
+        0 => 1,
+        n if n >= MAX_SHARDS => u64::MAX,
+        n => (1 << n) - 1,
+    }
+}
+
+/// The bit of `shard` (see [`Position::naming`]).
+pub fn shard_bit(shard: usize) -> u64 {
+    1u64.checked_shl(shard as u32).unwrap_or(0)
 }
 
 impl Position {
     /// Before every event of a `shards`-shard log (at least one shard).
     pub fn start(epoch: Epoch, shards: usize) -> Self {
-        Position {
-            epoch,
-            seqs: vec![0; shards.clamp(1, MAX_SHARDS)],
-        }
+        Position::new(epoch, vec![0; shards])
     }
 
     /// From each shard's seq (clamped to 1 ..= [`MAX_SHARDS`] shards).
@@ -139,11 +160,17 @@ impl Position {
         if seqs.is_empty() {
             seqs.push(0);
         }
-        Position { epoch, seqs }
+        let known = every_shard(seqs.len());
+        Position { epoch, seqs, known }
     }
 
     pub fn shards(&self) -> usize {
         self.seqs.len()
+    }
+
+    /// Whether it says where it is in `shard`.
+    pub fn knows(&self, shard: usize) -> bool {
+        self.known & shard_bit(shard) != 0
     }
 
     /// The last seq had of `shard` (0 for a shard it does not know).
@@ -166,34 +193,70 @@ impl Position {
     pub fn advance(&mut self, shard: usize, seq: u64) {
         if let Some(s) = self.seqs.get_mut(shard) {
             *s = (*s).max(seq);
+            self.known |= shard_bit(shard);
+        }
+    }
+
+    /// Is at `seq` in `shard` (which it now knows), wherever it was.
+    pub fn set(&mut self, shard: usize, seq: u64) {
+        if let Some(s) = self.seqs.get_mut(shard) {
+            *s = seq;
+            self.known |= shard_bit(shard);
+        }
+    }
+
+    /// Forgets every shard but `shards` (bits, as [`shard_bit`]).
+    pub fn keep_only(&mut self, shards: u64) {
+        self.known &= shards;
+    }
+
+    /// Its text form naming only the shards among `shards` (bits, as
+    /// [`shard_bit`]) that it knows: what a stream reading those writes.
+    pub fn naming(&self, shards: u64) -> Naming<'_> {
+        Naming {
+            at: self,
+            shards: self.known & shards,
         }
     }
 }
 
 impl From<EventId> for Position {
     fn from(id: EventId) -> Self {
-        Position {
-            epoch: id.epoch,
-            seqs: vec![id.seq],
-        }
+        Position::new(id.epoch, vec![id.seq])
     }
 }
 
-/// The version of the several-shard form.
-const SHARDED: &str = "2";
+/// The version of the several-shard form that names shards.
+const SHARDED: &str = "3";
+/// The earlier several-shard form, every shard's seq in order (read only).
+const SHARDED_V2: &str = "2";
+
+/// A [`Position`]'s text naming some of its shards ([`Position::naming`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Naming<'a> {
+    at: &'a Position,
+    shards: u64,
+}
+
+impl fmt::Display for Naming<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let at = self.at;
+        if let [seq] = at.seqs.as_slice() {
+            return write!(f, "{}-{seq}", at.epoch.0);
+        }
+        write!(f, "{SHARDED}.{}.{}", at.epoch.0, at.seqs.len())?;
+        for (shard, seq) in at.seqs.iter().enumerate() {
+            if self.shards & shard_bit(shard) != 0 {
+                write!(f, ".{shard}:{seq}")?;
+            }
+        }
+        Ok(())
+    }
+}
 
 impl fmt::Display for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.seqs.as_slice() {
-            [seq] => write!(f, "{}-{seq}", self.epoch.0),
-            seqs => {
-                write!(f, "{SHARDED}.{}", self.epoch.0)?;
-                for seq in seqs {
-                    write!(f, ".{seq}")?;
-                }
-                Ok(())
-            }
-        }
+        self.naming(u64::MAX).fmt(f)
     }
 }
 
@@ -201,20 +264,46 @@ impl FromStr for Position {
     type Err = InvalidEventId;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let Some(rest) = s.strip_prefix(SHARDED).and_then(|r| r.strip_prefix('.')) else {
-            return s.parse::<EventId>().map(Position::from);
-        };
         let invalid = || InvalidEventId(s.chars().take(64).collect());
+        let versioned = |v: &str| s.strip_prefix(v).and_then(|r| r.strip_prefix('.'));
+        let (named, rest) = match (versioned(SHARDED), versioned(SHARDED_V2)) {
+            (Some(rest), _) => (true, rest),
+            (None, Some(rest)) => (false, rest),
+            (None, None) => return s.parse::<EventId>().map(Position::from),
+        };
         let mut parts = rest.split('.');
         let epoch = parts.next().and_then(decimal).ok_or_else(invalid)?;
         let epoch = Epoch(u32::try_from(epoch).map_err(|_| invalid())?);
-        let seqs = parts
-            .map(|p| decimal(p).ok_or_else(invalid))
-            .collect::<Result<Vec<u64>, _>>()?;
-        if seqs.len() < 2 || seqs.len() > MAX_SHARDS {
+        if !named {
+            let seqs = parts
+                .map(|p| decimal(p).ok_or_else(invalid))
+                .collect::<Result<Vec<u64>, _>>()?;
+            if seqs.len() < 2 || seqs.len() > MAX_SHARDS {
+                return Err(invalid());
+            }
+            return Ok(Position::new(epoch, seqs));
+        }
+        let shards = parts.next().and_then(decimal).ok_or_else(invalid)? as usize;
+        if !(2..=MAX_SHARDS).contains(&shards) {
             return Err(invalid());
         }
-        Ok(Position { epoch, seqs })
+        let mut at = Position::new(epoch, vec![0; shards]);
+        at.known = 0;
+        let mut next = 0;
+        for part in parts {
+            let (shard, seq) = part.split_once(':').ok_or_else(invalid)?;
+            let (Some(shard), Some(seq)) = (decimal(shard), decimal(seq)) else {
+                return Err(invalid());
+            };
+            // Ascending, each once, within the log.
+            let shard = usize::try_from(shard).map_err(|_| invalid())?;
+            if shard < next || shard >= shards {
+                return Err(invalid());
+            }
+            next = shard + 1;
+            at.set(shard, seq);
+        }
+        Ok(at)
     }
 }
 
@@ -260,13 +349,46 @@ mod tests {
             "2.171.5.x",
             "2.171.-5.6",
             "2.4294967296.1.2",
-            "3.171.1.2",
+            "4.171.1.2",
+            "3.171",
+            "3.171.1.0:5",
+            "3.171.65",
+            "3.171.3.0-5",
+            "3.171.3.3:5",
+            "3.171.3.1:5.0:4",
+            "3.171.3.1:5.1:6",
+            "3.171.3.1:x",
+            "3.171.3.:5",
+            "3.171.3.1:5.",
         ] {
             assert!(bad.parse::<Position>().is_err(), "{bad:?} accepted");
         }
         let too_long = format!("2.1{}", ".0".repeat(MAX_SHARDS + 1));
         assert!(too_long.parse::<Position>().is_err());
         let longest = format!("2.1{}", ".0".repeat(MAX_SHARDS));
+        assert_eq!(
+            longest.parse::<Position>().map(|p| p.shards()),
+            Ok(MAX_SHARDS)
+        );
+    }
+
+    #[test]
+    fn a_position_names_the_shards_it_knows() {
+        let at: Position = "3.9.8".parse().expect("no shard named");
+        assert_eq!((at.shards(), at.knows(0)), (8, false));
+        assert_eq!(at.to_string(), "3.9.8");
+        let mut at: Position = "3.9.8.2:40.7:3".parse().expect("two shards");
+        assert_eq!((at.seq(2), at.seq(7), at.knows(5)), (40, 3, false));
+        at.advance(5, 1);
+        assert_eq!(at.to_string(), "3.9.8.2:40.5:1.7:3");
+        at.keep_only(shard_bit(2) | shard_bit(5));
+        assert_eq!(at.to_string(), "3.9.8.2:40.5:1");
+        assert_eq!(at.naming(shard_bit(5)).to_string(), "3.9.8.5:1");
+        assert_eq!(every_shard(3), 0b111);
+        assert_eq!(every_shard(MAX_SHARDS), u64::MAX);
+        // The longest: every shard named, each with the largest seq.
+        let longest = Position::new(Epoch(u32::MAX), vec![u64::MAX; MAX_SHARDS]).to_string();
+        assert!(longest.len() < 64 * 25, "{}", longest.len());
         assert_eq!(
             longest.parse::<Position>().map(|p| p.shards()),
             Ok(MAX_SHARDS)

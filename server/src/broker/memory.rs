@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::backplane::{
-    frame_with_id, Backplane, BackplaneError, BoxFuture, Entry, Fanout, Matched, Page, Replay, Sink,
+    frame_with_id, Backplane, BackplaneError, BoxFuture, Entry, EventFrame, Fanout, Matched, Page,
+    Replay, Sink,
 };
 use super::claims::{ClaimTable, Claimed, ClientClaim};
 use super::id::{Epoch, EventId, Position};
@@ -195,7 +196,7 @@ impl MemoryBackplane {
                 topics,
                 shard: 0,
                 seq,
-                frame,
+                frame: EventFrame::Whole(frame),
             });
         }
         id

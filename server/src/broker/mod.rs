@@ -81,8 +81,8 @@ pub use self::redis::{
     DEFAULT_SHARDS as DEFAULT_REDIS_SHARDS,
 };
 pub use backplane::{
-    frame_with_id, reframe, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Entry, Fanout,
-    Matched, Page, Replay, Sink, MAX_TOPICS_PER_EVENT,
+    frame_with_id, reframe, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Entry,
+    EventFrame, Fanout, Matched, Page, Replay, Sink, MAX_TOPICS_PER_EVENT,
 };
 pub use claims::{ClaimTable, Claimed, ClientClaim};
 pub use client::{ClientState, Ready, Subscription};
@@ -90,7 +90,9 @@ pub use config::{BrokerConfig, HeartbeatStyle, Hook};
 pub use connect::ConnectOptions;
 pub use error::BrokerError;
 pub use helper::SSEHelper;
-pub use id::{shard_of, Epoch, EventId, InvalidEventId, Position, MAX_SHARDS};
+pub use id::{
+    every_shard, shard_bit, shard_of, Epoch, EventId, InvalidEventId, Naming, Position, MAX_SHARDS,
+};
 pub use memory::{HistoryLimits, MemoryBackplane};
 pub use names::{validate_topic, MAX_TOPIC_LEN};
 use policy::{Publisher, TopicPolicy};

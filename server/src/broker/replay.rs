@@ -361,17 +361,24 @@ mod tests {
         assert_eq!(
             frames(both).await,
             [
-                "id: 2.7.1.0\na1",
-                "id: 2.7.1.1\nb1",
-                "id: 2.7.2.1\nab",
-                "id: 2.7.2.3\nb3"
+                "id: 3.7.2.0:1.1:0\na1",
+                "id: 3.7.2.0:1.1:1\nb1",
+                "id: 3.7.2.0:2.1:1\nab",
+                "id: 3.7.2.0:2.1:3\nb3"
             ]
         );
-        // On `b` alone, the copy in `b`'s shard is the one to take.
-        let only_b = ReplayCursor::new(vec![(b.into(), 2)], start, until);
+        // On `b` alone, the copy in `b`'s shard is the one to take, and
+        // the ids name only that shard.
+        let mut from = start;
+        from.keep_only(crate::broker::shard_bit(1));
+        let only_b = ReplayCursor::new(vec![(b.into(), 2)], from, until);
         assert_eq!(
             frames(only_b).await,
-            ["id: 2.7.0.1\nb1", "id: 2.7.0.2\nab", "id: 2.7.0.3\nb3"]
+            [
+                "id: 3.7.2.1:1\nb1",
+                "id: 3.7.2.1:2\nab",
+                "id: 3.7.2.1:3\nb3"
+            ]
         );
     }
 }

@@ -57,28 +57,27 @@ impl Topic {
         Arc::as_ptr(self) as usize
     }
 
-    /// Queues the same frame for every subscriber `admit` lets through
-    /// (an event for several topics reaches a connection once). A
-    /// subscriber whose queue is full is evicted by `offer` (counted once,
-    /// where it happens) and dropped from the topic, as is one whose stream
-    /// already ended.
+    /// Queues for every subscriber the frame `frame_for` gives it (`None`:
+    /// not this one — an event for several topics reaches a connection
+    /// once). A subscriber whose queue is full is evicted by `offer`
+    /// (counted once, where it happens) and dropped from the topic, as is
+    /// one whose stream already ended.
     pub fn deliver(
         self: &Arc<Self>,
         (shard, seq): (usize, u64),
-        frame: Bytes,
         stats: &Stats,
-        mut admit: impl FnMut(&Arc<ClientState>) -> bool,
+        mut frame_for: impl FnMut(&Arc<ClientState>) -> Option<Bytes>,
     ) {
         let key = self.key();
         let mut offer = |client: &Arc<ClientState>| {
-            if !admit(client) {
+            let Some(frame) = frame_for(client) else {
                 return true;
-            }
+            };
             let offered = client.offer(Delivery {
                 key,
                 shard,
                 seq,
-                frame: frame.clone(),
+                frame,
             });
             match offered {
                 Offered::Queued => stats.delivered(),
@@ -209,9 +208,13 @@ mod tests {
         topic.subscribe(&a);
         topic.subscribe(&b);
         // Capacity 1: the first frame is queued, the second evicts both.
-        topic.deliver((0, 1), Bytes::from_static(b"data: 1\n\n"), &stats, |_| true);
-        topic.deliver((0, 2), Bytes::from_static(b"data: 2\n\n"), &stats, |_| true);
-        topic.deliver((0, 3), Bytes::from_static(b"data: 3\n\n"), &stats, |_| true);
+        for (seq, frame) in [&b"data: 1\n\n"[..], b"data: 2\n\n", b"data: 3\n\n"]
+            .into_iter()
+            .enumerate()
+        {
+            let frame = Bytes::from_static(frame);
+            topic.deliver((0, seq as u64 + 1), &stats, |_| Some(frame.clone()));
+        }
         assert_eq!(topic.subscriber_count(), 0);
         assert_eq!(stats.snapshot(0, 0, 0).evictions, 2);
     }

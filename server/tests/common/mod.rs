@@ -334,6 +334,22 @@ impl SseStream {
         }
     }
 
+    /// Reads until the stream's last event id (as an `EventSource` keeps
+    /// it: `id:`-only frames set it too) satisfies `done`; returns it.
+    /// Frames read meanwhile stay queued.
+    pub async fn until_last_event_id(&mut self, done: impl Fn(&str) -> bool) -> String {
+        while !done(self.parser.last_event_id()) {
+            let chunk = tokio::time::timeout(WAIT, self.body.next())
+                .await
+                .expect("timed out waiting for an id")
+                .expect("stream open")
+                .expect("readable");
+            let frames = &mut self.frames;
+            self.parser.feed(&chunk, |f| frames.push_back(f));
+        }
+        self.parser.last_event_id().to_owned()
+    }
+
     /// Reads until the server closes the stream; returns the events seen.
     pub async fn read_to_end(&mut self) -> Vec<MessageEvent> {
         let mut out = Vec::new();

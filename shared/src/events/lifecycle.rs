@@ -70,6 +70,10 @@ pub enum ResetReason {
     /// The id is past anything the log has numbered (not one of its ids,
     /// or the log lost its tail): everything it holds follows.
     AheadOfLog,
+    /// In a sharded log: the id does not name the shard of some of the
+    /// stream's topics (its stream did not read them when it was written):
+    /// everything the log holds of those topics follows.
+    ShardNotInId,
 }
 
 /// Sent before any replay when the missed events cannot all be delivered:
@@ -130,6 +134,13 @@ mod tests {
                 last_event_id: "e1-5".into(),
             },
             json!({"reason": "history-gap", "lastEventId": "e1-5"}),
+        );
+        assert_shape(
+            &Reset {
+                reason: ResetReason::ShardNotInId,
+                last_event_id: "3.7.8.2:5".into(),
+            },
+            json!({"reason": "shard-not-in-id", "lastEventId": "3.7.8.2:5"}),
         );
     }
 }

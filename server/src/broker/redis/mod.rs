@@ -50,8 +50,8 @@
 //! numbering its own events: a publish runs on its topic's shard only. A
 //! stream's position is then a seq per shard ([`Position`]); each node reads
 //! each shard's feed with a reader of its own and tells its streams its
-//! position in every shard, under one lock so that what a stream is told
-//! never goes back ([`Shared::deliver`]). A resume waits for this node to
+//! position (each stream's id names the shards it reads), under one lock
+//! so that what a stream is told never goes back ([`Shared::deliver`]). A resume waits for this node to
 //! have delivered up to the shards' heads ([`Backplane::head`]). An event
 //! for topics on several shards is one script per shard, each copy naming
 //! all its topics (`t` also in the topic streams, for replays): a
@@ -116,8 +116,8 @@ use self::reply::{field, parse_replay, stream_entries};
 use self::scripts::Scripts;
 
 use crate::broker::backplane::{
-    frame_with_id, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Entry, Fanout, Matched,
-    Page, Replay, Sink,
+    frame_with_id, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Entry, EventFrame,
+    Fanout, Matched, Page, Replay, Sink,
 };
 use crate::broker::claims::{Claimed, ClientClaim};
 use crate::broker::id::{Epoch, EventId, Position, MAX_SHARDS};
@@ -244,7 +244,7 @@ struct Shared {
     /// (written) while an event is handed over, so the positions streams
     /// are written only grow ([`Shared::deliver`]); [`Backplane::head`]
     /// waits on it.
-    frontier: watch::Sender<Vec<u64>>,
+    frontier: watch::Sender<Position>,
     scripts: Scripts,
 }
 
@@ -324,7 +324,7 @@ impl Shared {
                 topics: &topics,
                 shard,
                 seq: id.seq,
-                frame: frame_with_id(id, body),
+                frame: EventFrame::Whole(frame_with_id(id, body)),
             });
             return;
         }
@@ -332,16 +332,17 @@ impl Shared {
         // shard (it has every event of its topics up to there), handed over
         // while the frontier is held so that no stream sees a position go
         // back.
-        self.frontier.send_modify(|frontier| {
-            let Some(at) = frontier.get_mut(shard) else {
+        self.frontier.send_modify(|at| {
+            if shard >= at.shards() {
                 return;
-            };
-            *at = (*at).max(id.seq);
+            }
+            at.epoch = id.epoch;
+            at.advance(shard, id.seq);
             sink.deliver(Fanout {
                 topics: &topics,
                 shard,
                 seq: id.seq,
-                frame: frame_with_id(Position::new(id.epoch, frontier.clone()), body),
+                frame: EventFrame::Positioned { at, body },
             });
         });
     }
@@ -460,6 +461,8 @@ impl RedisBackplane {
         } else {
             Vec::new()
         };
+        let epoch: u32 = epoch.parse().unwrap_or(0);
+        let frontier = Position::new(Epoch(epoch), frontier);
         let (presence_ops, presence_queue) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             start,
@@ -467,7 +470,7 @@ impl RedisBackplane {
             target,
             commands,
             layout,
-            epoch: AtomicU32::new(epoch.parse().unwrap_or(0)),
+            epoch: AtomicU32::new(epoch),
             healthy: AtomicBool::new(true),
             last_error: Mutex::new(None),
             shards_down: Mutex::new(BTreeSet::new()),
@@ -794,6 +797,13 @@ impl Backplane for RedisBackplane {
         })
     }
 
+    fn at_position(&self, f: &mut dyn FnMut(&Position)) {
+        if self.shared.layout.log_shards() > 1 {
+            // Read-locked: no delivery (which holds it written) is under way.
+            f(&self.shared.frontier.borrow());
+        }
+    }
+
     fn head(&self) -> BoxFuture<'_, Result<Position, BackplaneError>> {
         Box::pin(async move {
             let s = &self.shared;
@@ -812,14 +822,14 @@ impl Backplane for RedisBackplane {
                 let delivered = frontier.borrow();
                 counters
                     .into_iter()
-                    .zip(delivered.iter())
+                    .zip(delivered.seqs())
                     .map(|(seq, &at)| seq.unwrap_or(at))
                     .collect()
             };
-            let caught_up = |at: &Vec<u64>| at.iter().zip(&target).all(|(a, t)| a >= t);
+            let caught_up = |at: &Position| at.seqs().iter().zip(&target).all(|(a, t)| a >= t);
             let reached = tokio::time::timeout(HEAD_WAIT, frontier.wait_for(caught_up)).await;
             match reached {
-                Ok(Ok(at)) => Ok(Position::new(epoch, at.clone())),
+                Ok(Ok(at)) => Ok(Position::new(epoch, at.seqs().to_vec())),
                 _ => Err(s.down("this node's feed readers are behind the log")),
             }
         })
