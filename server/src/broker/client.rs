@@ -373,9 +373,9 @@ impl ClientState {
         self.reads.load(Ordering::Acquire)
     }
 
-    /// Notes that it reads `shards` too; whether that added any.
-    pub(crate) fn read_shards(&self, shards: u64) -> bool {
-        self.reads.fetch_or(shards, Ordering::AcqRel) & shards != shards
+    /// Notes that it reads `shards` too.
+    pub(crate) fn read_shards(&self, shards: u64) {
+        self.reads.fetch_or(shards, Ordering::AcqRel);
     }
 
     /// Queues a frame without waiting. A full queue means the client reads
