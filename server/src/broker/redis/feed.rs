@@ -151,6 +151,7 @@ async fn read_until_error(
     let keys: Vec<String> = reader.feeds.iter().map(|&f| s.layout.feed(f)).collect();
     let positions = &mut reader.positions;
     let reader_epoch = &mut reader.epoch;
+    let sharded = s.layout.log_shards() > 1;
     loop {
         let mut cmd = redis::cmd("XREAD");
         cmd.arg("COUNT")
@@ -164,7 +165,9 @@ async fn read_until_error(
         for position in positions.iter() {
             cmd.arg(position);
         }
+        let asked = std::time::Instant::now();
         let reply: Value = cmd.query_async(con).await.map_err(unavailable)?;
+        let waited = asked.elapsed();
         // What the shards returned, delivered in id order across shards:
         // events written close together (the usual case) reach subscribers
         // in the order they were numbered, whichever shard carried them.
@@ -193,5 +196,23 @@ async fn read_until_error(
             }
             positions[shard] = raw_id;
         }
+        if sharded && waited < BUSY {
+            // Entries come fast: a short pause lets the next read take
+            // several at once. A shard's reader sees only its shard's share
+            // of the events one reader of every feed would, so without it
+            // reads batch less: more XREADs per publish, and more, smaller
+            // writes to this node's sockets. A quiet log's reads wait
+            // longer than `BUSY` and are never held up.
+            tokio::time::sleep(BUSY_PAUSE).await;
+        }
     }
 }
+
+/// A sharded log's read answered within this: its shard is busy.
+/// Measured (`herald-bench backplanes`): at 1.5 ms the cluster's XREADs per
+/// publish fall from 0.9 to 0.4 and paced latency does not move; at
+/// 0.5 ms, to 0.7. A pause after every read, however long it waited,
+/// doubled paced latency.
+const BUSY: Duration = Duration::from_micros(1500);
+/// How long a sharded log's reader pauses after a busy read.
+const BUSY_PAUSE: Duration = Duration::from_millis(1);
