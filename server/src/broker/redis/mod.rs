@@ -49,10 +49,12 @@
 //! must share a slot, so a cluster's log has `shards` shards, each
 //! numbering its own events: a publish runs on its topic's shard only. A
 //! stream's position is then a seq per shard ([`Position`]); each node reads
-//! each shard's feed with a reader of its own and tells its streams its
-//! position (each stream's id names the shards it reads), under one lock
-//! so that what a stream is told never goes back ([`Shared::deliver`]). A resume waits for this node to
-//! have delivered up to the shards' heads ([`Backplane::head`]). An event
+//! each shard's feed with a reader of its own (pausing 1 ms after a read
+//! that found entries waiting, so busy reads batch) and tells its streams
+//! its position, each stream's id naming the shards it reads, under one
+//! lock so that what a stream is told never goes back
+//! ([`Shared::deliver`]). A resume waits for this node to have delivered
+//! up to the shards' heads ([`Backplane::head`]). An event
 //! for topics on several shards is one script per shard, each copy naming
 //! all its topics (`t` also in the topic streams, for replays): a
 //! connection takes the copy of the shard of the first of them it is on.
@@ -328,10 +330,10 @@ impl Shared {
             });
             return;
         }
-        // Sharded: what a stream is told is this node's position in every
-        // shard (it has every event of its topics up to there), handed over
-        // while the frontier is held so that no stream sees a position go
-        // back.
+        // Sharded: what a stream is told is this node's position (it has
+        // every event of its topics up to there), naming the shards that
+        // stream reads, handed over while the frontier is held so that no
+        // stream sees a position go back.
         self.frontier.send_modify(|at| {
             if shard >= at.shards() {
                 return;
