@@ -363,14 +363,7 @@ async fn a_dead_master_stops_only_its_shard_and_loses_nothing_it_acknowledged() 
 #[tokio::test]
 async fn a_cluster_node_behind_a_one_server_url_is_refused_with_a_clear_error() {
     let cluster = RedisCluster::start().await;
-    let refused = RedisBackplane::connect(RedisOptions::new(cluster.url()))
-        .await
-        .err()
-        .expect("refused");
-    assert!(
-        refused.to_string().contains("redis+cluster://"),
-        "{refused}"
-    );
+    assert_refused(RedisOptions::new(cluster.url()), "redis+cluster://").await;
     // The server says so and exits at once (no waiting for Redis to start).
     let started = std::time::Instant::now();
     let out = tokio::time::timeout(
@@ -511,14 +504,16 @@ async fn a_shard_that_lost_its_data_is_refused_not_renumbered() {
         shards: SHARDS,
         ..RedisOptions::new(cluster.cluster_url())
     };
+    assert_refused(options, "disagree on its epoch").await;
+}
+
+/// Asserts that a backplane on `options` is refused, saying `why`.
+async fn assert_refused(options: RedisOptions, why: &str) {
     let refused = RedisBackplane::connect(options)
         .await
         .err()
         .expect("refused");
-    assert!(
-        refused.to_string().contains("disagree on its epoch"),
-        "{refused}"
-    );
+    assert!(refused.to_string().contains(why), "{refused}");
 }
 
 /// Presence on the cluster: a member on node B is listed by node A, is
