@@ -231,11 +231,14 @@ async fn a_streams_id_names_only_the_shards_it_reads() {
     drop(narrow);
     publish_each(&a, &topics, 5..=5).await;
     let query = format!("?topics={},{}", topics[home], topics[other]);
-    let (mut resumed, _) = a.connect_with(&query, Some(&after)).await;
-    let got = by_topic(&read_data(&mut resumed, 2).await);
-    assert_eq!(got[&topics[home]], [5]);
-    assert_eq!(got[&topics[other]], [5]);
-    resumed.expect_silence(Duration::from_millis(300)).await;
+    let by_query = format!("{query}&lastEventId={after}");
+    for (query, header) in [(&query, Some(after.as_str())), (&by_query, None)] {
+        let (mut resumed, _) = a.connect_with(query, header).await;
+        let got = by_topic(&read_data(&mut resumed, 2).await);
+        assert_eq!(got[&topics[home]], [5]);
+        assert_eq!(got[&topics[other]], [5]);
+        resumed.expect_silence(Duration::from_millis(300)).await;
+    }
 
     // From the id before it: that shard's topic is new to the position,
     // so a `reset` says so and everything it holds follows.
