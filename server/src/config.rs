@@ -223,6 +223,18 @@ pub struct LimitFlags {
     /// Publishes a caller may make in a burst before the rate applies.
     #[arg(long, env = "HERALD_PUBLISH_BURST", default_value_t = ratelimit::DEFAULT_PUBLISH_BURST)]
     pub publish_burst: u32,
+
+    /// Topics with history kept at once (every topic a publish starts
+    /// counts until its history expires); a publish that would start one
+    /// more gets 429.
+    #[arg(long, env = "HERALD_MAX_LOG_TOPICS", default_value_t = broker_defaults::DEFAULT_MAX_LOG_TOPICS)]
+    pub max_log_topics: usize,
+
+    /// Topics one caller (a user, or an anonymous address) may start per
+    /// minute by publishing, in bursts of as many; 0 for no limit. A
+    /// service that sends to many new users needs more.
+    #[arg(long, env = "HERALD_TOPIC_CREATIONS_PER_MINUTE", default_value_t = broker_defaults::DEFAULT_TOPIC_CREATIONS_PER_MINUTE)]
+    pub topic_creations_per_minute: u32,
 }
 
 /// What every stream carries besides events: heartbeats, the retry hint,
@@ -249,6 +261,16 @@ pub struct StreamFlags {
     /// Seconds an event stays resumable.
     #[arg(long, env = "HERALD_HISTORY_SECS", default_value_t = broker_defaults::DEFAULT_HISTORY_SECS)]
     pub history_secs: u64,
+
+    /// Bytes of history kept for all topics together; past it the
+    /// history of the topics idle longest goes first (a client resuming
+    /// into it gets `reset`).
+    #[arg(long, env = "HERALD_HISTORY_BYTES", default_value_t = broker_defaults::DEFAULT_HISTORY_BYTES)]
+    pub history_bytes: usize,
+
+    /// Bytes of history kept per topic; its oldest events go first.
+    #[arg(long, env = "HERALD_HISTORY_TOPIC_BYTES", default_value_t = broker_defaults::DEFAULT_HISTORY_TOPIC_BYTES)]
+    pub history_topic_bytes: usize,
 
     /// `retry:` hint sent to clients, in milliseconds.
     #[arg(long, env = "HERALD_RETRY_MS", default_value_t = broker_defaults::DEFAULT_RETRY_MS)]
@@ -412,6 +434,9 @@ impl Config {
         crate::broker::HistoryLimits {
             max_events: self.streams.history_size,
             max_age: Duration::from_secs(self.streams.history_secs),
+            topic_bytes: self.streams.history_topic_bytes,
+            total_bytes: self.streams.history_bytes,
+            max_topics: self.limits.max_log_topics,
         }
     }
 
@@ -449,8 +474,8 @@ impl Config {
                 HeartbeatFlag::Event => HeartbeatStyle::Event,
                 HeartbeatFlag::Comment => HeartbeatStyle::Comment,
             },
-            history_size: history.max_events,
-            history_max_age: history.max_age,
+            history,
+            topic_creations_per_minute: l.topic_creations_per_minute,
             retry_hint_ms: s.retry_ms,
             max_connections: l.max_connections,
             max_connections_per_user: l.max_connections_per_user,

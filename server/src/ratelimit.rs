@@ -122,6 +122,50 @@ impl RateLimiter {
         }
     }
 
+    /// Whether `key` has a token now, without taking it; else how long
+    /// until it has one. With [`spend_at`](Self::spend_at), for a cost
+    /// known only afterwards (the topics a publish turned out to create).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use herald_server::ratelimit::RateLimiter;
+    /// let limiter = RateLimiter::new(1.0, 2);
+    /// let t0 = Instant::now();
+    /// assert!(limiter.peek_at("svc", t0).is_ok());
+    /// limiter.spend_at("svc", 3, t0); // cost more than was left: owed
+    /// assert_eq!(limiter.peek_at("svc", t0), Err(Duration::from_secs(2)));
+    /// assert!(limiter.peek_at("svc", t0 + Duration::from_secs(2)).is_ok());
+    /// ```
+    pub fn peek_at(&self, key: &str, now: Instant) -> Result<(), Duration> {
+        if !self.is_enabled() {
+            return Ok(());
+        }
+        let buckets = lock(&self.buckets);
+        let tokens = buckets
+            .get(key)
+            .map_or(self.burst, |b| refilled(b, now, self.rate, self.burst));
+        if tokens >= 1.0 {
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - tokens) / self.rate))
+        }
+    }
+
+    /// Takes `n` tokens for `key` whatever is left: what goes past empty
+    /// is owed (at most one burst), so the caller waits it off.
+    pub fn spend_at(&self, key: &str, n: u32, now: Instant) {
+        if !self.is_enabled() || n == 0 {
+            return;
+        }
+        let mut buckets = lock(&self.buckets);
+        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
+            tokens: self.burst,
+            updated: now,
+        });
+        bucket.tokens = (refilled(bucket, now, self.rate, self.burst) - f64::from(n)).max(-self.burst);
+        bucket.updated = now;
+    }
+
     /// How many callers have a bucket (for tests and stats).
     pub fn tracked(&self) -> usize {
         self.buckets.lock().map(|b| b.len()).unwrap_or(0)

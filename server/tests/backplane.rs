@@ -6,11 +6,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use herald_server::broker::{
-    Backplane, BackplaneError, BoxFuture, BrokerConfig, Claimed, ClientClaim, ConnectOptions,
-    Epoch, EventId, HistoryLimits, Matched, MemoryBackplane, Page, Position, Replay, SSEBroker,
-    Sink,
+    Append, AppendError, Appended, Backplane, BackplaneError, BoxFuture, BrokerConfig, Claimed,
+    ClientClaim, ConnectOptions, Epoch, HistoryLimits, Matched, MemoryBackplane, Page, Position,
+    Replay, SSEBroker, Sink,
 };
 use herald_server::router::router;
 use herald_server::state::AppState;
@@ -31,13 +30,8 @@ impl Backplane for RacyReplay {
     fn attach(&self, sink: Arc<dyn Sink>) {
         self.0.attach(sink)
     }
-    fn append<'a>(
-        &'a self,
-        topics: &'a [&'a str],
-        key: Option<&'a str>,
-        body: Bytes,
-    ) -> BoxFuture<'a, Result<EventId, BackplaneError>> {
-        self.0.append(topics, key, body)
+    fn append<'a>(&'a self, event: Append<'a>) -> BoxFuture<'a, Result<Appended, AppendError>> {
+        self.0.append(event)
     }
     fn replay<'a>(
         &'a self,
@@ -46,13 +40,9 @@ impl Backplane for RacyReplay {
     ) -> BoxFuture<'a, Result<Replay, BackplaneError>> {
         Box::pin(async move {
             if topic == "feed" {
-                self.0
-                    .append(
-                        &[topic],
-                        None,
-                        Event::data("raced").encode().expect("valid"),
-                    )
-                    .await?;
+                let raced = Event::data("raced").encode().expect("valid");
+                let appended = self.0.append(Append::new(&[topic], raced)).await;
+                appended.map_err(|e| BackplaneError(e.to_string()))?;
             }
             self.0.replay(topic, page).await
         })
@@ -136,13 +126,8 @@ impl Backplane for Down {
         Epoch(1)
     }
     fn attach(&self, _sink: Arc<dyn Sink>) {}
-    fn append<'a>(
-        &'a self,
-        _: &'a [&'a str],
-        _: Option<&'a str>,
-        _: Bytes,
-    ) -> BoxFuture<'a, Result<EventId, BackplaneError>> {
-        Box::pin(async { Err(BackplaneError("connection refused".into())) })
+    fn append<'a>(&'a self, _: Append<'a>) -> BoxFuture<'a, Result<Appended, AppendError>> {
+        Box::pin(async { Err(BackplaneError("connection refused".into()).into()) })
     }
     fn replay<'a>(&'a self, _: &'a str, _: Page) -> BoxFuture<'a, Result<Replay, BackplaneError>> {
         Box::pin(async { Err(BackplaneError("connection refused".into())) })

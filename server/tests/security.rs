@@ -462,7 +462,10 @@ async fn a_newcomer_to_a_released_id_never_sees_its_past() {
     // History and the id's keep period: 2 s.
     let server = TestServer::start_with_auth(
         herald_server::broker::BrokerConfig {
-            history_max_age: Duration::from_secs(2),
+            history: herald_server::broker::HistoryLimits {
+                max_age: Duration::from_secs(2),
+                ..Default::default()
+            },
             ..quiet_config()
         },
         Verifier::hs256(SECRET),

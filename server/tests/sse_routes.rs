@@ -303,7 +303,10 @@ async fn last_event_id_replays_missed_events_in_order_without_duplicates() {
 #[tokio::test]
 async fn reset_when_history_is_gone_or_the_id_is_foreign() {
     let server = TestServer::start(BrokerConfig {
-        history_size: 2,
+        history: herald_server::broker::HistoryLimits {
+            max_events: 2,
+            ..Default::default()
+        },
         ..quiet_config()
     })
     .await;

@@ -60,6 +60,7 @@ impl Claims {
             roles: self.roles.clone(),
             subscribe: self.subscribe.clone(),
             publish: self.publish.clone(),
+            peer: None,
         }
     }
 

@@ -153,12 +153,71 @@ pub struct Matched {
 #[error("backplane unavailable: {0}")]
 pub struct BackplaneError(pub String);
 
+/// Whether an append may start a topic that holds no history now (see
+/// [`HistoryLimits`](super::HistoryLimits) for the log's own cap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewTopics {
+    Allow,
+    /// The publisher may not start topics now (its quota is spent): an
+    /// event for a topic without history is refused, whole.
+    Refuse,
+}
+
+/// One event to append ([`Backplane::append`]).
+#[derive(Debug, Clone)]
+pub struct Append<'a> {
+    /// One or more distinct topics, at most [`MAX_TOPICS_PER_EVENT`].
+    pub topics: &'a [&'a str],
+    /// The publisher's idempotency key, already scoped to the publisher
+    /// by the broker: an event already in the history of any of `topics`
+    /// under it is not appended again, and its id is the answer.
+    pub key: Option<&'a str>,
+    /// The encoded event, without its `id:` line.
+    pub body: Bytes,
+    pub new_topics: NewTopics,
+}
+
+impl<'a> Append<'a> {
+    /// An event for `topics`, no key, new topics allowed.
+    pub fn new(topics: &'a [&'a str], body: Bytes) -> Self {
+        Append {
+            topics,
+            key: None,
+            body,
+            new_topics: NewTopics::Allow,
+        }
+    }
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub id: EventId,
+    /// Topics that held no history before it (0 for a repeated key).
+    pub created: usize,
+}
+
+/// Why an append did not happen.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum AppendError {
+    #[error(transparent)]
+    Unavailable(#[from] BackplaneError),
+    /// A topic of the event holds no history, and the log keeps as many
+    /// topics as it may.
+    #[error("the log keeps history for at most {limit} topics")]
+    TopicCap { limit: usize },
+    /// A topic of the event holds no history, and the append was told
+    /// [`NewTopics::Refuse`].
+    #[error("the event would start a new topic")]
+    NewTopic,
+}
+
 /// The seam between the broker and its log. See the module docs.
 ///
 /// ```
 /// use std::sync::{Arc, Mutex};
 /// use bytes::Bytes;
-/// use herald_server::broker::{Backplane, Fanout, MemoryBackplane, Page, Sink};
+/// use herald_server::broker::{Append, Backplane, Fanout, MemoryBackplane, Page, Sink};
 ///
 /// struct Collect(Mutex<Vec<(String, u64)>>);
 /// impl Sink for Collect {
@@ -173,9 +232,12 @@ pub struct BackplaneError(pub String);
 /// let sink = Arc::new(Collect(Mutex::new(Vec::new())));
 /// let log = MemoryBackplane::new(Default::default());
 /// log.attach(sink.clone());
-/// let id = log.append(&["news"], None, Bytes::from_static(b"data: hi\n\n")).await.unwrap();
-/// let both = log.append(&["news", "sport"], None, Bytes::from_static(b"data: ho\n\n")).await.unwrap();
-/// assert_eq!(*sink.0.lock().unwrap(), [("news".to_owned(), id.seq), ("news,sport".to_owned(), both.seq)]);
+/// let hi = Append::new(&["news"], Bytes::from_static(b"data: hi\n\n"));
+/// let one = log.append(hi).await.unwrap();
+/// assert_eq!(one.created, 1); // `news` had no history
+/// let ho = Append::new(&["news", "sport"], Bytes::from_static(b"data: ho\n\n"));
+/// let both = log.append(ho).await.unwrap().id;
+/// assert_eq!(*sink.0.lock().unwrap(), [("news".to_owned(), one.id.seq), ("news,sport".to_owned(), both.seq)]);
 /// let until = log.head().await.unwrap().seq(0);
 /// let replay = log.replay("news", Page { after: 0, until, limit: 100 }).await.unwrap();
 /// assert_eq!(replay.entries.len(), 2);
@@ -198,20 +260,15 @@ pub trait Backplane: Send + Sync + 'static {
     /// Connects the broker's local fan-out. Called once, before any append.
     fn attach(&self, sink: std::sync::Arc<dyn Sink>);
 
-    /// Appends an encoded event (without its `id:` line) to the log of
-    /// each of `topics` (one or more, distinct, at most
-    /// [`MAX_TOPICS_PER_EVENT`]) under one id, and arranges its delivery to
-    /// every node's sink.
-    ///
-    /// With a `key` (a publisher's idempotency key), an event already in
-    /// the first topic's history under the same key is not appended again:
-    /// its id is returned instead, so a retried publish is delivered once.
-    fn append<'a>(
-        &'a self,
-        topics: &'a [&'a str],
-        key: Option<&'a str>,
-        body: Bytes,
-    ) -> BoxFuture<'a, Result<EventId, BackplaneError>>;
+    /// Appends an encoded event to the log of each of its topics under
+    /// one id, and arranges its delivery to every node's sink ([`Append`]
+    /// says what, and what it may start). The log stays within its
+    /// [`HistoryLimits`](super::HistoryLimits): a topic's oldest events go
+    /// past its count, age or bytes; past the bytes of all topics, the
+    /// history of the topics idle longest goes first (a resume from
+    /// before it is told of the gap); a topic past the topic cap is
+    /// refused ([`AppendError::TopicCap`]).
+    fn append<'a>(&'a self, event: Append<'a>) -> BoxFuture<'a, Result<Appended, AppendError>>;
 
     /// A page of `topic`'s events, in order.
     fn replay<'a>(
@@ -320,10 +377,20 @@ pub trait Backplane: Send + Sync + 'static {
         Box::pin(std::future::ready(Ok(Vec::new())))
     }
 
-    /// Topics with history held (for stats).
-    fn topic_count(&self) -> usize {
-        0
+    /// Topics with history held, and the bytes of that history (what
+    /// `/_sse/stats` and `/metrics` report: `herald_topics`,
+    /// `herald_history_bytes`). A shared log may answer from its last
+    /// [`sweep`](Self::sweep).
+    fn usage(&self) -> Usage {
+        Usage::default()
     }
+}
+
+/// What a log holds ([`Backplane::usage`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub topics: usize,
+    pub bytes: usize,
 }
 
 /// The full frame: `id: <id>\n` followed by the encoded body.

@@ -26,6 +26,52 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_USER: usize = 5;
 pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 100;
 /// Topics one connection may be on, counting the ones it asks for.
 pub const DEFAULT_MAX_TOPICS: usize = 64;
+/// Bytes of history kept for all topics together.
+pub const DEFAULT_HISTORY_BYTES: usize = 256 * 1024 * 1024;
+/// Bytes of history kept for one topic.
+pub const DEFAULT_HISTORY_TOPIC_BYTES: usize = 1024 * 1024;
+/// Topics with history the log keeps at once.
+pub const DEFAULT_MAX_LOG_TOPICS: usize = 100_000;
+/// Topics one caller may start per minute (with bursts of as many).
+pub const DEFAULT_TOPIC_CREATIONS_PER_MINUTE: u32 = 120;
+
+/// How much history the log keeps: per topic by count, age and bytes, and
+/// for all topics together by bytes and number of topics. Every backplane
+/// keeps to it ([`Backplane::append`](super::Backplane::append) says how).
+///
+/// ```
+/// use herald_server::broker::HistoryLimits;
+/// let limits = HistoryLimits::default();
+/// assert_eq!((limits.max_events, limits.max_age.as_secs()), (1000, 300));
+/// assert_eq!(limits.total_bytes, 256 << 20);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryLimits {
+    /// Events kept per topic (1000).
+    pub max_events: usize,
+    /// How long an event stays resumable (5 min).
+    pub max_age: Duration,
+    /// Bytes kept per topic (1 MiB): its oldest events go first.
+    pub topic_bytes: usize,
+    /// Bytes kept for all topics (256 MiB): past it, the history of the
+    /// topics idle longest goes first.
+    pub total_bytes: usize,
+    /// Topics with history at once (100 000): a publish that would start
+    /// another is refused.
+    pub max_topics: usize,
+}
+
+impl Default for HistoryLimits {
+    fn default() -> Self {
+        HistoryLimits {
+            max_events: DEFAULT_HISTORY_SIZE,
+            max_age: Duration::from_secs(DEFAULT_HISTORY_SECS),
+            topic_bytes: DEFAULT_HISTORY_TOPIC_BYTES,
+            total_bytes: DEFAULT_HISTORY_BYTES,
+            max_topics: DEFAULT_MAX_LOG_TOPICS,
+        }
+    }
+}
 
 /// Called with the client on connect or disconnect.
 pub type Hook = Arc<dyn Fn(&ClientState) + Send + Sync>;
@@ -62,10 +108,12 @@ pub struct BrokerConfig {
     /// Time between heartbeats (30 s); zero disables them.
     pub heartbeat_interval: Duration,
     pub heartbeat_style: HeartbeatStyle,
-    /// Events kept per topic for resume (1000).
-    pub history_size: usize,
-    /// How long an event stays resumable (5 min).
-    pub history_max_age: Duration,
+    /// How much history the log keeps, per topic and in all.
+    pub history: HistoryLimits,
+    /// Topics one caller (a user, or an anonymous address) may start per
+    /// minute by publishing (120); 0 for no limit. The server's own
+    /// publishes start topics freely, within `history.max_topics`.
+    pub topic_creations_per_minute: u32,
     /// The `retry:` hint sent on connect, in milliseconds (1000).
     pub retry_hint_ms: u64,
     /// Open connections allowed in all (10 000).
@@ -96,8 +144,8 @@ impl Default for BrokerConfig {
             event_buffer_size: DEFAULT_EVENT_BUFFER,
             heartbeat_interval: Duration::from_secs(DEFAULT_HEARTBEAT_SECS),
             heartbeat_style: HeartbeatStyle::Event,
-            history_size: DEFAULT_HISTORY_SIZE,
-            history_max_age: Duration::from_secs(DEFAULT_HISTORY_SECS),
+            history: HistoryLimits::default(),
+            topic_creations_per_minute: DEFAULT_TOPIC_CREATIONS_PER_MINUTE,
             retry_hint_ms: DEFAULT_RETRY_MS,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_user: DEFAULT_MAX_CONNECTIONS_PER_USER,
@@ -118,8 +166,11 @@ impl std::fmt::Debug for BrokerConfig {
             .field("event_buffer_size", &self.event_buffer_size)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("heartbeat_style", &self.heartbeat_style)
-            .field("history_size", &self.history_size)
-            .field("history_max_age", &self.history_max_age)
+            .field("history", &self.history)
+            .field(
+                "topic_creations_per_minute",
+                &self.topic_creations_per_minute,
+            )
             .field("retry_hint_ms", &self.retry_hint_ms)
             .field("max_connections", &self.max_connections)
             .field("max_connections_per_user", &self.max_connections_per_user)

@@ -543,7 +543,7 @@ impl SSEBroker {
     pub(crate) fn release_claim(&self, id: &str, serial: &str) {
         self.inner
             .backplane
-            .release_client(id, serial, self.inner.config.history_max_age);
+            .release_client(id, serial, self.inner.config.history.max_age);
     }
 
     pub(crate) fn unsubscribe_all(&self, client: &Arc<ClientState>) {

@@ -1,5 +1,5 @@
 //! Why the broker refused a request. The HTTP layer maps each variant to
-//! one status (`routes::error`), so a new variant must choose one there.
+//! one status (`web::error`), so a new variant must choose one there.
 
 use herald_shared::wire::EncodeError;
 use thiserror::Error;
@@ -49,6 +49,13 @@ pub enum BrokerError {
     TooManyTopics { limit: usize },
     #[error("too many connections for this {scope} (limit {limit})")]
     TooManyConnections { scope: &'static str, limit: usize },
+    #[error("the server keeps history for at most {limit} topics: publish to a topic in use, or retry once idle topics have expired")]
+    TopicCap { limit: usize },
+    #[error("too many new topics from this caller (limit {per_minute} per minute)")]
+    TopicCreations {
+        per_minute: u32,
+        retry_after_secs: u64,
+    },
     #[error(transparent)]
     Encode(#[from] EncodeError),
     #[error("event data is not serialisable: {0}")]

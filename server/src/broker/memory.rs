@@ -4,72 +4,157 @@
 //! counter, taken under the topic's lock so that within a topic the id
 //! order, the history order and the delivery order are the same. Delivery
 //! to the local sink happens under that lock too, and the sink never calls
-//! back into the log, so there is no lock cycle.
+//! back into the log, so there is no lock cycle. Locks are taken map first,
+//! then logs (in name order), never the other way.
+//!
+//! **Bounded.** History is kept within [`HistoryLimits`]: each log trims
+//! its oldest events past its count, age or bytes; past the bytes of all
+//! logs (each event's frame plus a fixed cost per event and per topic), the
+//! logs idle longest are dropped whole until a tenth of the budget is free
+//! again; a new topic past the topic cap is refused. A dropped log leaves
+//! a tombstone (its name and the last seq it held), so a resume from before
+//! that is told of the gap instead of silently missing events.
+//!
+//! Topics are kept sorted by name, so a wildcard's resume reads only the
+//! topics under its prefix.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use super::backplane::{
-    frame_with_id, Backplane, BackplaneError, BoxFuture, Entry, EventFrame, Fanout, Matched, Page,
-    Replay, Sink,
+    frame_with_id, Append, AppendError, Appended, Backplane, BackplaneError, BoxFuture, Entry,
+    EventFrame, Fanout, Matched, NewTopics, Page, Replay, Sink, Usage,
 };
 use super::claims::{ClaimTable, Claimed, ClientClaim};
+pub use super::config::HistoryLimits;
 use super::id::{Epoch, EventId, Position};
-use crate::sync::{read, write};
+use crate::sync::{lock, read, write};
 
-use crate::sync::lock;
-
-/// How much history each topic keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HistoryLimits {
-    /// Events kept per topic (1000).
-    pub max_events: usize,
-    /// How long an event stays resumable (5 min).
-    pub max_age: Duration,
-}
-
-impl Default for HistoryLimits {
-    fn default() -> Self {
-        HistoryLimits {
-            max_events: 1000,
-            max_age: Duration::from_secs(300),
-        }
-    }
-}
+/// What one kept event costs beyond its frame (the record, its slot in
+/// the log's ring): counted in the history's bytes.
+const EVENT_COST: usize = 64;
+/// What one topic's log costs beyond its events and name (its map entry,
+/// lock and ring), counted likewise.
+const TOPIC_COST: usize = 192;
+/// Tombstones of dropped logs kept by name; past it they are folded into
+/// one seq for every topic (more resumes are told of a gap, none misses one).
+const MAX_TOMBSTONES: usize = 16_384;
 
 #[derive(Debug)]
 struct Record {
     seq: u64,
     at: Instant,
-    /// The publisher's idempotency key, if it gave one.
+    /// The publisher's idempotency key (scoped by the broker), if any.
     key: Option<Box<str>>,
     frame: Bytes,
 }
 
-#[derive(Debug, Default)]
+impl Record {
+    fn cost(&self) -> usize {
+        self.frame.len() + self.key.as_ref().map_or(0, |k| k.len()) + EVENT_COST
+    }
+}
+
+#[derive(Debug)]
 struct Log {
     entries: VecDeque<Record>,
     /// The highest seq dropped from this log.
     trimmed_through: u64,
+    /// The events' bytes ([`Record::cost`]).
+    bytes: usize,
+    /// What the log itself costs (its name and [`TOPIC_COST`]).
+    own_cost: usize,
+    last_append: Instant,
+    /// Taken out of the map: an appender that locked it late looks again.
+    dropped: bool,
 }
 
 impl Log {
-    fn trim(&mut self, limits: HistoryLimits, now: Instant) {
+    fn new(name: &str, now: Instant) -> Self {
+        Log {
+            entries: VecDeque::new(),
+            trimmed_through: 0,
+            bytes: 0,
+            own_cost: name.len() + TOPIC_COST,
+            last_append: now,
+            dropped: false,
+        }
+    }
+
+    /// Drops the oldest events past the limits; returns the bytes freed.
+    fn trim(&mut self, limits: &HistoryLimits, now: Instant) -> usize {
+        let mut freed = 0;
         while self.entries.len() > limits.max_events
+            || self.bytes > limits.topic_bytes
             || self
                 .entries
                 .front()
                 .is_some_and(|e| now.duration_since(e.at) > limits.max_age)
         {
-            if let Some(old) = self.entries.pop_front() {
-                self.trimmed_through = old.seq;
-            }
+            let Some(old) = self.entries.pop_front() else {
+                break;
+            };
+            self.trimmed_through = old.seq;
+            self.bytes -= old.cost();
+            freed += old.cost();
         }
+        freed
     }
+
+    /// The last seq this log held (kept or trimmed).
+    fn last_seq(&self) -> u64 {
+        self.entries.back().map_or(self.trimmed_through, |e| e.seq)
+    }
+}
+
+/// Where the history of dropped logs ended.
+#[derive(Debug, Default)]
+struct Tombstones {
+    by_name: BTreeMap<Box<str>, u64>,
+    /// Folded tombstones: every topic's history may have ended here.
+    all: u64,
+}
+
+impl Tombstones {
+    fn note(&mut self, topic: &str, seq: u64) {
+        if self.by_name.len() >= MAX_TOMBSTONES {
+            let most = self.by_name.values().copied().max().unwrap_or(0);
+            self.all = self.all.max(most);
+            self.by_name.clear();
+        }
+        let kept = self.by_name.entry(topic.into()).or_insert(0);
+        *kept = (*kept).max(seq);
+    }
+
+    /// A resume of `topic` from before this may have missed events.
+    fn of(&self, topic: &str) -> u64 {
+        self.by_name.get(topic).copied().unwrap_or(0).max(self.all)
+    }
+
+    /// The same for any topic under `prefix`.
+    fn under(&self, prefix: &str) -> u64 {
+        self.by_name
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(|(name, _)| name.starts_with(prefix))
+            .map(|(_, &seq)| seq)
+            .max()
+            .unwrap_or(0)
+            .max(self.all)
+    }
+}
+
+type Logs = BTreeMap<Arc<str>, Arc<Mutex<Log>>>;
+
+/// What an append under the logs' locks came to.
+enum Outcome {
+    Added(EventId),
+    /// The idempotency key was in one of the logs: its event's id.
+    Repeated(EventId),
 }
 
 /// See the module docs.
@@ -77,10 +162,12 @@ pub struct MemoryBackplane {
     epoch: Epoch,
     limits: HistoryLimits,
     seq: AtomicU64,
-    logs: RwLock<HashMap<String, Arc<Mutex<Log>>>>,
-    /// Highest seq trimmed from a log that was since dropped: resuming from
-    /// before it on a topic we no longer know is reported as a gap.
-    forgotten_through: AtomicU64,
+    logs: RwLock<Logs>,
+    /// Every log's bytes together, with each log's own cost.
+    bytes: AtomicUsize,
+    tombstones: Mutex<Tombstones>,
+    /// Held by the one publisher shedding idle logs at a time.
+    shedding: Mutex<()>,
     sink: OnceLock<Arc<dyn Sink>>,
     claims: Mutex<ClaimTable>,
 }
@@ -107,8 +194,10 @@ impl MemoryBackplane {
             epoch: Epoch::random(),
             limits,
             seq: AtomicU64::new(0),
-            logs: RwLock::new(HashMap::new()),
-            forgotten_through: AtomicU64::new(0),
+            logs: RwLock::new(BTreeMap::new()),
+            bytes: AtomicUsize::new(0),
+            tombstones: Mutex::new(Tombstones::default()),
+            shedding: Mutex::new(()),
             sink: OnceLock::new(),
             claims: Mutex::new(ClaimTable::default()),
         }
@@ -119,59 +208,94 @@ impl MemoryBackplane {
         lock(&self.claims)
     }
 
-    fn log(&self, topic: &str) -> Arc<Mutex<Log>> {
-        if let Some(log) = read(&self.logs).get(topic) {
-            return log.clone();
+    /// The logs of `topics`, in order, creating the missing ones as
+    /// `new_topics` and the topic cap allow (all or none); and how many
+    /// were created.
+    fn logs_of(
+        &self,
+        topics: &[&str],
+        new_topics: NewTopics,
+    ) -> Result<(Vec<Arc<Mutex<Log>>>, usize), AppendError> {
+        {
+            let logs = read(&self.logs);
+            let found: Vec<_> = topics.iter().map(|t| logs.get(*t).cloned()).collect();
+            if let Some(found) = found.into_iter().collect::<Option<Vec<_>>>() {
+                return Ok((found, 0));
+            }
         }
-        write(&self.logs)
-            .entry(topic.to_owned())
-            .or_default()
-            .clone()
+        if new_topics == NewTopics::Refuse {
+            return Err(AppendError::NewTopic);
+        }
+        let mut logs = write(&self.logs);
+        let missing = topics.iter().filter(|t| !logs.contains_key(**t)).count();
+        if logs.len() + missing > self.limits.max_topics {
+            return Err(AppendError::TopicCap {
+                limit: self.limits.max_topics,
+            });
+        }
+        let now = Instant::now();
+        let found = topics
+            .iter()
+            .map(|topic| {
+                logs.entry(Arc::from(*topic))
+                    .or_insert_with(|| {
+                        let log = Log::new(topic, now);
+                        self.bytes.fetch_add(log.own_cost, Ordering::Relaxed);
+                        Arc::new(Mutex::new(log))
+                    })
+                    .clone()
+            })
+            .collect();
+        Ok((found, missing))
     }
 
     /// Appends under the locks of every log involved, taken in name order
     /// (so two appends to overlapping topics never wait on each other in a
     /// cycle) and held through delivery, so that each topic's history and
-    /// delivery order are its id order.
-    fn append_now(&self, topics: &[&str], key: Option<&str>, body: &[u8]) -> EventId {
-        if let [topic] = topics {
-            // The common case, without collecting locks.
-            let log = self.log(topic);
-            let mut log = lock(&log);
-            return self.append_locked(topics, &mut [&mut log], key, body);
+    /// delivery order are its id order. Then sheds idle logs if the
+    /// history is over its bytes.
+    fn append_now(&self, event: &Append<'_>) -> Result<Appended, AppendError> {
+        let appended = loop {
+            let (logs, created) = self.logs_of(event.topics, event.new_topics)?;
+            let mut order: Vec<usize> = (0..logs.len()).collect();
+            order.sort_by_key(|&i| event.topics[i]);
+            let mut guards: Vec<Option<std::sync::MutexGuard<'_, Log>>> =
+                logs.iter().map(|_| None).collect();
+            for i in order {
+                guards[i] = Some(lock(&logs[i]));
+            }
+            let mut held: Vec<&mut Log> = guards.iter_mut().flatten().map(|g| &mut **g).collect();
+            if held.iter().any(|log| log.dropped) {
+                // Shed or swept between the lookup and the lock: the topic
+                // starts over in a new log.
+                continue;
+            }
+            break match self.append_locked(event, &mut held) {
+                Outcome::Added(id) => Appended { id, created },
+                // A repeated key: nothing new (a log made for it stays
+                // empty until swept).
+                Outcome::Repeated(id) => Appended { id, created: 0 },
+            };
+        };
+        if self.bytes.load(Ordering::Relaxed) > self.limits.total_bytes {
+            self.shed();
         }
-        let logs: Vec<Arc<Mutex<Log>>> = topics.iter().map(|t| self.log(t)).collect();
-        let mut order: Vec<usize> = (0..topics.len()).collect();
-        order.sort_by_key(|&i| topics[i]);
-        let mut guards: Vec<Option<std::sync::MutexGuard<'_, Log>>> =
-            logs.iter().map(|_| None).collect();
-        for i in order {
-            guards[i] = Some(lock(&logs[i]));
-        }
-        let mut held: Vec<&mut Log> = guards.iter_mut().flatten().map(|g| &mut **g).collect();
-        self.append_locked(topics, &mut held, key, body)
+        Ok(appended)
     }
 
-    /// The append itself, with `logs[i]` the locked log of `topics[i]`.
-    fn append_locked(
-        &self,
-        topics: &[&str],
-        logs: &mut [&mut Log],
-        key: Option<&str>,
-        body: &[u8],
-    ) -> EventId {
-        if let (Some(key), Some(first)) = (key, logs.first()) {
+    /// The append itself, with `logs[i]` the locked log of `event.topics[i]`.
+    fn append_locked(&self, event: &Append<'_>, logs: &mut [&mut Log]) -> Outcome {
+        if let Some(key) = event.key {
             // Newest first: a retry usually follows its original closely.
-            let seen = first
-                .entries
+            let seen = logs
                 .iter()
-                .rev()
+                .flat_map(|log| log.entries.iter().rev())
                 .find(|e| e.key.as_deref() == Some(key));
             if let Some(seen) = seen {
-                return EventId {
+                return Outcome::Repeated(EventId {
                     epoch: self.epoch,
                     seq: seen.seq,
-                };
+                });
             }
         }
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
@@ -179,41 +303,107 @@ impl MemoryBackplane {
             epoch: self.epoch,
             seq,
         };
-        let frame = frame_with_id(id, body);
+        let frame = frame_with_id(id, &event.body);
         let now = Instant::now();
-        for (i, log) in logs.iter_mut().enumerate() {
-            log.entries.push_back(Record {
+        let (mut added, mut freed) = (0, 0);
+        for log in logs.iter_mut() {
+            let record = Record {
                 seq,
                 at: now,
-                // The key is looked up in the first topic's log only.
-                key: key.filter(|_| i == 0).map(Into::into),
+                key: event.key.map(Into::into),
                 frame: frame.clone(),
-            });
-            log.trim(self.limits, now);
+            };
+            log.bytes += record.cost();
+            added += record.cost();
+            log.entries.push_back(record);
+            log.last_append = now;
+            freed += log.trim(&self.limits, now);
         }
+        self.bytes.fetch_add(added, Ordering::Relaxed);
+        self.bytes.fetch_sub(freed, Ordering::Relaxed);
         if let Some(sink) = self.sink.get() {
             sink.deliver(Fanout {
-                topics,
+                topics: event.topics,
                 shard: 0,
                 seq,
                 frame: EventFrame::Whole(frame),
             });
         }
-        id
+        Outcome::Added(id)
+    }
+
+    /// Drops the logs idle longest until a tenth of the bytes budget is
+    /// free. One publisher does it at a time; the others go on.
+    fn shed(&self) {
+        let Ok(_shedding) = self.shedding.try_lock() else {
+            return;
+        };
+        let target = self.limits.total_bytes - self.limits.total_bytes / 10;
+        let mut idle: Vec<(Instant, Arc<str>)> = read(&self.logs)
+            .iter()
+            .map(|(name, log)| (lock(log).last_append, name.clone()))
+            .collect();
+        idle.sort_unstable();
+        let mut shed = 0u64;
+        for (_, name) in idle {
+            if self.bytes.load(Ordering::Relaxed) <= target {
+                break;
+            }
+            self.drop_log(&name, |_| true);
+            shed += 1;
+        }
+        SHED.increment(shed);
+    }
+
+    /// Takes `name`'s log out of the map if `when` says so (asked under
+    /// its lock), leaving a tombstone.
+    fn drop_log(&self, name: &str, when: impl Fn(&Log) -> bool) {
+        let mut logs = write(&self.logs);
+        let Some(log) = logs.get(name).cloned() else {
+            return;
+        };
+        let mut log = lock(&log);
+        if !when(&log) {
+            return;
+        }
+        logs.remove(name);
+        drop(logs);
+        log.dropped = true;
+        lock(&self.tombstones).note(name, log.last_seq());
+        self.bytes
+            .fetch_sub(log.bytes + log.own_cost, Ordering::Relaxed);
+    }
+
+    /// The topics under `prefix`, in name order (only those are read).
+    fn topics_under_now(&self, prefix: &str, limit: usize) -> Matched {
+        let mut topics: Vec<String> = read(&self.logs)
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(|(name, _)| name.starts_with(prefix))
+            .take(limit.saturating_add(1))
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let truncated = topics.len() > limit;
+        topics.truncate(limit);
+        Matched {
+            topics,
+            forgotten_through: vec![lock(&self.tombstones).under(prefix)],
+            truncated,
+        }
     }
 
     fn replay_now(&self, topic: &str, page: Page) -> Replay {
+        let dropped_through = lock(&self.tombstones).of(topic);
         let Some(log) = read(&self.logs).get(topic).cloned() else {
             return Replay {
                 entries: Vec::new(),
-                gap: page.after < self.forgotten_through.load(Ordering::Relaxed),
+                gap: page.after < dropped_through,
             };
         };
         let log = lock(&log);
         // Entries are in seq order: find the page's start by bisection.
         let start = log.entries.partition_point(|e| e.seq <= page.after);
         Replay {
-            gap: page.after < log.trimmed_through,
+            gap: page.after < log.trimmed_through.max(dropped_through),
             entries: log
                 .entries
                 .range(start..)
@@ -224,6 +414,10 @@ impl MemoryBackplane {
         }
     }
 }
+
+/// Logs dropped whole to keep the history within its bytes.
+static SHED: std::sync::LazyLock<metrics::Counter> =
+    std::sync::LazyLock::new(|| metrics::counter!("herald_history_shed_topics_total"));
 
 impl Backplane for MemoryBackplane {
     fn name(&self) -> &'static str {
@@ -238,14 +432,9 @@ impl Backplane for MemoryBackplane {
         let _ = self.sink.set(sink);
     }
 
-    fn append<'a>(
-        &'a self,
-        topics: &'a [&'a str],
-        key: Option<&'a str>,
-        body: Bytes,
-    ) -> BoxFuture<'a, Result<EventId, BackplaneError>> {
-        let id = self.append_now(topics, key, &body);
-        Box::pin(std::future::ready(Ok(id)))
+    fn append<'a>(&'a self, event: Append<'a>) -> BoxFuture<'a, Result<Appended, AppendError>> {
+        let appended = self.append_now(&event);
+        Box::pin(std::future::ready(appended))
     }
 
     fn replay<'a>(
@@ -262,21 +451,8 @@ impl Backplane for MemoryBackplane {
         prefix: &'a str,
         limit: usize,
     ) -> BoxFuture<'a, Result<Matched, BackplaneError>> {
-        let logs = read(&self.logs);
-        let mut topics: Vec<String> = logs
-            .keys()
-            .filter(|name| name.starts_with(prefix))
-            .take(limit.saturating_add(1))
-            .cloned()
-            .collect();
-        drop(logs);
-        let truncated = topics.len() > limit;
-        topics.truncate(limit);
-        Box::pin(std::future::ready(Ok(Matched {
-            topics,
-            forgotten_through: vec![self.forgotten_through.load(Ordering::Relaxed)],
-            truncated,
-        })))
+        let matched = self.topics_under_now(prefix, limit);
+        Box::pin(std::future::ready(Ok(matched)))
     }
 
     fn head(&self) -> BoxFuture<'_, Result<Position, BackplaneError>> {
@@ -300,37 +476,42 @@ impl Backplane for MemoryBackplane {
     fn sweep(&self) {
         let now = Instant::now();
         self.claims().sweep(now);
-        let empty: Vec<String> = read(&self.logs)
+        let mut freed = 0;
+        let empty: Vec<Arc<str>> = read(&self.logs)
             .iter()
             .filter_map(|(name, log)| {
                 let mut log = lock(log);
-                log.trim(self.limits, now);
+                freed += log.trim(&self.limits, now);
                 log.entries.is_empty().then(|| name.clone())
             })
             .collect();
-        if empty.is_empty() {
-            return;
-        }
-        let mut logs = write(&self.logs);
+        self.bytes.fetch_sub(freed, Ordering::Relaxed);
         for name in empty {
-            // Re-check under the write lock: an append may have come in.
-            if logs.get(&name).is_some_and(|l| lock(l).entries.is_empty()) {
-                if let Some(log) = logs.remove(&name) {
-                    let trimmed = lock(&log).trimmed_through;
-                    self.forgotten_through.fetch_max(trimmed, Ordering::Relaxed);
-                }
-            }
+            // Re-checked under the lock: an append may have come in.
+            self.drop_log(&name, |log| log.entries.is_empty());
         }
     }
 
-    fn topic_count(&self) -> usize {
-        read(&self.logs).len()
+    fn usage(&self) -> Usage {
+        Usage {
+            topics: read(&self.logs).len(),
+            bytes: self.bytes.load(Ordering::Relaxed),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Appends `body` to `topics` (new topics allowed): its id.
+    fn add(log: &MemoryBackplane, topics: &[&str], key: Option<&str>, body: &'static [u8]) -> EventId {
+        let event = Append {
+            key,
+            ..Append::new(topics, Bytes::from_static(body))
+        };
+        log.append_now(&event).expect("appended").id
+    }
 
     fn all_after(after: u64) -> Page {
         Page {
@@ -344,7 +525,7 @@ mod tests {
     fn pages_are_bounded_by_until_and_limit() {
         let log = MemoryBackplane::new(HistoryLimits::default());
         for _ in 0..10 {
-            log.append_now(&["t"], None, b"data: x\n\n");
+            add(&log, &["t"], None, b"data: x\n\n");
         }
         let seqs = |page| {
             log.replay_now("t", page)
@@ -386,7 +567,7 @@ mod tests {
             ..Default::default()
         });
         for _ in 0..5 {
-            log.append_now(&["t"], None, b"data: x\n\n");
+            add(&log, &["t"], None, b"data: x\n\n");
         }
         let r = log.replay_now("t", all_after(1));
         assert!(r.gap);
@@ -398,19 +579,106 @@ mod tests {
     #[test]
     fn a_repeated_key_is_appended_once_per_topic() {
         let log = MemoryBackplane::new(HistoryLimits::default());
-        let a = log.append_now(&["t"], Some("order-7"), b"data: x\n\n");
-        let again = log.append_now(&["t"], Some("order-7"), b"data: x\n\n");
-        let elsewhere = log.append_now(&["u"], Some("order-7"), b"data: x\n\n");
+        let a = add(&log, &["t"], Some("order-7"), b"data: x\n\n");
+        let again = add(&log, &["t"], Some("order-7"), b"data: x\n\n");
+        let elsewhere = add(&log, &["u"], Some("order-7"), b"data: x\n\n");
         assert_eq!(a, again);
         assert_ne!(a, elsewhere);
         assert_eq!(log.replay_now("t", all_after(0)).entries.len(), 1);
+        // Honoured on every topic of the event, not only its first.
+        assert_eq!(add(&log, &["v", "t"], Some("order-7"), b"data: x\n\n"), a);
+        assert!(log.replay_now("v", all_after(0)).entries.is_empty());
+    }
+
+    #[test]
+    fn a_topics_history_is_bounded_by_its_bytes() {
+        let limits = HistoryLimits {
+            topic_bytes: 3 * (110 + EVENT_COST),
+            ..Default::default()
+        };
+        let log = MemoryBackplane::new(limits);
+        let body: &'static [u8] = &[b'x'; 90];
+        let ids: Vec<EventId> = (0..5).map(|_| add(&log, &["t"], None, body)).collect();
+        let kept = log.replay_now("t", all_after(0));
+        // Each event is 90 bytes of body plus its `id:` line (under 100).
+        assert_eq!(kept.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4, 5]);
+        assert!(kept.gap, "a resume from the start missed 1 and 2");
+        assert!(!log.replay_now("t", all_after(ids[1].seq)).gap);
+        let used = log.usage();
+        assert_eq!(used.topics, 1);
+        assert!(used.bytes <= limits.topic_bytes + TOPIC_COST + 1, "{used:?}");
+    }
+
+    #[test]
+    fn past_the_total_bytes_the_idlest_topics_go_first_and_resumes_see_the_gap() {
+        let body: &'static [u8] = &[b'x'; 1000];
+        let cost = 1000 + 20 + EVENT_COST + TOPIC_COST;
+        let limits = HistoryLimits {
+            total_bytes: 11 * cost,
+            ..Default::default()
+        };
+        let log = MemoryBackplane::new(limits);
+        let names: Vec<String> = (0..10).map(|i| format!("room:{i}")).collect();
+        let mut ids = Vec::new();
+        for name in &names {
+            ids.push(add(&log, &[name], None, body));
+            std::thread::sleep(Duration::from_millis(1)); // distinct idle times
+        }
+        // room:0 is touched again: room:1 is now the idlest.
+        add(&log, &["room:0"], None, body);
+        add(&log, &["room:10"], None, body); // over the budget
+        let used = log.usage();
+        assert!(used.bytes <= limits.total_bytes, "{used:?}");
+        assert!(log.replay_now("room:0", all_after(0)).entries.len() == 2);
+        let gone = log.replay_now("room:1", all_after(0));
+        assert!(gone.entries.is_empty() && gone.gap, "dropped, and said so");
+        assert!(!log.replay_now("room:1", all_after(ids[1].seq)).gap, "nothing after it was lost");
+        assert!(!log.replay_now("room:9", all_after(0)).gap, "the newest stay");
+        // A wildcard's resume from before the drop hears of it too.
+        let matched = log.topics_under_now("room:", 100);
+        assert!(matched.forgotten_through[0] >= ids[1].seq);
+        assert!(!matched.topics.contains(&"room:1".to_owned()));
+    }
+
+    #[test]
+    fn new_topics_past_the_cap_or_refused_are_not_started() {
+        let log = MemoryBackplane::new(HistoryLimits {
+            max_topics: 2,
+            ..Default::default()
+        });
+        let event = |topics| Append::new(topics, Bytes::from_static(b"data: x\n\n"));
+        assert_eq!(log.append_now(&event(&["a", "b"])).map(|a| a.created), Ok(2));
+        assert_eq!(
+            log.append_now(&event(&["a", "c"])),
+            Err(AppendError::TopicCap { limit: 2 })
+        );
+        assert_eq!(log.append_now(&event(&["b", "a"])).map(|a| a.created), Ok(0));
+        let refused = Append {
+            new_topics: NewTopics::Refuse,
+            ..event(&["a", "z"])
+        };
+        assert_eq!(log.append_now(&refused), Err(AppendError::NewTopic));
+        assert!(log.append_now(&Append { topics: &["a"], ..refused }).is_ok());
+        assert_eq!(log.usage().topics, 2);
+    }
+
+    #[test]
+    fn a_wildcards_topics_are_found_by_prefix() {
+        let log = MemoryBackplane::new(HistoryLimits::default());
+        for t in ["chat:a", "chat:b", "chats", "jobs:x", "chat:c"] {
+            add(&log, &[t], None, b"data: x\n\n");
+        }
+        let matched = log.topics_under_now("chat:", 2);
+        assert_eq!(matched.topics, ["chat:a", "chat:b"]);
+        assert!(matched.truncated);
+        assert_eq!(log.topics_under_now("chat:", 10).topics.len(), 3);
     }
 
     #[test]
     fn an_event_for_several_topics_is_one_id_in_each_history() {
         let log = MemoryBackplane::new(HistoryLimits::default());
-        log.append_now(&["b"], None, b"data: x\n\n");
-        let both = log.append_now(&["b", "a"], Some("k"), b"data: y\n\n");
+        add(&log, &["b"], None, b"data: x\n\n");
+        let both = add(&log, &["b", "a"], Some("k"), b"data: y\n\n");
         let seqs = |t| {
             log.replay_now(t, all_after(0))
                 .entries
@@ -420,8 +688,9 @@ mod tests {
         };
         assert_eq!(seqs("a"), [both.seq]);
         assert_eq!(seqs("b"), [1, both.seq]);
-        // The key is the first topic's: a retry is recognised there.
-        assert_eq!(log.append_now(&["b", "a"], Some("k"), b"data: y\n\n"), both);
+        // A retry is recognised in any of its topics.
+        assert_eq!(add(&log, &["b", "a"], Some("k"), b"data: y\n\n"), both);
+        assert_eq!(add(&log, &["a"], Some("k"), b"data: y\n\n"), both);
     }
 
     #[test]
@@ -429,11 +698,12 @@ mod tests {
         let log = MemoryBackplane::new(HistoryLimits {
             max_events: 10,
             max_age: Duration::ZERO,
+            ..Default::default()
         });
-        log.append_now(&["t"], None, b"data: x\n\n");
+        add(&log, &["t"], None, b"data: x\n\n");
         std::thread::sleep(Duration::from_millis(2));
         log.sweep();
-        assert_eq!(log.topic_count(), 0);
+        assert_eq!(log.usage(), Usage::default());
         assert!(
             log.replay_now("t", all_after(0)).gap,
             "a client that saw nothing missed seq 1"

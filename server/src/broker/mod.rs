@@ -81,19 +81,20 @@ pub use self::redis::{
     DEFAULT_SHARDS as DEFAULT_REDIS_SHARDS,
 };
 pub use backplane::{
-    frame_with_id, reframe, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Entry,
-    EventFrame, Fanout, Matched, Page, Replay, Sink, MAX_TOPICS_PER_EVENT,
+    frame_with_id, reframe, Append, AppendError, Appended, Backplane, BackplaneError,
+    BackplaneHealth, BoxFuture, Entry, EventFrame, Fanout, Matched, NewTopics, Page, Replay, Sink,
+    Usage, MAX_TOPICS_PER_EVENT,
 };
 pub use claims::{ClaimTable, Claimed, ClientClaim};
 pub use client::{ClientState, Ready, Subscription};
-pub use config::{BrokerConfig, HeartbeatStyle, Hook};
+pub use config::{BrokerConfig, HeartbeatStyle, HistoryLimits, Hook};
 pub use connect::ConnectOptions;
 pub use error::BrokerError;
 pub use helper::SSEHelper;
 pub use id::{
     every_shard, shard_bit, shard_of, Epoch, EventId, InvalidEventId, Naming, Position, MAX_SHARDS,
 };
-pub use memory::{HistoryLimits, MemoryBackplane};
+pub use memory::MemoryBackplane;
 pub use names::{validate_topic, MAX_TOPIC_LEN};
 use policy::{Publisher, TopicPolicy};
 pub use presence::Member;
@@ -139,6 +140,8 @@ impl std::fmt::Debug for SSEBroker {
 
 struct Inner {
     config: BrokerConfig,
+    /// Topics each caller may still start ([`BrokerConfig::topic_creations_per_minute`]).
+    creations: crate::ratelimit::RateLimiter,
     policy: Arc<TopicPolicy>,
     backplane: Arc<dyn Backplane>,
     hub: Arc<hub::Hub>,
@@ -151,11 +154,8 @@ impl SSEBroker {
     /// A broker with a fresh random epoch. Call [`SSEBroker::spawn_maintenance`]
     /// inside a tokio runtime to get heartbeats and history expiry.
     pub fn new(config: BrokerConfig) -> Self {
-        let limits = HistoryLimits {
-            max_events: config.history_size,
-            max_age: config.history_max_age,
-        };
-        Self::with_backplane(config, Arc::new(MemoryBackplane::new(limits)))
+        let log = MemoryBackplane::new(config.history);
+        Self::with_backplane(config, Arc::new(log))
     }
 
     /// A broker over another backplane (e.g. a shared log for several nodes).
@@ -179,8 +179,13 @@ impl SSEBroker {
             .clone()
             .unwrap_or_else(|| format!("node-{}", crate::random::token(4)));
         backplane.attach(hub.clone());
+        let per_minute = config.topic_creations_per_minute;
         SSEBroker {
             inner: Arc::new(Inner {
+                creations: crate::ratelimit::RateLimiter::new(
+                    f64::from(per_minute) / 60.0,
+                    per_minute,
+                ),
                 config,
                 policy,
                 backplane,
@@ -349,17 +354,77 @@ impl SSEBroker {
                 .policy
                 .check_publish(who, topic, event.event.as_deref())?;
         }
-        let key = event.id.take();
+        // A caller's idempotency keys are its own: another publisher's
+        // event never passes for its retry.
+        let (caller, scope) = match who {
+            Publisher::Server => (None, "server".to_owned()),
+            Publisher::Caller(p) | Publisher::OnBehalfOf(p) => {
+                let key = p.caller_key();
+                (Some(key.clone()), key)
+            }
+        };
+        let key = event
+            .id
+            .take()
+            .map(|key| format!("{}:{scope}:{key}", scope.len()));
         let body = event.encode()?;
-        let started = Instant::now();
-        let id = self
+        // A caller starts topics within its quota (a cost known only
+        // once the log has the event: it is paid afterwards).
+        let now = Instant::now();
+        let quota = caller
+            .as_deref()
+            .map(|c| self.inner.creations.peek_at(c, now));
+        let new_topics = match quota {
+            Some(Err(_)) => NewTopics::Refuse,
+            _ => NewTopics::Allow,
+        };
+        let appended = self
             .inner
             .backplane
-            .append(&distinct, key.as_deref(), body)
-            .await?;
-        PUBLISH_SECONDS.record(started.elapsed().as_secs_f64());
+            .append(Append {
+                topics: &distinct,
+                key: key.as_deref(),
+                body,
+                new_topics,
+            })
+            .await;
+        let appended = match appended {
+            Ok(appended) => appended,
+            Err(e) => return Err(self.refused_append(e, quota)),
+        };
+        if let (Some(caller), Ok(created)) = (&caller, u32::try_from(appended.created)) {
+            self.inner.creations.spend_at(caller, created, now);
+        }
+        PUBLISH_SECONDS.record(now.elapsed().as_secs_f64());
         self.inner.hub.stats.published();
-        Ok(id)
+        Ok(appended.id)
+    }
+
+    /// The broker's word for an append the log refused; `quota` is the
+    /// caller's topic creations as they stood.
+    fn refused_append(
+        &self,
+        e: AppendError,
+        quota: Option<Result<(), Duration>>,
+    ) -> BrokerError {
+        match e {
+            AppendError::Unavailable(e) => BrokerError::Backplane(e),
+            AppendError::TopicCap { limit } => {
+                TOPICS_REFUSED.increment(1);
+                BrokerError::TopicCap { limit }
+            }
+            AppendError::NewTopic => {
+                TOPICS_REFUSED.increment(1);
+                let wait = match quota {
+                    Some(Err(wait)) => wait,
+                    _ => Duration::from_secs(1),
+                };
+                BrokerError::TopicCreations {
+                    per_minute: self.inner.config.topic_creations_per_minute,
+                    retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+                }
+            }
+        }
     }
 
     /// Publishes a typed event.
@@ -419,11 +484,12 @@ impl SSEBroker {
         self.inner.hub.subscriptions()
     }
 
-    /// Counters for `/_sse/stats`; `topicCount` counts topics with history.
+    /// Counters for `/_sse/stats`; `topicCount` counts topics with
+    /// history, `historyBytes` what their history holds.
     pub fn stats(&self) -> StatsSnapshot {
         self.inner.hub.stats.snapshot(
             self.client_count(),
-            self.inner.backplane.topic_count(),
+            self.inner.backplane.usage(),
             self.inner.started.elapsed().as_secs(),
         )
     }
@@ -433,6 +499,10 @@ impl SSEBroker {
         self.inner.started.elapsed()
     }
 }
+
+/// Publishes refused because they would start a topic past a limit.
+static TOPICS_REFUSED: std::sync::LazyLock<metrics::Counter> =
+    std::sync::LazyLock::new(|| metrics::counter!("herald_topics_refused_total"));
 
 /// Publish latency (the backplane's append), looked up once.
 static PUBLISH_SECONDS: std::sync::LazyLock<metrics::Histogram> =

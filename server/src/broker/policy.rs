@@ -85,6 +85,9 @@ pub struct Principal {
     pub subscribe: Option<Vec<String>>,
     /// The token's `publish` claim; `None` publishes nothing over HTTP.
     pub publish: Option<Vec<String>>,
+    /// The address the request came from (the TCP peer): who an
+    /// anonymous caller is, for the limits every caller has.
+    pub peer: Option<std::net::IpAddr>,
 }
 
 impl Principal {
@@ -108,6 +111,24 @@ impl Principal {
 
     pub fn is_authenticated(&self) -> bool {
         self.user_id.is_some()
+    }
+
+    /// Whose limits this caller draws on: its user (`user:<uid>`), else
+    /// its address (`ip:<addr>`), else `anonymous`. One caller for the
+    /// publish rate, topic creations and idempotency keys alike.
+    ///
+    /// ```
+    /// use herald_server::broker::policy::Principal;
+    /// assert_eq!(Principal::user("alice").caller_key(), "user:alice");
+    /// let peer = Principal { peer: Some([10, 0, 0, 7].into()), ..Principal::anonymous() };
+    /// assert_eq!(peer.caller_key(), "ip:10.0.0.7");
+    /// ```
+    pub fn caller_key(&self) -> String {
+        match (&self.user_id, self.peer) {
+            (Some(uid), _) => super::names::user(uid),
+            (None, Some(ip)) => format!("ip:{ip}"),
+            (None, None) => "anonymous".to_owned(),
+        }
     }
 
     fn has_role(&self, role: &str) -> bool {

@@ -177,9 +177,8 @@ mod tests {
         let log = MemoryBackplane::new(HistoryLimits::default());
         for topic in events {
             let topics: Vec<&str> = topic.split('+').collect();
-            log.append(&topics, None, Bytes::from_static(b"data: x\n\n"))
-                .await
-                .expect("append");
+            let event = crate::broker::Append::new(&topics, Bytes::from_static(b"data: x\n\n"));
+            log.append(event).await.expect("append");
         }
         log
     }
@@ -273,10 +272,9 @@ mod tests {
         fn attach(&self, _: std::sync::Arc<dyn crate::broker::Sink>) {}
         fn append<'a>(
             &'a self,
-            _: &'a [&'a str],
-            _: Option<&'a str>,
-            _: Bytes,
-        ) -> crate::broker::BoxFuture<'a, Result<crate::broker::EventId, BackplaneError>> {
+            _: crate::broker::Append<'a>,
+        ) -> crate::broker::BoxFuture<'a, Result<crate::broker::Appended, crate::broker::AppendError>>
+        {
             unreachable!("the log is fixed")
         }
         fn replay<'a>(

@@ -46,7 +46,10 @@ impl Stats {
 #[serde(rename_all = "camelCase")]
 pub struct StatsSnapshot {
     pub client_count: usize,
+    /// Topics with history.
     pub topic_count: usize,
+    /// Bytes of history kept, all topics together.
+    pub history_bytes: usize,
     pub events_published: u64,
     pub events_delivered: u64,
     pub evictions: u64,
@@ -60,12 +63,13 @@ impl Stats {
     pub(crate) fn snapshot(
         &self,
         client_count: usize,
-        topic_count: usize,
+        usage: super::Usage,
         uptime_secs: u64,
     ) -> StatsSnapshot {
         StatsSnapshot {
             client_count,
-            topic_count,
+            topic_count: usage.topics,
+            history_bytes: usage.bytes,
             events_published: self.published.load(Relaxed),
             events_delivered: self.delivered.load(Relaxed),
             evictions: self.evictions.load(Relaxed),

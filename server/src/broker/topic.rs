@@ -216,6 +216,6 @@ mod tests {
             topic.deliver((0, seq as u64 + 1), &stats, |_| Some(frame.clone()));
         }
         assert_eq!(topic.subscriber_count(), 0);
-        assert_eq!(stats.snapshot(0, 0, 0).evictions, 2);
+        assert_eq!(stats.snapshot(0, Default::default(), 0).evictions, 2);
     }
 }

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::broker::StatsSnapshot;
 use crate::state::AppState;
 
-/// `{"clientCount": ..., "topicCount": ..., "eventsPublished": ..., ...}`.
+/// `{"clientCount": ..., "topicCount": ..., "historyBytes": ..., "eventsPublished": ..., ...}`.
 pub async fn stats(State(state): State<AppState>) -> Json<StatsSnapshot> {
     Json(state.broker.stats())
 }
@@ -67,6 +67,8 @@ pub async fn metrics(
     let s = state.broker.stats();
     metrics::gauge!("herald_connections").set(s.client_count as f64);
     metrics::gauge!("herald_subscriptions").set(state.broker.subscription_count() as f64);
+    metrics::gauge!("herald_topics").set(s.topic_count as f64);
+    metrics::gauge!("herald_history_bytes").set(s.history_bytes as f64);
     metrics::counter!("herald_events_published_total").absolute(s.events_published);
     metrics::counter!("herald_events_delivered_total").absolute(s.events_delivered);
     metrics::counter!("herald_evictions_total").absolute(s.evictions);

@@ -70,6 +70,16 @@ impl From<BrokerError> for ApiError {
                 retry_after: Some(5),
                 ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string())
             },
+            BrokerError::TopicCap { .. } => ApiError {
+                retry_after: Some(60),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string())
+            },
+            BrokerError::TopicCreations {
+                retry_after_secs, ..
+            } => ApiError {
+                retry_after: Some(retry_after_secs),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string())
+            },
             BrokerError::Serialize(_) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
             }

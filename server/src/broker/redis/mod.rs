@@ -13,6 +13,7 @@
 //! | `floor` | string | history below this sequence may be gone from expired topics |
 //! | `nodes`, `nodes:exp` | hash, sorted set | each live node's latest status reading, and when it expires (`report_node`) |
 //! | `topics` | sorted set | every topic with history, by name (score 0): a wildcard's resume finds its topics with `ZRANGEBYLEX` |
+//! | `hot`, `bytes`, `total` | sorted set, hash, string | the history's budget: each topic's last publish (ms), the bytes its history holds, their sum ([`append`]) |
 //! | `conns:<group>` | sorted set | a user's (`user:<uid>`) or an address's (`ip:<addr>`) connections on every node, scored by expiry |
 //! | `cid:<id>` | hash | who client id `<id>` belongs to (`broker::claims`): held while a connection has it, kept for the history's age after |
 //! | `presence:<topic>` | sorted set | who is on the topic, scored by lease end ([`presence`]) |
@@ -35,9 +36,10 @@
 //! on several topics resumes from one `Last-Event-ID` on any node.
 //!
 //! Why two streams per event: history is per topic, so a hot topic trims
-//! only its own history (`MAXLEN ~ history_size`, expiry after
-//! `history_max_age` without publishes) and a resume reads one topic's
-//! entries, never a shared firehose. Fan-out is sharded: every node reads
+//! only its own history (past its count or bytes, expiry after the
+//! history's age without publishes; past the bytes of all topics the
+//! topics idle longest go whole: [`append`]) and a resume reads one
+//! topic's entries, never a shared firehose. Fan-out is sharded: every node reads
 //! the `feed:<n>` streams (`XREAD BLOCK`) from its last entry id and hands
 //! each entry to its local subscribers, so a hot topic occupies one feed
 //! and nodes never need one key per subscribed topic (there is a
@@ -84,14 +86,16 @@
 //!
 //! # Modules
 //!
-//! This file is the [`RedisBackplane`] itself (publish, replay, admission,
-//! claims, node reports); [`layout`] says where each key lives, [`link`]
+//! This file is the [`RedisBackplane`] itself (replay, admission, claims,
+//! node reports); [`append`] publishes within the history's budget,
+//! [`layout`] says where each key lives, [`link`]
 //! how a node reaches one Redis or a cluster, [`scripts`] holds the Lua it
 //! runs, [`feed`] the per-shard readers that turn the feeds into local
 //! deliveries, [`connections`] the refresh that keeps this node's records
 //! alive, [`presence`] who is on which topic, and [`reply`] the parsing of
 //! Redis's answers.
 
+mod append;
 mod connections;
 mod feed;
 mod layout;
@@ -105,7 +109,6 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use redis::Value;
 use tokio::sync::{mpsc, watch};
 
@@ -118,12 +121,12 @@ use self::reply::{field, parse_replay, stream_entries};
 use self::scripts::Scripts;
 
 use crate::broker::backplane::{
-    frame_with_id, Backplane, BackplaneError, BackplaneHealth, BoxFuture, Entry, EventFrame,
-    Fanout, Matched, Page, Replay, Sink,
+    frame_with_id, Append, AppendError, Appended, Backplane, BackplaneError, BackplaneHealth,
+    BoxFuture, Entry, EventFrame, Fanout, Matched, Page, Replay, Sink, Usage,
 };
 use crate::broker::claims::{Claimed, ClientClaim};
 use crate::broker::id::{Epoch, EventId, Position, MAX_SHARDS};
-use crate::broker::memory::HistoryLimits;
+use crate::broker::HistoryLimits;
 use crate::broker::presence::Member;
 use crate::clock::unix_ms as now_ms;
 use crate::sync::lock;
@@ -248,6 +251,8 @@ struct Shared {
     /// waits on it.
     frontier: watch::Sender<Position>,
     scripts: Scripts,
+    /// What the log held at the last sweep ([`Backplane::usage`]).
+    usage: Mutex<Usage>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> BackplaneError {
@@ -485,68 +490,9 @@ impl RedisBackplane {
             samples: Mutex::new(VecDeque::new()),
             scripts,
             options,
+            usage: Mutex::new(Usage::default()),
         });
         Ok(RedisBackplane { shared })
-    }
-
-    /// Appends the event to log shard `shard`: `topics` are its topics
-    /// there, `all` every topic of the event.
-    async fn append_in(
-        &self,
-        shard: usize,
-        topics: &[&str],
-        all: &[&str],
-        key: Option<&str>,
-        body: &[u8],
-    ) -> Result<EventId, BackplaneError> {
-        let s = &self.shared;
-        let l = &s.layout;
-        let Some(first) = topics.first() else {
-            return Err(BackplaneError("an event needs a topic".to_owned()));
-        };
-        let mut con = s.commands.clone();
-        let mut script = s.scripts.publish.key(l.in_shard(shard, "epoch"));
-        script
-            .key(l.in_shard(shard, "seq"))
-            .key(l.feed(l.feed_of(first)))
-            .key(l.idempotency(first))
-            .key(l.in_shard(shard, "topics"));
-        for topic in topics {
-            script.key(l.topic(topic));
-        }
-        let flag = |on: bool| if on { "1" } else { "0" };
-        let id: Result<String, _> = script
-            // Used only if a single Redis lost the epoch (a restart): a new
-            // one, never the old one, or old ids would pass for new positions.
-            .arg(fresh_epoch(s.epoch.load(Ordering::Relaxed)))
-            .arg(all.join(TOPIC_SEPARATOR))
-            .arg(body)
-            .arg(s.options.history.max_events.max(1))
-            .arg(s.options.feed_len.max(1))
-            .arg(s.history_ttl_ms())
-            .arg(key.unwrap_or(""))
-            .arg(flag(topics.len() < all.len()))
-            .arg(flag(l.log_shards() > 1))
-            .arg(topics)
-            .invoke_async(&mut con)
-            .await;
-        let id = id.map_err(unavailable).and_then(|id| {
-            id.parse::<EventId>()
-                .map_err(|e| BackplaneError(format!("redis returned {e}")))
-        });
-        match id {
-            Ok(id) => {
-                s.ok();
-                s.shard_up(shard, true);
-                s.saw_epoch(id.epoch.0);
-                Ok(id)
-            }
-            Err(e) => {
-                s.failed(&e);
-                s.shard_up(shard, false);
-                Err(e)
-            }
-        }
     }
 }
 
@@ -642,30 +588,37 @@ impl Backplane for RedisBackplane {
         }
     }
 
-    fn append<'a>(
-        &'a self,
-        topics: &'a [&'a str],
-        key: Option<&'a str>,
-        body: Bytes,
-    ) -> BoxFuture<'a, Result<EventId, BackplaneError>> {
+    fn append<'a>(&'a self, event: Append<'a>) -> BoxFuture<'a, Result<Appended, AppendError>> {
         Box::pin(async move {
             // One script per log shard the topics are in (one on a single
             // server), the first topic's shard first: its id is the answer.
             let l = &self.shared.layout;
             let mut by_shard: Vec<(usize, Vec<&str>)> = Vec::new();
-            for topic in topics {
+            for topic in event.topics {
                 let shard = l.shard(topic);
                 match by_shard.iter_mut().find(|(s, _)| *s == shard) {
                     Some((_, group)) => group.push(topic),
                     None => by_shard.push((shard, vec![topic])),
                 }
             }
-            let mut first = None;
+            let mut first: Option<Appended> = None;
             for (shard, group) in by_shard {
-                let id = self.append_in(shard, &group, topics, key, &body).await?;
-                first.get_or_insert(id);
+                let appended = self
+                    .append_in(
+                        shard,
+                        &group,
+                        event.topics,
+                        event.key,
+                        &event.body,
+                        event.new_topics,
+                    )
+                    .await?;
+                match &mut first {
+                    Some(first) => first.created += appended.created,
+                    None => first = Some(appended),
+                }
             }
-            first.ok_or_else(|| BackplaneError("an event needs a topic".to_owned()))
+            first.ok_or_else(|| BackplaneError("an event needs a topic".to_owned()).into())
         })
     }
 
@@ -858,6 +811,18 @@ impl Backplane for RedisBackplane {
                 }
                 floors
             };
+            // What the log holds (for stats), its expired topics tidied.
+            let mut usage = Usage::default();
+            for shard in 0..s.layout.log_shards() {
+                match s.tidy(shard).await {
+                    Ok(u) => {
+                        usage.topics += u.topics;
+                        usage.bytes += u.bytes;
+                    }
+                    Err(e) => tracing::debug!(shard, error = %e, "could not tidy the history"),
+                }
+            }
+            *lock(&s.usage) = usage;
             let mut con = s.commands.clone();
             for (shard, floor) in floors.unwrap_or_default().into_iter().enumerate() {
                 let raised: Result<i64, _> = s
@@ -872,6 +837,10 @@ impl Backplane for RedisBackplane {
                 }
             }
         });
+    }
+
+    fn usage(&self) -> Usage {
+        *lock(&self.shared.usage)
     }
 
     fn health(&self) -> BackplaneHealth {
