@@ -15,6 +15,11 @@ pub fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Now, in seconds since the Unix epoch (0 before it).
+pub fn unix_secs() -> u64 {
+    unix_ms() / 1000
+}
+
 /// Formats milliseconds since the Unix epoch as RFC 3339 UTC.
 ///
 /// ```

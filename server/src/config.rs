@@ -35,6 +35,14 @@ pub enum HeartbeatFlag {
     Comment,
 }
 
+/// When session cookies are `Secure` ([`auth::CookieSecure`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CookieSecureFlag {
+    Auto,
+    Always,
+    Never,
+}
+
 /// Which algorithm a configured public key is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum KeyAlgorithm {
@@ -112,6 +120,12 @@ pub struct ServeFlags {
     #[arg(long, env = "HERALD_HEADER_TIMEOUT_SECS", default_value_t = net::DEFAULT_HEADER_TIMEOUT_SECS)]
     pub header_timeout_secs: u64,
 
+    /// Connections one address may hold open before sending a request
+    /// (each waits up to the header timeout); more are closed at once. 0
+    /// for no limit.
+    #[arg(long, env = "HERALD_MAX_PENDING_PER_IP", default_value_t = net::DEFAULT_MAX_PENDING_PER_IP)]
+    pub max_pending_per_ip: usize,
+
     /// Seconds a write may stall (the peer stopped reading) before the
     /// connection is closed; 0 disables the limit.
     #[arg(long, env = "HERALD_IDLE_TIMEOUT_SECS", default_value_t = net::DEFAULT_IDLE_TIMEOUT_SECS)]
@@ -168,6 +182,17 @@ pub struct AuthFlags {
     /// Cookie a token may come in.
     #[arg(long, env = "HERALD_AUTH_COOKIE", default_value = auth::DEFAULT_COOKIE)]
     pub auth_cookie: String,
+
+    /// Seconds a session cookie proves its session; past half of it a
+    /// stream that uses it gets it re-issued.
+    #[arg(long, env = "HERALD_SESSION_TTL_SECS", default_value_t = auth::DEFAULT_SESSION_TTL_SECS)]
+    pub session_ttl_secs: u64,
+
+    /// When session cookies carry `Secure`: auto (the request came over
+    /// HTTPS, as `X-Forwarded-Proto: https` says), always (behind a TLS
+    /// proxy that does not say so), never.
+    #[arg(long, env = "HERALD_COOKIE_SECURE", value_enum, default_value_t = CookieSecureFlag::Auto)]
+    pub cookie_secure: CookieSecureFlag,
 
     /// Development mode: also accept the documented base64 demo tokens.
     #[arg(long, env = "HERALD_DEV", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
@@ -379,7 +404,15 @@ impl Config {
             let secret: [u8; 32] = rand::random();
             Verifier::hs256(&secret)
         };
-        let mut verifier = verifier.dev_mode(a.dev).cookie_name(a.auth_cookie.clone());
+        let secure = match a.cookie_secure {
+            CookieSecureFlag::Auto => auth::CookieSecure::Auto,
+            CookieSecureFlag::Always => auth::CookieSecure::Always,
+            CookieSecureFlag::Never => auth::CookieSecure::Never,
+        };
+        let mut verifier = verifier
+            .dev_mode(a.dev)
+            .cookie_name(a.auth_cookie.clone())
+            .session_rules(Duration::from_secs(a.session_ttl_secs), secure);
         if let Some(key) = a.session_secret.as_deref().filter(|s| !s.is_empty()) {
             verifier = verifier.session_key(auth::SessionKey::derive(key.as_bytes()));
         } else if a.jwt_public_key.is_some() {
@@ -461,6 +494,7 @@ impl Config {
             header_read_timeout: secs_unless_zero(self.serve.header_timeout_secs),
             grace: Duration::from_secs(self.serve.shutdown_grace_secs),
             flushers: self.serve.flushers,
+            max_pending_per_ip: self.serve.max_pending_per_ip,
         }
     }
 

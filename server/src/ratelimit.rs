@@ -162,7 +162,8 @@ impl RateLimiter {
             tokens: self.burst,
             updated: now,
         });
-        bucket.tokens = (refilled(bucket, now, self.rate, self.burst) - f64::from(n)).max(-self.burst);
+        bucket.tokens =
+            (refilled(bucket, now, self.rate, self.burst) - f64::from(n)).max(-self.burst);
         bucket.updated = now;
     }
 

@@ -9,6 +9,7 @@
 //!     "members":[{"clientId":"c1","userId":"alice","node":"n1","since":1764662400000}]}"#;
 //! let presence: TopicPresence = serde_json::from_str(body).unwrap();
 //! assert_eq!(presence.members[0].user_id.as_deref(), Some("alice"));
+//! assert_eq!(presence.members[0].client_id.as_deref(), Some("c1"));
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -22,7 +23,8 @@ pub struct TopicPresence {
     pub count: usize,
     /// Distinct signed-in users among them.
     pub users: usize,
-    /// Oldest connection first.
+    /// Oldest connection first: the asker's own, and the others where the
+    /// topic shows its members to the asker.
     pub members: Vec<PresentMember>,
 }
 
@@ -30,7 +32,10 @@ pub struct TopicPresence {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PresentMember {
-    pub client_id: String,
+    /// Only for the asker's own connections: a client id is never shown
+    /// to anyone else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
     /// The verified user, if any.
     pub user_id: Option<String>,
     /// The node holding the connection.

@@ -23,7 +23,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use session::{SessionKey, SESSION_COOKIE};
+pub use session::{
+    CookieSecure, Session, SessionKey, Sessions, DEFAULT_SESSION_TTL_SECS, SESSION_COOKIE,
+};
 
 /// What a verified token says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,8 +94,8 @@ pub struct Verifier {
     signing: Option<EncodingKey>,
     dev: bool,
     cookie: String,
-    /// Signs and checks session cookies.
-    session: SessionKey,
+    /// Issues and checks session cookies.
+    sessions: Sessions,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -158,25 +160,37 @@ impl Verifier {
             signing,
             dev: false,
             cookie: DEFAULT_COOKIE.to_owned(),
-            session: SessionKey::random(),
+            sessions: Sessions::new(
+                SessionKey::random(),
+                std::time::Duration::from_secs(DEFAULT_SESSION_TTL_SECS),
+                CookieSecure::Auto,
+            ),
         }
     }
 
     /// The key session cookies are signed with (derived from the secret
     /// for HS256, random otherwise: give one that every node shares).
     pub fn session_key(mut self, key: SessionKey) -> Self {
-        self.session = key;
+        self.sessions = self.sessions.with_key(key);
         self
     }
 
-    /// The session key, to issue a session.
-    pub fn sessions(&self) -> &SessionKey {
-        &self.session
+    /// How long session cookies last and when they are `Secure`.
+    pub fn session_rules(mut self, ttl: std::time::Duration, secure: CookieSecure) -> Self {
+        self.sessions = self.sessions.with_rules(ttl, secure);
+        self
     }
 
-    /// The session a request's `herald_session` cookie proves, if any.
-    pub fn session_from(&self, headers: &HeaderMap) -> Option<String> {
-        cookie(headers, SESSION_COOKIE).and_then(|v| self.session.verify(&v))
+    /// Session cookies, to issue one.
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    /// The session a request's `herald_session` cookie proves to `user`
+    /// (the caller's verified user, `None` when anonymous), if any.
+    pub fn session_from(&self, headers: &HeaderMap, user: Option<&str>) -> Option<Session> {
+        cookie(headers, SESSION_COOKIE)
+            .and_then(|v| self.sessions.verify(&v, user, crate::clock::unix_secs()))
     }
 
     /// Also accept the documented base64 demo tokens (dev mode only).

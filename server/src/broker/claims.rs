@@ -5,8 +5,9 @@
 //! whoever first connected with it, recorded as the connection's user
 //! (from its token) and session (from its token or this server's signed
 //! cookie), plus the per-connection secret the `connected` event handed
-//! out. Anyone who proves one of the three continues the id (and gets the
-//! same secret back); anyone else is refused. The record lives while a
+//! out. Its secret, or its user, continues the id (and gets the same
+//! secret back); its session does only when no user holds it (an
+//! anonymous owner's browser); anyone else is refused. The record lives while a
 //! connection holds the id and for `keep_for` (the history's age) after
 //! the last one left, so what was sent to the id in the meantime is never
 //! read by a newcomer. A newcomer taking an id nobody holds starts fresh:
@@ -111,8 +112,11 @@ impl ClaimTable {
         if let Some(record) = self.records.get_mut(id) {
             if record.expires.is_none_or(|at| at > now) {
                 let same = |kept: Option<u64>, given: Option<u64>| kept.is_some() && kept == given;
+                // A user's id is continued by that user: a session alone
+                // (a cookie can end up in someone else's browser) proves
+                // only an anonymous owner.
                 let proven = same(record.user, user)
-                    || same(record.session, session)
+                    || (record.user.is_none() && same(record.session, session))
                     || claim
                         .offered_secret
                         .is_some_and(|s| constant_time_eq(s.as_bytes(), record.secret.as_bytes()));
@@ -209,6 +213,29 @@ mod tests {
             t.claim("x", &claim(Some("bob"), None, "c4"), now),
             Claimed::Refused
         );
+    }
+
+    #[test]
+    fn a_users_id_is_not_continued_by_its_session_alone() {
+        let mut t = ClaimTable::default();
+        let now = Instant::now();
+        assert_eq!(
+            t.claim("tab-1", &claim(Some("alice"), Some("s1"), "c1"), now),
+            Claimed::Fresh
+        );
+        // Mallory holds a cookie for s1 (planted in alice's browser).
+        assert_eq!(
+            t.claim("tab-1", &claim(Some("mallory"), Some("s1"), "c2"), now),
+            Claimed::Refused
+        );
+        assert_eq!(
+            t.claim("tab-1", &claim(None, Some("s1"), "c3"), now),
+            Claimed::Refused
+        );
+        assert!(matches!(
+            t.claim("tab-1", &claim(Some("alice"), None, "c4"), now),
+            Claimed::Continued { .. }
+        ));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use herald_shared::events::{Connected, HeartbeatInfo, Reset, ResetReason};
+use herald_shared::presence::TopicPresence;
 use herald_shared::wire::Event;
 
 use super::backplane::frame_with_id;
@@ -99,6 +100,13 @@ impl SSEBroker {
     /// replay and live, nothing arrives twice, and ids only grow.
     pub async fn connect(&self, mut opts: ConnectOptions) -> Result<Subscription, BrokerError> {
         self.check_request(&mut opts)?;
+        // Lookups last, once everything that needs none has passed.
+        self.policy()
+            .learn_owners(&opts.principal, &opts.topics)
+            .await;
+        for topic in &opts.topics {
+            self.policy().check_request(&opts.principal, topic)?;
+        }
         let requested = opts.client_id.is_some();
         let id: Arc<str> = match opts.client_id.take() {
             Some(id) => id.into(),
@@ -249,9 +257,10 @@ impl SSEBroker {
         Ok((missed, gap))
     }
 
-    /// Checks what a connection asks for before anything is held for it:
-    /// its topics (repeats dropped, within the cap, each allowed by the
-    /// policy), its client id and its identity's topic names.
+    /// Checks what a connection asks for that needs no lookup, before
+    /// anything is held for it: its topics (repeats dropped, within the
+    /// cap, valid names, none that the policy refuses this caller whoever
+    /// owns it), its client id and its identity's topic names.
     fn check_request(&self, opts: &mut ConnectOptions) -> Result<(), BrokerError> {
         dedup(&mut opts.topics);
         let limit = self.inner.config.max_topics;
@@ -260,7 +269,7 @@ impl SSEBroker {
         }
         for topic in &opts.topics {
             names::validate_subscription(topic)?;
-            self.policy().check_request(&opts.principal, topic)?;
+            self.policy().check_unlooked(&opts.principal, topic)?;
         }
         if let Some(id) = &opts.client_id {
             names::validate_client_id(id)?;
@@ -422,28 +431,35 @@ impl SSEBroker {
     }
 
     /// Adds a connected client to topics (live events only, no replay):
-    /// each must be one its connection's principal may read.
-    pub fn subscribe(
+    /// each must be one its connection's principal may read. What needs
+    /// no lookup is checked first (the client, the names, the cap), so a
+    /// request that fails those costs the backplane nothing.
+    pub async fn subscribe(
         &self,
         client_id: &str,
         topics: &[String],
     ) -> Result<Vec<String>, BrokerError> {
-        for t in topics {
-            names::validate_subscription(t)?;
-        }
         let client = self
             .client(client_id)
             .ok_or_else(|| BrokerError::UnknownClient(client_id.to_owned()))?;
-        for t in topics {
-            self.policy().check_request(&client.principal, t)?;
-        }
         // The cap counts the topics it asked for, not the assigned ones.
         let limit = self.inner.config.max_topics;
+        if topics.len() > limit {
+            return Err(BrokerError::TooManyTopics { limit });
+        }
         let mut after: std::collections::BTreeSet<String> = client.topics().into_iter().collect();
         let assigned = after.iter().filter(|t| client.is_assigned(t)).count();
         after.extend(topics.iter().cloned());
         if after.len() - assigned > limit {
             return Err(BrokerError::TooManyTopics { limit });
+        }
+        for t in topics {
+            names::validate_subscription(t)?;
+            self.policy().check_unlooked(&client.principal, t)?;
+        }
+        self.policy().learn_owners(&client.principal, topics).await;
+        for t in topics {
+            self.policy().check_request(&client.principal, t)?;
         }
         let reads = client.reads();
         for name in topics {
@@ -508,15 +524,19 @@ impl SSEBroker {
 
     /// [`presence`](Self::presence) asked by `who`: under the rule that
     /// lets it subscribe to `topic` (a topic name, not a wildcard), so
-    /// whoever may not be there learns nothing of who is.
+    /// whoever may not be there learns nothing of who is; and shown as
+    /// [`presence::shown_to`] says (counts, its own connections, members'
+    /// user ids where the topic's rule shows them, no other client id).
     pub async fn presence_as(
         &self,
         who: &Principal,
         topic: &str,
-    ) -> Result<Vec<Member>, BrokerError> {
+    ) -> Result<TopicPresence, BrokerError> {
         names::validate_topic(topic)?;
         self.policy().check_request(who, topic)?;
-        self.presence(topic).await
+        let members = self.presence(topic).await?;
+        let show_users = self.policy().shows_members(who, topic);
+        Ok(presence::shown_to(topic, members, who, show_users))
     }
 
     /// Who is on `topic`, on every node ([`presence`]), oldest first: the

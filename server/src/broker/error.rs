@@ -16,7 +16,7 @@ use super::BackplaneError;
 /// let broker = SSEBroker::new(BrokerConfig::default());
 /// let err = broker.publish("no spaces allowed", Event::data("x")).await.unwrap_err();
 /// assert!(matches!(err, BrokerError::InvalidTopic { .. }));
-/// assert!(matches!(broker.subscribe("ghost", &["a".into()]), Err(BrokerError::UnknownClient(_))));
+/// assert!(matches!(broker.subscribe("ghost", &["a".into()]).await, Err(BrokerError::UnknownClient(_))));
 /// # });
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

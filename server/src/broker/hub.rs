@@ -325,7 +325,11 @@ mod tests {
         for (topic, c) in [(&a, &both), (&b, &both), (&a, &only_a), (&b, &only_b)] {
             hub.subscribe(topic, c);
         }
-        let delivered = || hub.stats.snapshot(0, Default::default(), 0).events_delivered;
+        let delivered = || {
+            hub.stats
+                .snapshot(0, Default::default(), 0)
+                .events_delivered
+        };
         let copy = |shard| {
             hub.deliver(Fanout {
                 topics: &[a.as_str(), b.as_str()],
@@ -406,7 +410,12 @@ mod tests {
         deliver(&hub, &["chat:general", "chat:random"], 1);
         deliver(&hub, &["chat:random"], 2);
         // alice: seq 1 once (three ways in), seq 2 once; anon: nothing.
-        assert_eq!(hub.stats.snapshot(0, Default::default(), 0).events_delivered, 2);
+        assert_eq!(
+            hub.stats
+                .snapshot(0, Default::default(), 0)
+                .events_delivered,
+            2
+        );
 
         // Nobody on the wildcard, swept: publishing takes the fast path again.
         hub.existing("chat:*")

@@ -505,7 +505,12 @@ mod tests {
     use super::*;
 
     /// Appends `body` to `topics` (new topics allowed): its id.
-    fn add(log: &MemoryBackplane, topics: &[&str], key: Option<&str>, body: &'static [u8]) -> EventId {
+    fn add(
+        log: &MemoryBackplane,
+        topics: &[&str],
+        key: Option<&str>,
+        body: &'static [u8],
+    ) -> EventId {
         let event = Append {
             key,
             ..Append::new(topics, Bytes::from_static(body))
@@ -601,12 +606,18 @@ mod tests {
         let ids: Vec<EventId> = (0..5).map(|_| add(&log, &["t"], None, body)).collect();
         let kept = log.replay_now("t", all_after(0));
         // Each event is 90 bytes of body plus its `id:` line (under 100).
-        assert_eq!(kept.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4, 5]);
+        assert_eq!(
+            kept.entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [3, 4, 5]
+        );
         assert!(kept.gap, "a resume from the start missed 1 and 2");
         assert!(!log.replay_now("t", all_after(ids[1].seq)).gap);
         let used = log.usage();
         assert_eq!(used.topics, 1);
-        assert!(used.bytes <= limits.topic_bytes + TOPIC_COST + 1, "{used:?}");
+        assert!(
+            used.bytes <= limits.topic_bytes + TOPIC_COST + 1,
+            "{used:?}"
+        );
     }
 
     #[test]
@@ -632,8 +643,14 @@ mod tests {
         assert!(log.replay_now("room:0", all_after(0)).entries.len() == 2);
         let gone = log.replay_now("room:1", all_after(0));
         assert!(gone.entries.is_empty() && gone.gap, "dropped, and said so");
-        assert!(!log.replay_now("room:1", all_after(ids[1].seq)).gap, "nothing after it was lost");
-        assert!(!log.replay_now("room:9", all_after(0)).gap, "the newest stay");
+        assert!(
+            !log.replay_now("room:1", all_after(ids[1].seq)).gap,
+            "nothing after it was lost"
+        );
+        assert!(
+            !log.replay_now("room:9", all_after(0)).gap,
+            "the newest stay"
+        );
         // A wildcard's resume from before the drop hears of it too.
         let matched = log.topics_under_now("room:", 100);
         assert!(matched.forgotten_through[0] >= ids[1].seq);
@@ -647,18 +664,29 @@ mod tests {
             ..Default::default()
         });
         let event = |topics| Append::new(topics, Bytes::from_static(b"data: x\n\n"));
-        assert_eq!(log.append_now(&event(&["a", "b"])).map(|a| a.created), Ok(2));
+        assert_eq!(
+            log.append_now(&event(&["a", "b"])).map(|a| a.created),
+            Ok(2)
+        );
         assert_eq!(
             log.append_now(&event(&["a", "c"])),
             Err(AppendError::TopicCap { limit: 2 })
         );
-        assert_eq!(log.append_now(&event(&["b", "a"])).map(|a| a.created), Ok(0));
+        assert_eq!(
+            log.append_now(&event(&["b", "a"])).map(|a| a.created),
+            Ok(0)
+        );
         let refused = Append {
             new_topics: NewTopics::Refuse,
             ..event(&["a", "z"])
         };
         assert_eq!(log.append_now(&refused), Err(AppendError::NewTopic));
-        assert!(log.append_now(&Append { topics: &["a"], ..refused }).is_ok());
+        assert!(log
+            .append_now(&Append {
+                topics: &["a"],
+                ..refused
+            })
+            .is_ok());
         assert_eq!(log.usage().topics, 2);
     }
 

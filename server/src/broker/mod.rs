@@ -97,7 +97,7 @@ pub use id::{
 pub use memory::MemoryBackplane;
 pub use names::{validate_topic, MAX_TOPIC_LEN};
 use policy::{Publisher, TopicPolicy};
-pub use presence::Member;
+pub use presence::{shown_to as presence_shown_to, Member};
 pub use stats::{Stats, StatsSnapshot};
 
 /// The broker. Cheap to clone: clones share one state. See the module docs
@@ -115,7 +115,7 @@ pub use stats::{Stats, StatsSnapshot};
 /// let id = sub.client_id().to_owned();
 /// broker.send(&id, Event::data("just you")).await.unwrap();
 /// broker.notify_session("s1", Event::data("your session")).await.unwrap();
-/// broker.subscribe(&id, &["news".into()]).unwrap();
+/// broker.subscribe(&id, &["news".into()]).await.unwrap();
 /// broker.broadcast_to_topic("news", Event::data("headline").event("news")).await.unwrap();
 /// broker.broadcast(Event::data("everyone")).await.unwrap();
 /// assert_eq!(broker.stats().events_published, 4);
@@ -358,7 +358,7 @@ impl SSEBroker {
         // event never passes for its retry.
         let (caller, scope) = match who {
             Publisher::Server => (None, "server".to_owned()),
-            Publisher::Caller(p) | Publisher::OnBehalfOf(p) => {
+            Publisher::Caller(p) | Publisher::OnBehalfOf(p) | Publisher::App(p) => {
                 let key = p.caller_key();
                 (Some(key.clone()), key)
             }
@@ -402,11 +402,7 @@ impl SSEBroker {
 
     /// The broker's word for an append the log refused; `quota` is the
     /// caller's topic creations as they stood.
-    fn refused_append(
-        &self,
-        e: AppendError,
-        quota: Option<Result<(), Duration>>,
-    ) -> BrokerError {
+    fn refused_append(&self, e: AppendError, quota: Option<Result<(), Duration>>) -> BrokerError {
         match e {
             AppendError::Unavailable(e) => BrokerError::Backplane(e),
             AppendError::TopicCap { limit } => {

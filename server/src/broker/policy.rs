@@ -142,6 +142,11 @@ pub enum Publisher<'a> {
     /// Code in this process: the apps' workers, the status publisher,
     /// `SSEHelper`, `SSENotifier`. May publish to any topic.
     Server,
+    /// An app's own event that a caller's request set off (a chat stream
+    /// announcing its caller in the rooms it names): the app vouches for
+    /// it, so any topic, as [`Server`](Self::Server); what it costs (the
+    /// topics it starts) is the caller's.
+    App(&'a Principal),
     /// An app route publishing what its caller asked for (a chat message,
     /// a notification), with the caller's identity stamped in by the
     /// route: into the topics its `publish` claim covers when it has one,
@@ -193,6 +198,19 @@ pub enum Publish {
     App,
 }
 
+/// Who sees who is on a topic (`GET /_sse/presence`), besides the
+/// members' own connections (each caller always sees its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Presence {
+    /// Counts for its readers; its members' user ids only to those who
+    /// may publish to it (a `publish` claim, or open publishing).
+    #[default]
+    Counts,
+    /// Its members' user ids to everyone who may read it (a chat room,
+    /// where joins are announced anyway).
+    Members,
+}
+
 /// The names a rule covers: one topic, or every topic under a prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Pattern {
@@ -238,6 +256,7 @@ pub struct Rule {
     pattern: Pattern,
     pub read: Read,
     pub publish: Publish,
+    pub presence: Presence,
 }
 
 /// Why an operator's rule was refused.
@@ -254,7 +273,14 @@ impl Rule {
             pattern: Pattern::parse(pattern),
             read,
             publish,
+            presence: Presence::Counts,
         }
+    }
+
+    /// This rule with its topics' presence shown as `presence` says.
+    pub fn presence(mut self, presence: Presence) -> Self {
+        self.presence = presence;
+        self
     }
 
     /// The pattern as written (`chat:*`, `notifications`).
@@ -262,16 +288,18 @@ impl Rule {
         self.pattern.text()
     }
 
-    /// An operator's rule: `PATTERN=READ[/PUBLISH]`, where `PATTERN` is a
-    /// topic or a prefix ending in `*`, `READ` is `anyone`,
-    /// `authenticated`, `owner`, `role:<name>` or `nobody`, and `PUBLISH`
-    /// is `claim` (the default) or `app`.
+    /// An operator's rule: `PATTERN=READ[/PUBLISH[/PRESENCE]]`, where
+    /// `PATTERN` is a topic or a prefix ending in `*`, `READ` is `anyone`,
+    /// `authenticated`, `owner`, `role:<name>` or `nobody`, `PUBLISH` is
+    /// `claim` (the default) or `app`, and `PRESENCE` is `counts` (the
+    /// default) or `members` ([`Presence`]).
     ///
     /// ```
-    /// use herald_server::broker::policy::{Publish, Read, Rule};
+    /// use herald_server::broker::policy::{Presence, Publish, Read, Rule};
     /// let rule = Rule::parse("tenant:*=owner/app").unwrap();
     /// assert_eq!((rule.pattern(), &rule.read, rule.publish), ("tenant:*".into(), &Read::Owner, Publish::App));
     /// assert_eq!(Rule::parse("ops=role:admin").unwrap().read, Read::Role("admin".into()));
+    /// assert_eq!(Rule::parse("room:*=anyone/claim/members").unwrap().presence, Presence::Members);
     /// assert!(Rule::parse("user:*=anyone").is_err()); // assigned namespaces stay the server's
     /// assert!(Rule::parse("news=everybody").is_err());
     /// ```
@@ -282,8 +310,15 @@ impl Rule {
         };
         let (pattern, rules) = text
             .split_once('=')
-            .ok_or_else(|| fail("expected PATTERN=READ[/PUBLISH]"))?;
-        let (read, publish) = rules.split_once('/').unwrap_or((rules, "claim"));
+            .ok_or_else(|| fail("expected PATTERN=READ[/PUBLISH[/PRESENCE]]"))?;
+        let mut parts = rules.splitn(3, '/');
+        let read = parts.next().unwrap_or_default();
+        let publish = parts.next().unwrap_or("claim");
+        let presence = match parts.next().map(str::trim) {
+            None | Some("counts") => Presence::Counts,
+            Some("members") => Presence::Members,
+            Some(_) => return Err(fail("PRESENCE is counts or members")),
+        };
         let read = match read.trim() {
             "anyone" => Read::Anyone,
             "authenticated" => Read::Authenticated,
@@ -306,7 +341,7 @@ impl Rule {
         let pattern = pattern.trim();
         if pattern == "*" {
             // The rule for open topics: everything no other rule names.
-            return Ok(Rule::new(pattern, read, publish));
+            return Ok(Rule::new(pattern, read, publish).presence(presence));
         }
         let name = pattern.strip_suffix('*').unwrap_or(pattern);
         if name.contains('*') {
@@ -315,7 +350,7 @@ impl Rule {
         if !name.is_empty() {
             super::names::validate_topic(name).map_err(|e| fail(&e.to_string()))?;
         }
-        let rule = Rule::new(pattern, read, publish);
+        let rule = Rule::new(pattern, read, publish).presence(presence);
         let overlaps_assigned = builtin().iter().any(|b| {
             matches!(b.read, Read::Assigned(_))
                 && match (&rule.pattern, &b.pattern) {
@@ -352,7 +387,7 @@ fn builtin() -> Vec<Rule> {
         ),
         Rule::new("jobs:*", Read::Owner, Publish::App),
         Rule::new("job:*", Read::OwnerLookup, Publish::App),
-        Rule::new("chat:*", Read::Authenticated, Publish::App),
+        Rule::new("chat:*", Read::Authenticated, Publish::App).presence(Presence::Members),
         Rule::new(names::NOTIFICATIONS, Read::Authenticated, Publish::App),
         Rule::new(names::REALTIME, Read::Authenticated, Publish::App),
         Rule::new("avatar:*", Read::Anyone, Publish::App),
@@ -360,8 +395,26 @@ fn builtin() -> Vec<Rule> {
     ]
 }
 
-/// Says who owns the resource a topic names (the name without its prefix).
-pub type OwnerLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+/// Says who owns the resources an [`Read::OwnerLookup`] rule's topics
+/// name (each topic's name without the rule's prefix): the app that owns
+/// the namespace registers one ([`TopicPolicy::set_owner_lookup`]).
+pub trait Owners: Send + Sync {
+    /// The owner of `name`, if known here without waiting: asked while a
+    /// request is checked, and per event for a wildcard's readers.
+    fn owner_now(&self, name: &str) -> Option<String>;
+
+    /// Makes the owners of `names` known to [`owner_now`](Self::owner_now),
+    /// in one round trip for all of them (a store elsewhere). Asked only
+    /// for an authenticated caller's request, after every check that needs
+    /// no lookup, with at most a connection's topic cap of names. A store
+    /// that knows every owner here needs nothing.
+    fn learn<'a>(&'a self, _names: &'a [&'a str]) -> super::BoxFuture<'a, ()> {
+        Box::pin(std::future::ready(()))
+    }
+}
+
+/// A registered [`Owners`].
+pub type OwnerLookup = Arc<dyn Owners>;
 
 /// Who may read one topic: [`TopicPolicy::readers`].
 pub struct Readers<'a> {
@@ -479,6 +532,36 @@ impl TopicPolicy {
         write(&self.lookups).insert(pattern.to_owned(), lookup);
     }
 
+    /// Makes the owners of `topics` (those under an [`Read::OwnerLookup`]
+    /// rule, not known yet) known before `who`'s request is judged: one
+    /// [`Owners::learn`] per rule. Nothing for an anonymous caller, whom
+    /// such a rule refuses whoever the owner is.
+    pub async fn learn_owners(&self, who: &Principal, topics: &[String]) {
+        if !who.is_authenticated() {
+            return;
+        }
+        let mut wanted: Vec<(OwnerLookup, Vec<&str>)> = Vec::new();
+        for topic in topics {
+            let (rule, rest) = self.rule_for(topic);
+            if rule.read != Read::OwnerLookup || super::names::wildcard_prefix(topic).is_some() {
+                continue;
+            }
+            let Some(lookup) = read(&self.lookups).get(&rule.pattern()).cloned() else {
+                continue;
+            };
+            if lookup.owner_now(rest).is_some() {
+                continue;
+            }
+            match wanted.iter_mut().find(|(l, _)| Arc::ptr_eq(l, &lookup)) {
+                Some((_, names)) => names.push(rest),
+                None => wanted.push((lookup, vec![rest])),
+            }
+        }
+        for (lookup, names) in wanted {
+            lookup.learn(&names).await;
+        }
+    }
+
     /// May `who` ask for `topic` on a stream (`/_sse/connect`,
     /// `/_sse/subscribe`, an app's stream)?
     ///
@@ -505,6 +588,39 @@ impl TopicPolicy {
             return Err(BrokerError::ReservedTopic(topic.to_owned()));
         }
         self.check_read(who, topic)
+    }
+
+    /// [`check_request`](Self::check_request) as far as it goes without
+    /// asking an app who owns the topic: a topic under an
+    /// [`Read::OwnerLookup`] rule passes if `who` could be its owner (has a
+    /// token whose `subscribe` claim allows it), to be judged by
+    /// `check_request` once its owner is known
+    /// ([`learn_owners`](Self::learn_owners)). Every other topic is judged
+    /// in full.
+    ///
+    /// ```
+    /// use herald_server::broker::policy::{Principal, TopicPolicy};
+    /// let policy = TopicPolicy::default();
+    /// assert!(policy.check_unlooked(&Principal::anonymous(), "job:7").is_err()); // no lookup needed
+    /// assert!(policy.check_unlooked(&Principal::user("alice"), "job:7").is_ok()); // then asked
+    /// assert!(policy.check_unlooked(&Principal::user("alice"), "jobs:bob").is_err());
+    /// ```
+    pub fn check_unlooked(&self, who: &Principal, topic: &str) -> Result<(), BrokerError> {
+        let (rule, _) = self.rule_for(topic);
+        if rule.read != Read::OwnerLookup || super::names::wildcard_prefix(topic).is_some() {
+            return self.check_request(who, topic);
+        }
+        if !who.is_authenticated() {
+            return Err(BrokerError::NeedsToken(topic.to_owned()));
+        }
+        let claim_allows = who
+            .subscribe
+            .as_deref()
+            .is_none_or(|patterns| any_matches(patterns, topic));
+        if !claim_allows {
+            return Err(BrokerError::TopicNotAllowed(topic.to_owned()));
+        }
+        Ok(())
     }
 
     fn check_wildcard(
@@ -553,7 +669,7 @@ impl TopicPolicy {
         let owner = match rule.read {
             Read::OwnerLookup => read(&self.lookups)
                 .get(&rule.pattern())
-                .and_then(|lookup| lookup(rest)),
+                .and_then(|lookup| lookup.owner_now(rest)),
             _ => None,
         };
         Readers {
@@ -585,6 +701,27 @@ impl TopicPolicy {
         Ok(())
     }
 
+    /// Whether `who`, a reader of `topic`, is shown its members' user ids
+    /// ([`Presence`]): the topic's rule says so, or `who` may publish raw
+    /// events to it.
+    ///
+    /// ```
+    /// use herald_server::broker::policy::{Principal, TopicPolicy};
+    /// let policy = TopicPolicy::default();
+    /// let alice = Principal::user("alice");
+    /// assert!(policy.shows_members(&alice, "chat:lobby"));
+    /// assert!(!policy.shows_members(&alice, "news"));
+    /// let svc = Principal { publish: Some(vec!["news".into()]), ..Principal::user("svc") };
+    /// assert!(policy.shows_members(&svc, "news"));
+    /// ```
+    pub fn shows_members(&self, who: &Principal, topic: &str) -> bool {
+        let (rule, _) = self.rule_for(topic);
+        rule.presence == Presence::Members
+            || self
+                .check_publish(Publisher::Caller(who), topic, None)
+                .is_ok()
+    }
+
     /// May `who` publish an event named `event` (`None`: unnamed) to `topic`?
     pub fn check_publish(
         &self,
@@ -608,7 +745,7 @@ impl TopicPolicy {
         };
         let (rule, _) = self.rule_for(topic);
         match who {
-            Publisher::Server => Ok(()),
+            Publisher::Server | Publisher::App(_) => Ok(()),
             Publisher::OnBehalfOf(p) => match &p.publish {
                 Some(_) if claimed(p) => Ok(()),
                 Some(_) => denied("the token's publish claim does not cover it"),
@@ -697,10 +834,13 @@ mod tests {
             policy.check_request(&alice, "job:42").is_err(),
             "no lookup yet"
         );
-        policy.set_owner_lookup(
-            "job:*",
-            Arc::new(|id| (id == "42").then(|| "alice".to_owned())),
-        );
+        struct Jobs;
+        impl Owners for Jobs {
+            fn owner_now(&self, id: &str) -> Option<String> {
+                (id == "42").then(|| "alice".to_owned())
+            }
+        }
+        policy.set_owner_lookup("job:*", Arc::new(Jobs));
         assert!(policy.check_request(&alice, "job:42").is_ok());
         assert!(policy
             .check_request(&Principal::user("bob"), "job:42")

@@ -22,8 +22,8 @@ use tokio::sync::watch;
 
 use super::local::LocalStore;
 use super::store::{JobKind, JobSpec, JobStore, Limits, Taken};
-use crate::broker::policy::Publisher;
-use crate::broker::{BrokerError, Position, SSEBroker};
+use crate::broker::policy::{Owners, Publisher};
+use crate::broker::{BoxFuture, BrokerError, Position, SSEBroker};
 
 pub use crate::broker::names::{job as job_topic, jobs_of as owner_topic};
 
@@ -113,6 +113,26 @@ pub struct Snapshot {
 /// assert_eq!(done.state.status, JobStatus::Completed);
 /// # });
 /// ```
+/// Who owns each job, as the topic policy asks it (`job:<id>` topics).
+struct JobOwners(std::sync::Weak<dyn JobStore>);
+
+impl Owners for JobOwners {
+    fn owner_now(&self, id: &str) -> Option<String> {
+        self.0.upgrade()?.owner_now(id)
+    }
+
+    fn learn<'a>(&'a self, ids: &'a [&'a str]) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let Some(store) = self.0.upgrade() else {
+                return;
+            };
+            if let Err(e) = store.learn_owners(ids).await {
+                tracing::debug!(error = %e, "job owners not known");
+            }
+        })
+    }
+}
+
 #[derive(Clone)]
 pub struct JobQueue {
     inner: Arc<Inner>,
@@ -160,29 +180,11 @@ impl JobQueue {
     /// so the job's owner (and nobody else) reads it on every way in.
     /// Called by the routes that serve this queue.
     pub fn answer_owner_lookups(&self) {
-        let store = Arc::downgrade(&self.inner.store);
+        let owners = JobOwners(Arc::downgrade(&self.inner.store));
         self.inner
             .broker
             .policy()
-            .set_owner_lookup("job:*", Arc::new(move |id| store.upgrade()?.owner_now(id)));
-    }
-
-    /// Makes the owners of the jobs among `topics` (`job:<id>`) known to
-    /// the topic policy before it is asked: with Redis, a job this node
-    /// has not seen yet is looked up. Called by the routes that take
-    /// topics from a caller (`/_sse/connect`, `/_sse/subscribe`).
-    pub async fn learn_owners(&self, topics: &[String]) {
-        let prefix = job_topic("");
-        for topic in topics {
-            let Some(id) = topic.strip_prefix(prefix.as_str()) else {
-                continue;
-            };
-            if self.inner.store.owner_now(id).is_none() {
-                if let Err(e) = self.inner.store.get(id).await {
-                    tracing::debug!(job = %id, error = %e, "job owner not known");
-                }
-            }
-        }
+            .set_owner_lookup("job:*", Arc::new(owners));
     }
 
     /// Starts this process's workers, once (none if `settings.workers` is

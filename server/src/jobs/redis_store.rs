@@ -265,6 +265,27 @@ impl JobStore for RedisStore {
         lock(&self.owners).get(id).cloned()
     }
 
+    fn learn_owners<'a>(&'a self, ids: &'a [&'a str]) -> BoxFuture<'a, Result<(), JobError>> {
+        Box::pin(async move {
+            // One pipeline: every job key shares the `{jobs}` tag, so on a
+            // cluster it is one round trip to one master too.
+            let mut pipe = redis::pipe();
+            for id in ids {
+                pipe.cmd("HGET").arg(self.job_key(id)).arg("spec");
+            }
+            let specs: Vec<Option<String>> = pipe
+                .query_async(&mut self.commands.clone())
+                .await
+                .map_err(unavailable)?;
+            for (id, spec) in ids.iter().zip(specs) {
+                if let Some(spec) = spec.and_then(|s| serde_json::from_str::<JobSpec>(&s).ok()) {
+                    self.remember_owner(id, &spec.owner);
+                }
+            }
+            Ok(())
+        })
+    }
+
     fn lock_owner<'a>(&'a self, owner: &'a str) -> BoxFuture<'a, Result<OwnerGuard, JobError>> {
         Box::pin(async move {
             let key = self.key(&format!("jobs:lock:{owner}"));

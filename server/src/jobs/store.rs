@@ -104,8 +104,15 @@ pub trait JobStore: Send + Sync + 'static {
     fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<JobRecord>, JobError>>;
 
     /// The job's owner if known here without waiting (for the topic
-    /// policy, which asks synchronously); `get` makes it known.
+    /// policy, which asks synchronously); `get` and `learn_owners` make
+    /// it known.
     fn owner_now(&self, id: &str) -> Option<String>;
+
+    /// Makes the owners of the jobs `ids` known to `owner_now`, in one
+    /// round trip. A store that holds every job here needs nothing.
+    fn learn_owners<'a>(&'a self, _ids: &'a [&'a str]) -> BoxFuture<'a, Result<(), JobError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 
     /// Waits until this caller alone publishes and records `owner`'s
     /// updates; released when the guard is dropped.

@@ -26,7 +26,8 @@ mod socket;
 pub use direct::{count_bytes_written, DirectStream};
 pub use rewind::Rewind;
 pub use serve::{
-    serve, ServeOptions, DEFAULT_GRACE_SECS, DEFAULT_HEADER_TIMEOUT_SECS, DEFAULT_IDLE_TIMEOUT_SECS,
+    serve, ServeOptions, DEFAULT_GRACE_SECS, DEFAULT_HEADER_TIMEOUT_SECS,
+    DEFAULT_IDLE_TIMEOUT_SECS, DEFAULT_MAX_PENDING_PER_IP,
 };
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};

@@ -17,7 +17,7 @@
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +43,8 @@ pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_GRACE_SECS: u64 = 5;
 /// Seconds a write may stall before its connection is closed.
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
+/// Connections one address may hold open before sending a request.
+pub const DEFAULT_MAX_PENDING_PER_IP: usize = 128;
 
 /// Connection-level settings of [`serve`].
 #[derive(Debug, Clone)]
@@ -56,6 +58,10 @@ pub struct ServeOptions {
     /// half the cores, at least one. On two cores one flusher beat two:
     /// longer passes batch more, and the other core is left to publishing.
     pub flushers: usize,
+    /// Connections one address may hold before their first request head
+    /// has arrived (each waits up to the header timeout); more are closed
+    /// at once. 0 for no limit.
+    pub max_pending_per_ip: usize,
 }
 
 impl Default for ServeOptions {
@@ -64,6 +70,7 @@ impl Default for ServeOptions {
             header_read_timeout: Some(Duration::from_secs(DEFAULT_HEADER_TIMEOUT_SECS)),
             grace: Duration::from_secs(DEFAULT_GRACE_SECS),
             flushers: 0,
+            max_pending_per_ip: DEFAULT_MAX_PENDING_PER_IP,
         }
     }
 }
@@ -109,6 +116,7 @@ pub async fn serve(
         idle_timeout: listener.idle_timeout(),
         stopping: CancellationToken::new(),
         flusher: Flusher::start(options.flushers)?,
+        pending: Pending::new(options.max_pending_per_ip),
     });
     let connections = TaskTracker::new();
     tokio::pin!(shutdown);
@@ -117,11 +125,17 @@ pub async fn serve(
             accepted = listener.accept_tcp() => accepted,
             () = &mut shutdown => break,
         };
+        let Some(waiting) = shared.pending.admit(peer.ip()) else {
+            // Closed at once: this address holds its share of sockets
+            // that have said nothing yet.
+            PENDING_REFUSED.increment(1);
+            continue;
+        };
         let connection = Connection {
             peer,
             shared: shared.clone(),
         };
-        connections.spawn(connection.run(stream));
+        connections.spawn(connection.run(stream, waiting));
     }
     drop(listener);
     shared.stopping.cancel();
@@ -143,7 +157,65 @@ struct Shared {
     idle_timeout: Option<Duration>,
     stopping: CancellationToken,
     flusher: Flusher,
+    pending: Arc<Pending>,
 }
+
+/// Connections per address that have not sent a complete request head.
+struct Pending {
+    limit: usize,
+    by_ip: std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>,
+}
+
+/// One connection waiting for its first request head; dropping it (the
+/// head arrived, or the connection ended) frees its place.
+struct Waiting {
+    pending: Arc<Pending>,
+    ip: IpAddr,
+}
+
+impl Pending {
+    fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Pending {
+            limit,
+            by_ip: std::sync::Mutex::new(std::collections::HashMap::new()),
+        })
+    }
+
+    /// A place for one more waiting connection from `ip`, if it has one.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Waiting> {
+        let mut by_ip = crate::sync::lock(&self.by_ip);
+        let held = by_ip.entry(ip).or_insert(0);
+        if self.limit > 0 && *held >= self.limit {
+            return None;
+        }
+        *held += 1;
+        PENDING.increment(1.0);
+        Some(Waiting {
+            pending: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        let mut by_ip = crate::sync::lock(&self.pending.by_ip);
+        if let std::collections::hash_map::Entry::Occupied(mut held) = by_ip.entry(self.ip) {
+            *held.get_mut() -= 1;
+            if *held.get() == 0 {
+                held.remove();
+            }
+        }
+        PENDING.decrement(1.0);
+    }
+}
+
+/// Connections waiting for their first request head, and those refused
+/// because their address held too many.
+static PENDING: std::sync::LazyLock<metrics::Gauge> =
+    std::sync::LazyLock::new(|| metrics::gauge!("herald_connections_pending"));
+static PENDING_REFUSED: std::sync::LazyLock<metrics::Counter> =
+    std::sync::LazyLock::new(|| metrics::counter!("herald_connections_pending_refused_total"));
 
 /// One accepted connection. Small on purpose: its task lives as long as
 /// the connection, so per-server settings are shared, not copied.
@@ -153,7 +225,7 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(self, mut stream: TcpStream) {
+    async fn run(self, mut stream: TcpStream, waiting: Waiting) {
         let peer = self.peer;
         let shared = &*self.shared;
         let read = Box::pin(event_stream::read_first(
@@ -162,6 +234,7 @@ impl Connection {
             shared.header_read_timeout,
         ))
         .await;
+        drop(waiting);
         let already_read = match read {
             First::Gone => return,
             First::Other(bytes) => bytes,

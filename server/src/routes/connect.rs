@@ -56,7 +56,6 @@ pub async fn connect(
         })
         .unwrap_or_default();
     let (principal, new_session) = caller.stream_principal(&state, q.session_id)?;
-    state.jobs.learn_owners(&topics).await;
     let sub = state
         .broker
         .connect(ConnectOptions {

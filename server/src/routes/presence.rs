@@ -1,17 +1,17 @@
 //! `GET /_sse/presence?topic=…`: who is connected to a topic, on every node.
 //!
 //! Asked under the same rule as subscribing (`SSEBroker::presence_as`):
-//! whoever may put a stream on
-//! the topic may see who else is there (401/403 otherwise, naming the
-//! rule, and nothing about the topic). A connection is present on the
+//! whoever may put a stream on the topic may ask (401/403 otherwise,
+//! naming the rule, and nothing about the topic), and is shown counts,
+//! its own connections, and members' user ids only where the topic's rule
+//! shows them (a chat room's readers, or those who may publish there);
+//! never another connection's client id. A connection is present on the
 //! topics it asked for by name (`broker::presence`).
-
-use std::collections::BTreeSet;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
-use herald_shared::presence::{PresentMember, TopicPresence};
+use herald_shared::presence::TopicPresence;
 use serde::Deserialize;
 
 use crate::state::AppState;
@@ -24,34 +24,17 @@ pub struct PresenceQuery {
     topic: String,
 }
 
-/// `{"topic", "count", "users", "members": [{clientId, userId, node, since}]}`
-/// ([`TopicPresence`]).
+/// `{"topic", "count", "users", "members": [{clientId?, userId, node, since}]}`
+/// ([`TopicPresence`]), as the broker shows it to this caller.
 pub async fn presence(
     State(state): State<AppState>,
     caller: Caller,
     query: Result<Query<PresenceQuery>, QueryRejection>,
 ) -> Result<Json<TopicPresence>, ApiError> {
     let Query(PresenceQuery { topic }) = query?;
-    let members: Vec<PresentMember> = state
+    let shown = state
         .broker
         .presence_as(&caller.principal(), &topic)
-        .await?
-        .into_iter()
-        .map(|m| PresentMember {
-            client_id: m.client_id,
-            user_id: m.user_id,
-            node: m.node,
-            since: m.since,
-        })
-        .collect();
-    let users: BTreeSet<&str> = members
-        .iter()
-        .filter_map(|m| m.user_id.as_deref())
-        .collect();
-    Ok(Json(TopicPresence {
-        count: members.len(),
-        users: users.len(),
-        topic,
-        members,
-    }))
+        .await?;
+    Ok(Json(shown))
 }

@@ -58,30 +58,13 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// What a change does to the connection's topics.
-type Change = fn(
-    &crate::broker::SSEBroker,
-    &str,
-    &[String],
-) -> Result<Vec<String>, crate::broker::BrokerError>;
-
-/// Checks ownership, applies `change`, answers GoSPA's shape: `{success,
-/// topics}` with the topics of the request, plus Herald's `held`, every
-/// topic the connection is on now.
-fn apply(
-    state: &AppState,
-    caller: &Caller,
-    headers: &HeaderMap,
-    body: SubscribeBody,
-    change: Change,
-) -> Result<Json<Value>, ApiError> {
-    authorise(state, caller, headers, &body)?;
-    let held = change(&state.broker, &body.client_id, &body.topics)?;
-    Ok(Json(
-        json!({ "success": true, "topics": body.topics, "held": held }),
-    ))
+/// GoSPA's answer: `{success, topics}` with the topics of the request,
+/// plus Herald's `held`, every topic the connection is on now.
+fn answer(body: SubscribeBody, held: Vec<String>) -> Json<Value> {
+    Json(json!({ "success": true, "topics": body.topics, "held": held }))
 }
 
+/// Ownership first (no lookup needed), then the broker's own checks.
 pub async fn subscribe(
     State(state): State<AppState>,
     caller: Caller,
@@ -89,14 +72,12 @@ pub async fn subscribe(
     body: Result<Json<SubscribeBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(body) = body?;
-    state.jobs.learn_owners(&body.topics).await;
-    apply(
-        &state,
-        &caller,
-        &headers,
-        body,
-        crate::broker::SSEBroker::subscribe,
-    )
+    authorise(&state, &caller, &headers, &body)?;
+    let held = state
+        .broker
+        .subscribe(&body.client_id, &body.topics)
+        .await?;
+    Ok(answer(body, held))
 }
 
 pub async fn unsubscribe(
@@ -106,11 +87,7 @@ pub async fn unsubscribe(
     body: Result<Json<SubscribeBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(body) = body?;
-    apply(
-        &state,
-        &caller,
-        &headers,
-        body,
-        crate::broker::SSEBroker::unsubscribe,
-    )
+    authorise(&state, &caller, &headers, &body)?;
+    let held = state.broker.unsubscribe(&body.client_id, &body.topics)?;
+    Ok(answer(body, held))
 }

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use herald_shared::wire::Event;
 
 use super::error::ApiError;
-use crate::auth::Claims;
+use crate::auth::{Claims, Session};
 use crate::broker::policy::{Principal, Publisher};
 use crate::broker::{BrokerError, EventId};
 use crate::state::AppState;
@@ -31,8 +31,9 @@ pub enum Publishing {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub claims: Option<Claims>,
-    /// The session this server's signed cookie proves, if any.
-    pub cookie_session: Option<String>,
+    /// The session this server's signed cookie proves to this caller
+    /// (issued to its user, or to anonymous callers, and not expired).
+    pub cookie_session: Option<Session>,
     /// The TCP peer (absent when the app runs without `net::serve`).
     pub peer: Option<IpAddr>,
     /// Whether the request came over HTTPS (through a proxy that says so).
@@ -52,8 +53,9 @@ impl FromRequestParts<AppState> for Caller {
             .headers
             .get("x-forwarded-proto")
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+        let user = claims.as_ref().map(|c| c.sub.as_str());
         Ok(Caller {
-            cookie_session: state.auth.session_from(&parts.headers),
+            cookie_session: state.auth.session_from(&parts.headers, user),
             claims,
             peer,
             https,
@@ -81,18 +83,19 @@ impl Caller {
             .map(Claims::principal)
             .unwrap_or_default();
         if principal.session_id.is_none() {
-            principal.session_id = self.cookie_session.clone();
+            principal.session_id = self.cookie_session.as_ref().map(|s| s.id.clone());
         }
+        principal.peer = self.peer;
         principal
     }
 
     /// Who a stream that carries sessions (`/_sse/connect`, `/api/sse`)
     /// runs as: [`principal`](Self::principal), with a session issued now
-    /// when it has none (the `Set-Cookie` value to send is returned). A
-    /// `sessionId` the caller declares must be that session (403
-    /// otherwise): a declared id proves nothing, or anyone could read
-    /// anyone's session. Dev mode trusts it, as the demo's pages declare
-    /// theirs.
+    /// when it has none, or its cookie re-issued when it is aging (the
+    /// `Set-Cookie` value to send is returned). A `sessionId` the caller
+    /// declares must be that session (403 otherwise): a declared id
+    /// proves nothing, or anyone could read anyone's session. Dev mode
+    /// trusts it, as the demo's pages declare theirs.
     pub fn stream_principal(
         &self,
         state: &AppState,
@@ -107,11 +110,20 @@ impl Caller {
                 Ok((principal, None))
             }
             Some(d) => Err(BrokerError::SessionNotProven(d).into()),
-            None if principal.session_id.is_some() => Ok((principal, None)),
+            None if token_session.is_some() => Ok((principal, None)),
             None => {
-                let (sid, cookie) = state.auth.sessions().issue(self.https);
-                principal.session_id = Some(sid);
-                Ok((principal, Some(cookie)))
+                let (sessions, now) = (state.auth.sessions(), crate::clock::unix_secs());
+                let user = self.claims.as_ref().map(|c| c.sub.as_str());
+                let cookie = match &self.cookie_session {
+                    Some(s) if s.aging => Some(sessions.set_cookie(&s.id, user, self.https, now)),
+                    Some(_) => None,
+                    None => {
+                        let (sid, cookie) = sessions.issue(user, self.https, now);
+                        principal.session_id = Some(sid);
+                        Some(cookie)
+                    }
+                };
+                Ok((principal, cookie))
             }
         }
     }
@@ -135,7 +147,7 @@ impl Caller {
         }
         state
             .publish_limit
-            .check_n(&self.rate_key(), n)
+            .check_n(&self.principal().caller_key(), n)
             .map_err(|wait| ApiError {
                 retry_after: Some(wait.as_secs_f64().ceil().max(1.0) as u64),
                 ..ApiError::new(
@@ -161,15 +173,5 @@ impl Caller {
             Publishing::ForCaller => Publisher::OnBehalfOf(&me),
         };
         Ok(state.broker.publish_to_as(who, topics, event).await?)
-    }
-
-    /// Whose bucket a publish draws from: the user when there is a token,
-    /// the peer's IP otherwise.
-    fn rate_key(&self) -> String {
-        match (&self.claims, self.peer) {
-            (Some(c), _) => crate::broker::names::user(&c.sub),
-            (None, Some(ip)) => format!("ip:{ip}"),
-            (None, None) => "anonymous".to_owned(),
-        }
     }
 }

@@ -20,7 +20,9 @@ pub struct Notification {
     pub kind: String,
     #[serde(default)]
     pub timestamp: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The user it was sent to; `null` for one sent to every notification
+    /// stream (seed 002's shape always has the key).
+    #[serde(default)]
     pub user_id: Option<String>,
 }
 
@@ -144,6 +146,14 @@ mod tests {
         assert_shape(&sample(), expected.clone());
         assert_shape(&SystemNotification(sample()), expected.clone());
         assert_shape(&ErrorNotification(sample()), expected);
+        let broadcast = Notification {
+            user_id: None,
+            ..sample()
+        };
+        assert_eq!(
+            serde_json::to_value(&broadcast).unwrap()["userId"],
+            json!(null)
+        );
     }
 
     #[test]

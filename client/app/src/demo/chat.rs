@@ -45,12 +45,18 @@ async fn publish<T: SseEvent>(room: &str, value: &T) -> api::Answer {
     api::post_json("/_sse/publish", body.to_string()).await
 }
 
-/// The client ids on the room's topic, oldest first.
+/// The users on the room's topic, oldest connection first. The server
+/// shows members' user ids (never their client ids) to whoever may
+/// publish to the room, as every demo page may.
 async fn who_is_in(room: &str) -> Result<Vec<String>, String> {
     let presence = herald_client::http::presence(&format!("room:{room}"))
         .await
         .map_err(|answer| answer.error_message())?;
-    Ok(presence.members.into_iter().map(|m| m.client_id).collect())
+    Ok(presence
+        .members
+        .into_iter()
+        .filter_map(|m| m.user_id)
+        .collect())
 }
 
 /// Milliseconds between presence refreshes while in a room.
@@ -79,14 +85,13 @@ pub fn ChatPanel() -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     let next = StoredValue::new(0u64);
     let last_typing_sent = StoredValue::new(0f64);
-    // Who is in the room (client ids), and the names chat events gave them.
+    // Who is in the room (user ids), and the names chat events gave them.
     let members = RwSignal::new(Vec::<String>::new());
     let names = RwSignal::new(HashMap::<String, String>::new());
-    let learn = move |client_id: &str, name: &str| {
-        let known =
-            names.try_with_untracked(|n| n.get(client_id).map(String::as_str) == Some(name));
+    let learn = move |user_id: &str, name: &str| {
+        let known = names.try_with_untracked(|n| n.get(user_id).map(String::as_str) == Some(name));
         if known == Some(false) {
-            names.try_update(|n| n.insert(client_id.to_owned(), name.to_owned()));
+            names.try_update(|n| n.insert(user_id.to_owned(), name.to_owned()));
         }
     };
     // `try_`: an answer may arrive after the panel is gone.
@@ -174,7 +179,7 @@ pub fn ChatPanel() -> impl IntoView {
 
     let presence = move |room: &str| Presence {
         room_id: room.to_owned(),
-        user_id: demo.client_id(),
+        user_id: demo.user.get_value(),
         username: name.get_untracked(),
         timestamp: api::clock(api::now_ms()),
     };
@@ -187,7 +192,7 @@ pub fn ChatPanel() -> impl IntoView {
                 Ok(()) => {
                     joined.set(Some(target.clone()));
                     lines.set(Vec::new());
-                    learn(&demo.client_id(), &name.get_untracked());
+                    learn(&demo.user.get_value(), &name.get_untracked());
                     publish(&target, &UserJoined(presence(&target))).await;
                     refresh();
                 }
@@ -220,7 +225,7 @@ pub fn ChatPanel() -> impl IntoView {
         let msg = ChatMessage {
             id: format!("{}-{}", name.get_untracked(), api::now_ms() as u64),
             room_id: current.clone(),
-            user_id: demo.client_id(),
+            user_id: demo.user.get_value(),
             username: name.get_untracked(),
             message: text,
             timestamp: api::clock(api::now_ms()),
@@ -277,7 +282,7 @@ pub fn ChatPanel() -> impl IntoView {
             </p>
             <ul class="presence" data-testid="chat-presence">
                 {move || {
-                    let me = demo.client_id();
+                    let me = demo.user.get_value();
                     names.with(|names| {
                         members
                             .get()

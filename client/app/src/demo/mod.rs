@@ -81,14 +81,6 @@ impl Demo {
         demo_token(&self.user.get_value())
     }
 
-    /// This page's client id, or `""` before the first `connected` event.
-    pub fn client_id(&self) -> String {
-        self.identity
-            .get_untracked()
-            .map(|i| i.client_id)
-            .unwrap_or_default()
-    }
-
     /// Shows every event named `name` in the feed (once per name).
     pub fn listen(&self, name: &str) {
         let name = name.to_owned();

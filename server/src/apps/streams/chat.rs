@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::auth::Claims;
+use crate::broker::policy::Publisher;
 use crate::broker::SSEBroker;
 use crate::state::AppState;
 use crate::web::caller::Caller;
@@ -60,8 +61,7 @@ async fn stream(
     for room in listed.split(',') {
         let room = room.trim();
         if !room.is_empty() && !rooms.iter().any(|r| r == room) {
-            // A room is a topic name: no wildcards here.
-            names::validate_topic(&room_topic(room))?;
+            room_of(room)?;
             rooms.push(room.to_owned());
         }
     }
@@ -81,11 +81,14 @@ async fn stream(
     // A room's events only: nothing sent to the user arrives as a message.
     let sub = super::open(&state, &caller, last_event_id, topics, false).await?;
     // Joined once the stream exists, so the joiner sees its own entry too.
+    // A room that starts here is one the caller started.
+    let me = caller.principal();
     for room in &rooms {
-        let joined = UserJoined(presence(user, room));
+        let joined = UserJoined(presence(user, room)).to_event();
+        let joined = joined.map_err(ApiError::encoding)?;
         state
             .broker
-            .publish_typed(&room_topic(room), &joined)
+            .publish_as(Publisher::App(&me), &room_topic(room), joined)
             .await?;
     }
     let mut sub = sub;
@@ -95,6 +98,17 @@ async fn stream(
         rooms,
     });
     Ok(sse_response(sub))
+}
+
+/// The topic of room `room`: a name, not empty (`chat:` is no room), no
+/// wildcard.
+fn room_of(room: &str) -> Result<String, ApiError> {
+    if room.is_empty() {
+        return Err(ApiError::bad_request("roomId must name a room"));
+    }
+    let topic = room_topic(room);
+    names::validate_topic(&topic)?;
+    Ok(topic)
 }
 
 fn presence(user: &Claims, room: &str) -> Presence {
@@ -159,8 +173,8 @@ async fn send(
         message: body.message,
         timestamp: crate::clock::now_rfc3339(),
     };
+    let topic = room_of(&message.room_id)?;
     let event = message.to_event().map_err(ApiError::encoding)?;
-    let topic = room_topic(&message.room_id);
     Ok(Json(
         super::publish(&state, &caller, &topic, &message.id, event).await?,
     ))
@@ -191,8 +205,8 @@ async fn typing(
         username: user.display_name().to_owned(),
         is_typing: body.is_typing,
     };
+    let topic = room_of(&typing.room_id)?;
     let event = typing.to_event().map_err(ApiError::encoding)?;
-    let topic = room_topic(&typing.room_id);
     let id = crate::random::token(8);
     Ok(Json(
         super::publish(&state, &caller, &topic, &id, event).await?,

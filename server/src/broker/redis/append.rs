@@ -91,7 +91,9 @@ impl Shared {
             .arg(flag(event.is_some_and(|e| e.topics.len() < e.all.len())))
             .arg(flag(shards > 1))
             .arg(now_ms())
-            .arg(flag(event.is_some_and(|e| e.new_topics == NewTopics::Allow)))
+            .arg(flag(
+                event.is_some_and(|e| e.new_topics == NewTopics::Allow),
+            ))
             .arg(history.max_topics.div_ceil(shards).max(1))
             .arg(history.topic_bytes)
             .arg(history.total_bytes.div_ceil(shards))

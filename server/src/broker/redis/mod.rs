@@ -126,8 +126,8 @@ use crate::broker::backplane::{
 };
 use crate::broker::claims::{Claimed, ClientClaim};
 use crate::broker::id::{Epoch, EventId, Position, MAX_SHARDS};
-use crate::broker::HistoryLimits;
 use crate::broker::presence::Member;
+use crate::broker::HistoryLimits;
 use crate::clock::unix_ms as now_ms;
 use crate::sync::lock;
 

@@ -40,6 +40,9 @@ struct Record {
     s: String,
     c: String,
     u: Option<String>,
+    /// The session (absent in records of nodes before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    e: Option<String>,
     n: String,
     t: u64,
 }
@@ -50,6 +53,7 @@ pub(super) fn encode(member: &Member) -> String {
         s: member.serial.clone(),
         c: member.client_id.clone(),
         u: member.user_id.clone(),
+        e: member.session_id.clone(),
         n: member.node.clone(),
         t: member.since,
     };
@@ -63,6 +67,7 @@ pub(super) fn decode(record: &str) -> Option<Member> {
     Some(Member {
         client_id: r.c,
         user_id: r.u,
+        session_id: r.e,
         node: r.n,
         since: r.t,
         serial: r.s,
@@ -137,6 +142,7 @@ mod tests {
         let member = Member {
             client_id: "c1".into(),
             user_id: Some("alice".into()),
+            session_id: Some("s-9".into()),
             node: "node-a".into(),
             since: 1_764_000_000_000,
             serial: "s1".into(),

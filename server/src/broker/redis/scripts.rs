@@ -262,13 +262,14 @@ impl Scripts {
             // KEYS: the id's claim hash {u: user, s: session, k: secret,
             // h: holder}. ARGV: user, session, offered secret ('' for
             // none), new secret, holder, ttl (ms). Returns {'fresh'},
-            // {'continued', secret} or {'refused'} (see `claims`).
+            // {'continued', secret} or {'refused'} (see `claims`: a
+            // session proves only an id no user holds).
             claim: Script::new(
                 r"
                 local rec = redis.call('HMGET', KEYS[1], 'u', 's', 'k')
                 if rec[3] then
                   local proven = (ARGV[1] ~= '' and rec[1] == ARGV[1])
-                    or (ARGV[2] ~= '' and rec[2] == ARGV[2])
+                    or (rec[1] == '' and ARGV[2] ~= '' and rec[2] == ARGV[2])
                     or (ARGV[3] ~= '' and rec[3] == ARGV[3])
                   if not proven then return {'refused'} end
                   redis.call('HSET', KEYS[1], 'h', ARGV[5])
