@@ -77,6 +77,8 @@ async fn notifications_with_the_demo_token_as_documented() {
     assert_eq!(n["message"], "Hello World!");
     assert_eq!(n["type"], "info");
     assert!(n["timestamp"].as_str().expect("timestamp").ends_with('Z'));
+    // Seed 002's shape has `userId` always: null for a broadcast.
+    assert_eq!(n.get("userId"), Some(&Value::Null), "{n}");
 
     // To one user, under each documented event name: another user's own
     // topic takes a token whose publish claim covers it (a service's).
@@ -275,6 +277,17 @@ async fn documented_error_codes() {
     for path in ["/notifications/send", "/realtime/update", "/chat/send"] {
         let (status, _, _) = status_of(client.post(server.url(path)).json(&json!({}))).await;
         assert_eq!(status, 401, "{path}");
+    }
+    // 400: no room, on every chat route (an empty name is no room).
+    let erin = jwt("erin", None);
+    for (path, body) in [
+        ("/chat/send", json!({"roomId": "", "message": "hi"})),
+        ("/chat/typing", json!({"roomId": "", "isTyping": true})),
+        ("/chat/send", json!({"roomId": "a*", "message": "hi"})),
+    ] {
+        let (status, answer) = send(&server, path, &erin, body).await;
+        assert_eq!(status, 400, "{path}: {answer}");
+        assert!(answer["error"].is_string());
     }
     // 403: a room the token's subscribe claim does not allow.
     let limited = jwt("carol", Some(vec!["chat:general"]));

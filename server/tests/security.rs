@@ -457,6 +457,214 @@ async fn a_client_id_is_taken_over_only_with_proof() {
     .await;
 }
 
+/// The reported attack: an anonymous connect hands mallory session cookie
+/// C, and C ends up in alice's browser (a sibling subdomain, plain http, a
+/// shared machine). Alice connects as `tab-1` with her token (and C, which
+/// her browser sends); mallory then asks for `tab-1` with his token and C.
+/// He must get a 409 and none of her bytes: a cookie proves its session
+/// only to whom it was issued, and a signed-in user's client id is
+/// continued only by that user or its secret.
+#[tokio::test]
+async fn a_planted_session_cookie_borrows_no_identity() {
+    let server = production().await;
+    let (planted, _) = open(&server, "/_sse/connect", None).await;
+    let c = planted.session_cookie().expect("mallory's session cookie");
+    drop(planted);
+
+    let alice = user("alice");
+    let (mut alices, hello) = open_with(
+        &server,
+        "/_sse/connect?clientId=tab-1",
+        &[
+            ("authorization", &format!("Bearer {alice}")),
+            ("cookie", &c),
+        ],
+    )
+    .await;
+    let secret = hello["secret"].as_str().expect("secret").to_owned();
+    // C is not hers: she got a session of her own.
+    let hers = alices.session_cookie().expect("a new session for alice");
+    assert_ne!(hers, c);
+
+    for (who, headers) in [
+        (
+            "mallory's token + C",
+            vec![
+                ("authorization", format!("Bearer {}", user("mallory"))),
+                ("cookie", c.clone()),
+            ],
+        ),
+        ("C alone", vec![("cookie", c.clone())]),
+    ] {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, body) = refused_with(&server, "/_sse/connect?clientId=tab-1", &headers).await;
+        assert_eq!(status, 409, "{who}: {body}");
+        assert!(!body.to_string().contains(&secret), "{who}: {body}");
+    }
+    // Alice's stream is still hers and still flows.
+    let (status, answer) = post(
+        &server,
+        "/_sse/publish",
+        Some(&service()),
+        json!({"target": {"clientId": "tab-1"}, "data": "for alice"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(alices.next_event().await.data, "for alice");
+    // Her own cookie, with her token, continues her id; without the token
+    // it proves nothing for her account.
+    let (status, _) = refused_with(
+        &server,
+        "/_sse/connect?clientId=tab-1",
+        &[("cookie", &hers)],
+    )
+    .await;
+    assert_eq!(status, 409);
+}
+
+/// Session cookies end (`--session-ttl-secs`) and are re-issued as they
+/// age; one issued to a user proves nothing to another.
+#[tokio::test]
+async fn session_cookies_end_age_and_belong_to_their_user() {
+    let verifier = Verifier::hs256(SECRET).session_rules(
+        Duration::from_secs(2),
+        herald_server::auth::CookieSecure::Always,
+    );
+    let server = TestServer::start_with_state(quiet_config(), None, move |b| {
+        AppState::with_auth(b, verifier)
+    })
+    .await;
+    let (first, hello) = open(&server, "/_sse/connect?clientId=tab-9", None).await;
+    let set_cookie = first
+        .headers
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("Set-Cookie")
+        .to_owned();
+    assert!(
+        set_cookie.contains("Max-Age=2") && set_cookie.ends_with("; Secure"),
+        "{set_cookie}"
+    );
+    let cookie = first.session_cookie().expect("a cookie");
+    let sid = hello["sessionId"].as_str().expect("sessionId").to_owned();
+    drop(first);
+    server.wait_for_clients(0).await;
+
+    // Within its life the browser continues its id; past half of it the
+    // same session comes back with a new life.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (again, hello) = open_with(
+        &server,
+        "/_sse/connect?clientId=tab-9",
+        &[("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(hello["sessionId"], sid.as_str());
+    let renewed = again.session_cookie().expect("re-issued while aging");
+    assert_ne!(renewed, cookie);
+    drop(again);
+    server.wait_for_clients(0).await;
+
+    // Past its life the old cookie proves nothing: a new session, and the
+    // id it held stays its owner's.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, body) = refused_with(
+        &server,
+        "/_sse/connect?clientId=tab-9",
+        &[("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    let (fresh, hello) = open_with(&server, "/_sse/connect", &[("cookie", &cookie)]).await;
+    assert_ne!(hello["sessionId"], sid.as_str());
+    assert!(fresh.session_cookie().is_some());
+    // The renewed one still works.
+    let (_, hello) = open_with(
+        &server,
+        "/_sse/connect?clientId=tab-9",
+        &[("cookie", &renewed)],
+    )
+    .await;
+    assert_eq!(hello["sessionId"], sid.as_str());
+
+    // Alice's cookie, presented by bob: bob gets a session of his own.
+    let (alices, hello) = open(&server, "/_sse/connect", Some(&user("alice"))).await;
+    let (alice_cookie, alice_sid) = (
+        alices.session_cookie().expect("cookie"),
+        hello["sessionId"].clone(),
+    );
+    let (_, hello) = open_with(
+        &server,
+        "/_sse/connect",
+        &[
+            ("authorization", &format!("Bearer {}", user("bob"))),
+            ("cookie", &alice_cookie),
+        ],
+    )
+    .await;
+    assert_ne!(hello["sessionId"], alice_sid);
+}
+
+/// An idempotency key is its publisher's: another publisher's event with
+/// the same key is its own event, and a retry is recognised on every topic
+/// of the event, not only its first.
+#[tokio::test]
+async fn idempotency_keys_are_scoped_to_their_publisher() {
+    let server = production().await;
+    let (mut reader, _) = open(
+        &server,
+        "/_sse/connect?topics=orders,audit",
+        Some(&user("bob")),
+    )
+    .await;
+    let (one, two) = (
+        token("shop", None, Some(&["*"])),
+        token("rival", None, Some(&["*"])),
+    );
+    let send = |bearer: String, body: Value| {
+        let server = &server;
+        async move {
+            let (status, answer) = post(server, "/_sse/publish", Some(&bearer), body).await;
+            assert_eq!(status, 200, "{answer}");
+            answer["id"].as_str().expect("id").to_owned()
+        }
+    };
+    let first = send(
+        one.clone(),
+        json!({"target": {"userId": "bob"}, "data": "order 7", "id": "k-7"}),
+    )
+    .await;
+    // The rival sends first with the shop's next key: it suppresses nothing.
+    let rivals = send(
+        two.clone(),
+        json!({"topic": "orders", "data": "rival", "id": "k-8"}),
+    )
+    .await;
+    let eighth = send(
+        one.clone(),
+        json!({"topic": "orders", "data": "order 8", "id": "k-8"}),
+    )
+    .await;
+    assert_ne!(rivals, eighth);
+    // A retry of k-7 that now also names another topic first is the same event.
+    let retry = send(
+        one.clone(),
+        json!({"topic": "audit", "target": {"userId": "bob"}, "data": "order 7", "id": "k-7"}),
+    )
+    .await;
+    assert_eq!(retry, first);
+    let seen: Vec<String> = [
+        reader.next_event().await,
+        reader.next_event().await,
+        reader.next_event().await,
+    ]
+    .into_iter()
+    .map(|e| e.data)
+    .collect();
+    assert_eq!(seen, ["order 7", "rival", "order 8"]);
+    reader.expect_silence(Duration::from_millis(200)).await;
+}
+
 #[tokio::test]
 async fn a_newcomer_to_a_released_id_never_sees_its_past() {
     // History and the id's keep period: 2 s.

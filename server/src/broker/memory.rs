@@ -148,7 +148,10 @@ impl Tombstones {
     }
 }
 
-type Logs = BTreeMap<Arc<str>, Arc<Mutex<Log>>>;
+/// One topic's log, shared by the map and the appenders holding it.
+type Shared = Arc<Mutex<Log>>;
+
+type Logs = BTreeMap<Arc<str>, Shared>;
 
 /// What an append under the logs' locks came to.
 enum Outcome {
@@ -215,7 +218,7 @@ impl MemoryBackplane {
         &self,
         topics: &[&str],
         new_topics: NewTopics,
-    ) -> Result<(Vec<Arc<Mutex<Log>>>, usize), AppendError> {
+    ) -> Result<(Vec<Shared>, usize), AppendError> {
         {
             let logs = read(&self.logs);
             let found: Vec<_> = topics.iter().map(|t| logs.get(*t).cloned()).collect();
