@@ -354,19 +354,18 @@ impl SSEBroker {
                 .policy
                 .check_publish(who, topic, event.event.as_deref())?;
         }
-        // A caller's idempotency keys are its own: another publisher's
-        // event never passes for its retry.
-        let (caller, scope) = match who {
-            Publisher::Server => (None, "server".to_owned()),
+        let caller = match who {
+            Publisher::Server => None,
             Publisher::Caller(p) | Publisher::OnBehalfOf(p) | Publisher::App(p) => {
-                let key = p.caller_key();
-                (Some(key.clone()), key)
+                Some(p.caller_key())
             }
         };
-        let key = event
-            .id
-            .take()
-            .map(|key| format!("{}:{scope}:{key}", scope.len()));
+        // A caller's idempotency keys are its own: another publisher's
+        // event never passes for its retry.
+        let key = event.id.take().map(|key| {
+            let scope = caller.as_deref().unwrap_or("server");
+            format!("{}:{scope}:{key}", scope.len())
+        });
         let body = event.encode()?;
         // A caller starts topics within its quota (a cost known only
         // once the log has the event: it is paid afterwards).

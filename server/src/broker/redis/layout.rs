@@ -75,7 +75,8 @@ impl Layout {
         self.in_shard(self.shard(topic), &format!("t:{topic}"))
     }
 
-    /// The idempotency keys of events first published to `topic`.
+    /// The idempotency keys (each scoped to its publisher) of the events
+    /// in `topic`'s history.
     pub fn idempotency(&self, topic: &str) -> String {
         self.in_shard(self.shard(topic), &format!("idem:{topic}"))
     }
