@@ -32,10 +32,9 @@ const BUDGET_LUA: &str = r"
                     if redis.call('EXISTS', STREAMS .. name) == 0 then forget(name) end
                   end
                 end
-                local function trim(stream, name, b)
+                local function trim(stream, name, b, len)
                   local own = TOPIC_COST + #name
-                  local len = redis.call('XLEN', stream)
-                  if len <= MAX_EVENTS and b - own <= TOPIC_BYTES then return end
+                  if len <= MAX_EVENTS and b - own <= TOPIC_BYTES then return 0 end
                   local want_len = MAX_EVENTS - math.floor(MAX_EVENTS / 100)
                   local want_bytes = TOPIC_BYTES - math.floor(TOPIC_BYTES / 100)
                   local freed = 0
@@ -53,10 +52,9 @@ const BUDGET_LUA: &str = r"
                     redis.call('XDEL', stream, unpack(ids))
                   end
                   redis.call('HINCRBY', KEYS[6], name, -freed)
-                  redis.call('DECRBY', KEYS[7], freed)
+                  return freed
                 end
-                local function shed(keep)
-                  local total = tonumber(redis.call('GET', KEYS[7]) or '0')
+                local function shed(keep, total)
                   if total <= SHARD_BYTES then return end
                   local target = SHARD_BYTES - math.floor(SHARD_BYTES / 10)
                   for _ = 1, 64 do
@@ -138,12 +136,12 @@ impl Scripts {
                     if seen then return {seen, 0} end
                   end
                 end
-                local fresh, started = {}, 0
+                -- A topic without entries (no stream, or one emptied by its
+                -- byte limit) starts afresh.
+                local lens, started = {}, 0
                 for i = 1, n do
-                  if redis.call('EXISTS', KEYS[7 + 2 * i]) == 0 then
-                    fresh[i] = true
-                    started = started + 1
-                  end
+                  lens[i] = redis.call('XLEN', KEYS[7 + 2 * i])
+                  if lens[i] == 0 then started = started + 1 end
                 end
                 if started > 0 then
                   if ARGV[11] ~= '1' then return {'', -1} end
@@ -156,13 +154,15 @@ impl Scripts {
                 local id = epoch .. '-' .. redis.call('INCR', KEYS[2])
                 local size = EVENT_COST + #ARGV[3]
                 if ARGV[8] == '1' then size = size + #ARGV[2] end
+                -- What the shard's total gains, written once.
+                local gained = 0
                 for i = 1, n do
                   local stream, name = KEYS[7 + 2 * i], ARGV[18 + i]
-                  if fresh[i] then
+                  if lens[i] == 0 then
                     forget(name)
                     local own = TOPIC_COST + #name
                     redis.call('HSET', KEYS[6], name, own)
-                    redis.call('INCRBY', KEYS[7], own)
+                    gained = gained + own
                     redis.call('ZADD', KEYS[4], 0, name)
                   end
                   if ARGV[8] == '1' then
@@ -172,8 +172,8 @@ impl Scripts {
                   end
                   redis.call('PEXPIRE', stream, ARGV[6])
                   redis.call('ZADD', KEYS[5], NOW, name)
-                  redis.call('INCRBY', KEYS[7], size)
-                  trim(stream, name, redis.call('HINCRBY', KEYS[6], name, size))
+                  local b = redis.call('HINCRBY', KEYS[6], name, size)
+                  gained = gained + size - trim(stream, name, b, lens[i] + 1)
                   if ARGV[7] ~= '' then
                     redis.call('HSET', KEYS[8 + 2 * i], ARGV[7], id)
                     redis.call('PEXPIRE', KEYS[8 + 2 * i], ARGV[6])
@@ -182,7 +182,7 @@ impl Scripts {
                 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], id, 't', ARGV[2], 'b', ARGV[3])
                 local mine = {}
                 for i = 1, n do mine[ARGV[18 + i]] = true end
-                shed(mine)
+                shed(mine, redis.call('INCRBY', KEYS[7], gained))
                 return {id, started}",
             )),
             // KEYS and ARGV as `publish`'s first eight and first eighteen
