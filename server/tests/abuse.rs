@@ -69,13 +69,7 @@ async fn a_flood_of_large_events_to_new_topics_stays_within_the_memory_budget() 
 
     // A legitimate room: carol listens, dave talks, ten messages a second.
     let carol = token("carol");
-    let mut room = SseStream::request(
-        reqwest::Client::new()
-            .get(node.url("/chat/stream?room=legit"))
-            .bearer_auth(&carol)
-            .header("accept", "text/event-stream"),
-    )
-    .await;
+    let mut room = SseStream::open_as(&node.url("/chat/stream?room=legit"), &carol).await;
     assert_eq!(room.next_event().await.event, "connected");
     assert_eq!(room.next_event().await.event, "user-joined");
 
@@ -260,17 +254,9 @@ async fn redis_work_per_request_is_bounded_before_any_lookup() {
     let many: Vec<String> = (0..5500).map(|i| format!("job:{i}")).collect();
 
     // The reported request: no token, an unknown client, 5 500 job topics.
-    let (answer, calls) = cost(
-        &redis,
-        post_as(
-            &node,
-            "/_sse/subscribe",
-            None,
-            &json!({"clientId": "nobody", "topics": many}),
-        ),
-    )
-    .await;
-    assert_eq!(answer.0, 404, "{}", answer.1);
+    let nobody = json!("nobody");
+    let (status, calls) = subscribe_cost(&redis, &node, None, &nobody, &many).await;
+    assert_eq!(status, 404);
     assert!(calls <= HANDFUL, "{calls} Redis commands");
 
     // A stream asking for jobs without a token: refused before any lookup.
@@ -290,57 +276,41 @@ async fn redis_work_per_request_is_bounded_before_any_lookup() {
     // Alice's own connection: past the topic cap, a wrong owner, each
     // refused before any lookup.
     let alice = token("alice");
-    let mut stream = SseStream::request(
-        reqwest::Client::new()
-            .get(node.url("/_sse/connect"))
-            .bearer_auth(&alice)
-            .header("accept", "text/event-stream"),
-    )
-    .await;
+    let mut stream = SseStream::open_as(&node.url("/_sse/connect"), &alice).await;
     let hi: Value = serde_json::from_str(&stream.next_named("connected").await.data).expect("JSON");
-    let client = hi["clientId"].clone();
-    let (answer, calls) = cost(
-        &redis,
-        post_as(
-            &node,
-            "/_sse/subscribe",
-            Some(&alice),
-            &json!({"clientId": client, "topics": many}),
-        ),
-    )
-    .await;
-    assert_eq!(answer.0, 400, "{}", answer.1);
+    let client = &hi["clientId"];
+    let (status, calls) = subscribe_cost(&redis, &node, Some(&alice), client, &many).await;
+    assert_eq!(status, 400);
     assert!(calls <= HANDFUL, "{calls} Redis commands");
-    let (answer, calls) = cost(
-        &redis,
-        post_as(
-            &node,
-            "/_sse/subscribe",
-            Some(&token("mallory")),
-            &json!({"clientId": client, "topics": many[..60]}),
-        ),
-    )
-    .await;
-    assert_eq!(answer.0, 403, "{}", answer.1);
+    let mallory = token("mallory");
+    let (status, calls) = subscribe_cost(&redis, &node, Some(&mallory), client, &many[..60]).await;
+    assert_eq!(status, 403);
     assert!(calls <= HANDFUL, "{calls} Redis commands");
 
     // Within the cap, her own request looks its 60 jobs up together: one
     // command each, in one pipeline (and none of them is hers: 403).
-    let (answer, calls) = cost(
-        &redis,
-        post_as(
-            &node,
-            "/_sse/subscribe",
-            Some(&alice),
-            &json!({"clientId": client, "topics": many[..60]}),
-        ),
-    )
-    .await;
-    assert_eq!(answer.0, 403, "{}", answer.1);
+    let (status, calls) = subscribe_cost(&redis, &node, Some(&alice), client, &many[..60]).await;
+    assert_eq!(status, 403);
     assert!(
         (60..=60 + HANDFUL).contains(&calls),
         "{calls} Redis commands"
     );
+}
+
+/// `POST /_sse/subscribe` of `topics` to connection `client` as `bearer`:
+/// its status, and the Redis commands it cost.
+async fn subscribe_cost(
+    redis: &RedisServer,
+    node: &Node,
+    bearer: Option<&str>,
+    client: &Value,
+    topics: &[String],
+) -> (u16, u64) {
+    let body = json!({"clientId": client, "topics": topics});
+    let ((status, answer), calls) =
+        cost(redis, post_as(node, "/_sse/subscribe", bearer, &body)).await;
+    assert!(answer["error"].is_string(), "{answer}");
+    (status, calls)
 }
 
 fn service(sub: &str) -> String {
@@ -364,12 +334,7 @@ async fn publish(
         .send()
         .await
         .expect("publish");
-    let retry = resp
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let (status, body) = read_json(resp).await;
+    let (status, retry, body) = common::read_json_and_retry(resp).await;
     (status, body, retry)
 }
 

@@ -45,14 +45,7 @@ async fn publish(server: &TestServer, bearer: Option<&str>) -> (u16, Option<Stri
     if let Some(t) = bearer {
         req = req.bearer_auth(t);
     }
-    let resp = req.send().await.expect("publish");
-    let retry = resp
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let (status, body) = read_json(resp).await;
-    (status, retry, body)
+    common::read_json_and_retry(req.send().await.expect("publish")).await
 }
 
 #[tokio::test]

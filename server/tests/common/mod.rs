@@ -222,6 +222,17 @@ pub async fn create_job(url: &str, token: &str, name: &str) -> String {
     body["jobId"].as_str().expect("jobId").to_owned()
 }
 
+/// A JSON answer with its `Retry-After` (a 429's).
+pub async fn read_json_and_retry(resp: reqwest::Response) -> (u16, Option<String>, Value) {
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let (status, body) = read_json(resp).await;
+    (status, retry, body)
+}
+
 pub async fn read_json(resp: reqwest::Response) -> (u16, Value) {
     let status = resp.status().as_u16();
     let text = resp.text().await.expect("body");
@@ -250,6 +261,15 @@ impl SseStream {
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id);
         }
+        Self::request(req).await
+    }
+
+    /// Opens `url` as an `EventSource` would, with a bearer token.
+    pub async fn open_as(url: &str, bearer: &str) -> Self {
+        let req = reqwest::Client::new()
+            .get(url)
+            .bearer_auth(bearer)
+            .header("accept", "text/event-stream");
         Self::request(req).await
     }
 
