@@ -22,19 +22,30 @@ cargo clippy -p herald-app -p herald-client --features herald-app/hydrate \
 log "cargo test --workspace"
 cargo test --workspace 2>&1 | tee "$CARGO_TARGET_DIR/cargo-test.log"
 
-log "client runtime in headless Chromium (wasm-bindgen-test against a real server)"
+log "client runtime in headless Chromium (wasm-bindgen-test against real servers)"
+# One server with heartbeats off (most tests), one with them on every 2 s
+# (the client follows the interval a server announces).
 browser_addr="${HERALD_BROWSER_TEST_ADDR:-127.0.0.1:3217}"
+beat_addr="${HERALD_BROWSER_BEAT_ADDR:-127.0.0.1:3218}"
 "$CARGO_TARGET_DIR/debug/herald-server" --addr "$browser_addr" --heartbeat-secs 0 --dev --job-step-ms 100 \
   >"$CARGO_TARGET_DIR/browser-test-server.log" 2>&1 &
 server_pid=$!
-trap 'kill "$server_pid" 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-  curl -fsS "http://$browser_addr/healthz" >/dev/null 2>&1 && break
-  sleep 0.1
+"$CARGO_TARGET_DIR/debug/herald-server" --addr "$beat_addr" --heartbeat-secs 2 --dev \
+  >"$CARGO_TARGET_DIR/browser-beat-server.log" 2>&1 &
+beat_pid=$!
+trap 'kill "$server_pid" "$beat_pid" 2>/dev/null || true' EXIT
+for addr in "$browser_addr" "$beat_addr"; do
+  for _ in $(seq 100); do
+    curl -fsS "http://$addr/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
 done
-HERALD_TEST_URL="http://$browser_addr" CHROMEDRIVER="$(command -v chromedriver)" \
+# The runner's timeout is for the whole suite (20 s by default); it takes
+# about 30 s.
+HERALD_TEST_URL="http://$browser_addr" HERALD_TEST_BEAT_URL="http://$beat_addr" \
+  CHROMEDRIVER="$(command -v chromedriver)" WASM_BINDGEN_TEST_TIMEOUT=300 \
   cargo test -p herald-client --target wasm32-unknown-unknown --tests 2>&1 | tee -a "$CARGO_TARGET_DIR/cargo-test.log"
-kill "$server_pid" 2>/dev/null || true
+kill "$server_pid" "$beat_pid" 2>/dev/null || true
 
 log "herald-shared builds for wasm32"
 cargo build -q -p herald-shared --target wasm32-unknown-unknown

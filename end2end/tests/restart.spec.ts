@@ -86,3 +86,38 @@ for (const transport of ["eventsource", "fetch"]) {
     }
   });
 }
+
+test("the chat room keeps receiving after the server cut its stream", async ({ page }) => {
+  let server = startServer();
+  try {
+    await waitUp();
+    await page.goto(`${base}/sse-demo`);
+    await expect(page.getByTestId("state")).toHaveText("connected");
+    await page.getByTestId("chat-room").fill("restart-room");
+    await page.getByTestId("chat-name").fill("carol");
+    await page.getByTestId("chat-join").click();
+    await expect(page.getByTestId("chat-lines")).toContainText("carol joined");
+
+    // Another user talks through the chat API (the documented demo token).
+    const dave = Buffer.from("dave:dave:dave@demo.invalid:user").toString("base64");
+    const say = (message: string) =>
+      fetch(`${base}/chat/send`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Authorization: `Bearer ${dave}` },
+        body: JSON.stringify({ roomId: "restart-room", message }),
+      });
+    expect((await say("before the cut")).status).toBe(200);
+    await expect(page.getByTestId("chat-lines")).toContainText("dave: before the cut");
+
+    // The server cuts every stream (it dies and comes back).
+    await stop(server);
+    server = startServer();
+    await waitUp();
+    expect((await say("after the cut")).status).toBe(200);
+    // The room's stream reconnected by itself and is still in the room.
+    await expect(page.getByTestId("chat-lines")).toContainText("dave: after the cut", { timeout: 15_000 });
+    await expect(page.getByTestId("chat-joined")).toHaveText("in room:restart-room");
+  } finally {
+    await stop(server);
+  }
+});

@@ -19,6 +19,7 @@ use crate::config::encode_component;
 pub struct Answer {
     /// HTTP status; 0 when the request could not be made.
     pub status: u16,
+    /// The body's text.
     pub body: String,
 }
 
@@ -60,7 +61,31 @@ impl Answer {
 /// # }
 /// ```
 pub async fn post_json(url: &str, body: String) -> Answer {
-    fetch(url, Some(body)).await
+    fetch(url, Some(body), &[]).await
+}
+
+/// [`post_json`] with request headers (`Authorization: Bearer`, ...).
+///
+/// ```
+/// # futures_lite_block_on(async {
+/// let token = "a token";
+/// let auth = format!("Bearer {token}");
+/// let answer = herald_client::http::post_json_with(
+///     "/chat/send",
+///     r#"{"roomId":"lobby","message":"hi"}"#.into(),
+///     &[("Authorization", auth.as_str())],
+/// ).await;
+/// assert_eq!(answer.status, 0); // not in a browser: nothing was sent
+/// # });
+/// # fn futures_lite_block_on(f: impl std::future::Future<Output = ()>) {
+/// #     let waker = std::task::Waker::noop();
+/// #     let mut cx = std::task::Context::from_waker(&waker);
+/// #     let mut f = std::pin::pin!(f);
+/// #     assert!(f.as_mut().poll(&mut cx).is_ready());
+/// # }
+/// ```
+pub async fn post_json_with(url: &str, body: String, headers: &[(&str, &str)]) -> Answer {
+    fetch(url, Some(body), headers).await
 }
 
 /// GETs `url` (e.g. `/_sse/presence?topic=room:lobby`).
@@ -78,7 +103,7 @@ pub async fn post_json(url: &str, body: String) -> Answer {
 /// # }
 /// ```
 pub async fn get(url: &str) -> Answer {
-    fetch(url, None).await
+    fetch(url, None, &[]).await
 }
 
 /// Who is connected to `topic`, on every node of the server this page
@@ -98,8 +123,15 @@ pub async fn get(url: &str) -> Answer {
 /// # }
 /// ```
 pub async fn presence(topic: &str) -> Result<TopicPresence, Answer> {
+    presence_with(topic, &[]).await
+}
+
+/// [`presence`] asked with request headers (a token: the server shows a
+/// caller its own connections, and members' user ids where the topic's
+/// rule lets that caller see them).
+pub async fn presence_with(topic: &str, headers: &[(&str, &str)]) -> Result<TopicPresence, Answer> {
     let url = format!("/_sse/presence?topic={}", encode_component(topic));
-    let answer = get(&url).await;
+    let answer = fetch(&url, None, headers).await;
     if !answer.ok() {
         return Err(answer);
     }
@@ -109,21 +141,21 @@ pub async fn presence(topic: &str) -> Result<TopicPresence, Answer> {
     })
 }
 
-/// A GET, or a JSON POST of `body`.
-async fn fetch(url: &str, body: Option<String>) -> Answer {
+/// A GET, or a JSON POST of `body`, with `headers`.
+async fn fetch(url: &str, body: Option<String>, headers: &[(&str, &str)]) -> Answer {
     #[cfg(target_arch = "wasm32")]
     {
-        browser_fetch(url, body).await
+        browser_fetch(url, body, headers).await
     }
     #[cfg(not(target_arch = "wasm32"))]
     {
-        let _ = (url, body);
+        let _ = (url, body, headers);
         Answer::failed("not in a browser")
     }
 }
 
 #[cfg(target_arch = "wasm32")]
-async fn browser_fetch(url: &str, body: Option<String>) -> Answer {
+async fn browser_fetch(url: &str, body: Option<String>, extra: &[(&str, &str)]) -> Answer {
     use wasm_bindgen::JsCast;
     use wasm_bindgen_futures::JsFuture;
 
@@ -131,13 +163,16 @@ async fn browser_fetch(url: &str, body: Option<String>) -> Answer {
         return Answer::failed("no window");
     };
     let init = web_sys::RequestInit::new();
-    if let Some(body) = body {
-        init.set_method("POST");
-        init.set_body(&body.into());
-        if let Ok(headers) = web_sys::Headers::new() {
+    if let Ok(headers) = web_sys::Headers::new() {
+        if let Some(body) = body {
+            init.set_method("POST");
+            init.set_body(&body.into());
             let _ = headers.set("Content-Type", "application/json");
-            init.set_headers(&headers);
         }
+        for (name, value) in extra {
+            let _ = headers.set(name, value);
+        }
+        init.set_headers(&headers);
     }
     let Ok(resp) = JsFuture::from(window.fetch_with_str_and_init(url, &init)).await else {
         return Answer::failed("the server could not be reached");

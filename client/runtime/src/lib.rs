@@ -10,9 +10,13 @@
 //! The lifecycle logic lives in [`runtime`], a pure state machine tested
 //! natively; the browser layer only carries out what it decides.
 //!
+//! One dependency line is enough: the typed events and the wire format of
+//! [`herald_shared`] are re-exported ([`events`], [`SseEvent`],
+//! [`presence`], [`wire`]).
+//!
 //! ```
+//! use herald_client::events::Notification;
 //! use herald_client::{connect_sse, SseConfig, Transport};
-//! use herald_shared::events::Notification;
 //!
 //! let sse = connect_sse("notifications", SseConfig::new("/notifications/stream")
 //!     .transport(Transport::Fetch)
@@ -21,6 +25,8 @@
 //! sse.on_error(|e, attempt| println!("attempt {attempt}: {e}")).forget();
 //! ```
 
+#![warn(missing_docs)]
+
 mod client;
 mod config;
 mod hooks;
@@ -28,8 +34,11 @@ pub mod http;
 mod manager;
 pub mod runtime;
 
-pub use client::{Handle, Retry, SSEClient, SseError, SseMessage, ANY_EVENT};
+pub use client::{Handle, Retry, SSEClient, SseError, SseMessage, WeakClient, ANY_EVENT};
 pub use config::{SseConfig, Transport};
-pub use hooks::{use_sse, use_sse_event, use_sse_events, SseHandle};
+pub use hooks::{use_shared_sse, use_sse, use_sse_event, use_sse_events, SseHandle};
 pub use manager::{connect_sse, get_sse_manager, SSEManager, SharedStream};
 pub use runtime::machine::SseState;
+
+pub use herald_shared;
+pub use herald_shared::{events, presence, wire, SseEvent};

@@ -5,17 +5,15 @@
 //! components each open their own EventSource runs out fast. [`SSEManager::share`]
 //! hands every component a [`SharedStream`] lease on **one** connection per
 //! URL, reference-counted and closed when the last lease is dropped. Topics
-//! a lease asks for are added to that one stream through `/_sse/subscribe`
-//! (and removed when no lease wants them any more); they are also put in the
-//! stream URL's `topics=` so a reconnect resumes them with history.
+//! a lease asks for are held by that one client
+//! ([`SSEClient::subscribe`]: on the open stream, and on every later
+//! connection, resumed from history) until no lease wants them any more.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
-use herald_shared::events::Connected;
-
-use crate::client::{Handle, SSEClient};
+use crate::client::SSEClient;
 use crate::config::SseConfig;
 
 thread_local! {
@@ -72,17 +70,30 @@ struct Shared {
     leases: usize,
     /// Topic → how many leases want it.
     topics: BTreeMap<String, usize>,
-    /// From the current connection's `connected` event.
-    identity: Option<(String, String)>,
-    _connected: Handle,
 }
 
 impl SSEManager {
     /// The settings every client the manager makes starts from: each
-    /// field a client's own config leaves at its default comes from here
-    /// (see [`SseConfig::over`]); the URL is always the client's.
+    /// setting a client's own config does not set comes from here (see
+    /// [`SseConfig::over`]); the URL is always the client's. Called again,
+    /// it merges: what this call sets wins, the rest of the earlier
+    /// defaults stays.
+    ///
+    /// ```
+    /// use herald_client::{SSEManager, SseConfig};
+    /// let manager = SSEManager::default();
+    /// manager.set_default_config(SseConfig::new("").max_retries(10).bearer("t"));
+    /// manager.set_default_config(SseConfig::new("").debug(true));
+    /// let c = manager.client("c", SseConfig::new("/_sse/connect")).config();
+    /// assert_eq!((c.max_retries, c.debug, c.headers.len()), (10, true, 1));
+    /// ```
     pub fn set_default_config(&self, config: SseConfig) {
-        self.inner.borrow_mut().defaults = Some(config);
+        let mut inner = self.inner.borrow_mut();
+        let merged = match &inner.defaults {
+            Some(earlier) => config.over(earlier),
+            None => config,
+        };
+        inner.defaults = Some(merged);
     }
 
     /// `config` over the manager's defaults.
@@ -164,6 +175,7 @@ impl SSEManager {
         self.client(name, config)
     }
 
+    /// The client named `name`, if there is one.
     pub fn get(&self, name: &str) -> Option<SSEClient> {
         self.inner.borrow().named.get(name).cloned()
     }
@@ -215,17 +227,12 @@ impl SSEManager {
             } else {
                 drop(inner);
                 let client = SSEClient::new(self.defaults_for(url));
-                let manager = self.clone();
-                let key = url.to_owned();
-                let connected = client.on::<Connected>(move |c| manager.on_connected(&key, c));
                 self.inner.borrow_mut().shared.insert(
                     url.to_owned(),
                     Shared {
                         client: client.clone(),
                         leases: 1,
                         topics: BTreeMap::new(),
-                        identity: None,
-                        _connected: connected,
                     },
                 );
                 client.connect();
@@ -245,58 +252,32 @@ impl SSEManager {
         self.inner.borrow().shared.get(url).map_or(0, |s| s.leases)
     }
 
-    /// A new connection: remember who we are and add the topics the
-    /// connection did not already start with.
-    fn on_connected(&self, url: &str, c: Connected) {
-        let missing: Vec<String> = {
-            let mut inner = self.inner.borrow_mut();
-            let Some(shared) = inner.shared.get_mut(url) else {
-                return;
-            };
-            shared.identity = c.secret.clone().map(|s| (c.client_id.clone(), s));
-            shared
-                .topics
-                .keys()
-                .filter(|t| !c.topics.contains(t))
-                .cloned()
-                .collect()
-        };
-        self.post(url, "subscribe", missing);
-    }
-
+    /// Counts `topics` in (`delta` 1) or out (-1) for the shared stream
+    /// of `url`; the client holds a topic while any lease wants it.
     fn change_topics(&self, url: &str, topics: &[String], delta: isize) {
-        let changed: Vec<String> = {
+        let (client, wanted, unwanted) = {
             let mut inner = self.inner.borrow_mut();
             let Some(shared) = inner.shared.get_mut(url) else {
                 return;
             };
-            let mut changed = Vec::new();
+            let (mut wanted, mut unwanted) = (Vec::new(), Vec::new());
             for t in topics {
                 let count = shared.topics.entry(t.clone()).or_insert(0);
                 let before = *count;
                 *count = count.saturating_add_signed(delta);
-                if (before == 0) != (*count == 0) {
-                    changed.push(t.clone());
+                match (before, *count) {
+                    (0, n) if n > 0 => wanted.push(t.clone()),
+                    (b, 0) if b > 0 => unwanted.push(t.clone()),
+                    _ => {}
                 }
                 if *count == 0 {
                     shared.topics.remove(t);
                 }
             }
-            // Reconnects resume every wanted topic from history.
-            shared
-                .client
-                .set_url(with_topics(url, shared.topics.keys()));
-            changed
+            (shared.client.clone(), wanted, unwanted)
         };
-        self.post(
-            url,
-            if delta > 0 {
-                "subscribe"
-            } else {
-                "unsubscribe"
-            },
-            changed,
-        );
+        client.subscribe(&wanted);
+        client.unsubscribe(&unwanted);
     }
 
     fn release(&self, url: &str) {
@@ -316,67 +297,6 @@ impl SSEManager {
             shared.client.disconnect();
         }
     }
-
-    /// POSTs `{clientId, topics, secret}` to the stream's `/_sse/<action>`.
-    fn post(&self, url: &str, action: &str, topics: Vec<String>) {
-        if topics.is_empty() {
-            return;
-        }
-        let Some((client_id, secret)) = self
-            .inner
-            .borrow()
-            .shared
-            .get(url)
-            .and_then(|s| s.identity.clone())
-        else {
-            return; // not connected yet: `on_connected` will subscribe
-        };
-        let body = serde_json::json!({ "clientId": client_id, "topics": topics, "secret": secret });
-        send_json(&sibling_route(url, action), body.to_string());
-    }
-}
-
-/// `/_sse/connect?x=1` → `/_sse/subscribe`: the management routes sit next
-/// to the stream route.
-fn sibling_route(stream_url: &str, action: &str) -> String {
-    let path = stream_url.split('?').next().unwrap_or(stream_url);
-    match path.rfind('/') {
-        Some(i) => format!("{}/{}", &path[..i], action),
-        None => format!("/_sse/{action}"),
-    }
-}
-
-/// The stream URL with `topics=` set to `topics` (replacing any given).
-fn with_topics<'a>(url: &str, topics: impl Iterator<Item = &'a String>) -> String {
-    let (path, query) = url.split_once('?').unwrap_or((url, ""));
-    let mut params: Vec<String> = query
-        .split('&')
-        .filter(|p| !p.is_empty() && !p.starts_with("topics="))
-        .map(str::to_owned)
-        .collect();
-    let topics: Vec<&str> = topics.map(String::as_str).collect();
-    if !topics.is_empty() {
-        params.push(format!("topics={}", topics.join(",")));
-    }
-    if params.is_empty() {
-        path.to_owned()
-    } else {
-        format!("{path}?{}", params.join("&"))
-    }
-}
-
-/// Fire and forget: a failed subscription shows up as events that never
-/// come, and the next `connected` re-sends what is missing.
-fn send_json(url: &str, body: String) {
-    #[cfg(target_arch = "wasm32")]
-    {
-        let url = url.to_owned();
-        wasm_bindgen_futures::spawn_local(async move {
-            let _ = crate::http::post_json(&url, body).await;
-        });
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    let _ = (url, body);
 }
 
 /// One component's use of a shared connection. Dropping it gives back its
@@ -431,31 +351,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn management_routes_sit_next_to_the_stream() {
-        assert_eq!(
-            sibling_route("/_sse/connect?topics=a", "subscribe"),
-            "/_sse/subscribe"
-        );
-        assert_eq!(
-            sibling_route("http://h:1/_sse/connect", "unsubscribe"),
-            "http://h:1/_sse/unsubscribe"
-        );
-    }
-
-    #[test]
-    fn topics_go_into_the_url_for_reconnects() {
-        let t = ["a".to_owned(), "b".to_owned()];
-        assert_eq!(
-            with_topics("/_sse/connect?topics=x&clientId=c", t.iter()),
-            "/_sse/connect?clientId=c&topics=a,b"
-        );
-        assert_eq!(
-            with_topics("/_sse/connect?topics=x", [].iter()),
-            "/_sse/connect"
-        );
-    }
-
-    #[test]
     fn one_connection_per_url_closed_with_the_last_lease() {
         let manager = SSEManager::default();
         let mut a = manager.share("/_sse/connect");
@@ -467,15 +362,18 @@ mod tests {
         assert_eq!(manager.shared_leases("/_sse/connect"), 2);
         a.subscribe(&["room:1", "news"]);
         b.subscribe(&["news"]);
-        assert_eq!(a.client().config().url, "/_sse/connect?topics=news,room:1");
+        assert_eq!(
+            a.client().stream_url(),
+            "/_sse/connect?topics=news,room%3A1"
+        );
         drop(a);
         assert_eq!(
-            b.client().config().url,
+            b.client().stream_url(),
             "/_sse/connect?topics=news",
             "news is still wanted by b"
         );
         b.unsubscribe(&["news"]);
-        assert_eq!(b.client().config().url, "/_sse/connect");
+        assert_eq!(b.client().stream_url(), "/_sse/connect");
         let client = b.client().clone();
         drop(b);
         assert_eq!(manager.shared_leases("/_sse/connect"), 0);

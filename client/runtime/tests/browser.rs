@@ -1,11 +1,13 @@
 //! The browser layer in real headless Chromium (wasm-bindgen-test), against
-//! a real Herald server started by `scripts/test.sh` in dev mode (the
-//! documented demo tokens work, anyone may publish to open topics) with
-//! heartbeats off:
+//! real Herald servers started by `scripts/test.sh` in dev mode (the
+//! documented demo tokens work, anyone may publish to open topics): one
+//! with heartbeats off, one with them every 2 s:
 //!
 //! ```sh
-//! herald-server --addr 127.0.0.1:3217 --heartbeat-secs 0 --dev &
-//! HERALD_TEST_URL=http://127.0.0.1:3217 cargo test -p herald-client --target wasm32-unknown-unknown
+//! herald-server --addr 127.0.0.1:3217 --heartbeat-secs 0 --dev --job-step-ms 100 &
+//! herald-server --addr 127.0.0.1:3218 --heartbeat-secs 2 --dev &
+//! HERALD_TEST_URL=http://127.0.0.1:3217 HERALD_TEST_BEAT_URL=http://127.0.0.1:3218 \
+//!   WASM_BINDGEN_TEST_TIMEOUT=300 cargo test -p herald-client --target wasm32-unknown-unknown
 //! ```
 //!
 //! Every test that can runs with both transports (`EventSource` and fetch).
@@ -264,7 +266,7 @@ async fn typed_handlers_decode_and_report_bad_payloads() {
 }
 
 #[wasm_bindgen_test]
-async fn dropping_a_handle_removes_its_handler() {
+async fn unsubscribing_a_handle_removes_its_handler_and_dropping_it_keeps_it() {
     let p = probe(stream("", Transport::EventSource));
     let kept = Rc::new(RefCell::new(0));
     let dropped = Rc::new(RefCell::new(0));
@@ -274,6 +276,9 @@ async fn dropping_a_handle_removes_its_handler() {
         .forget();
     let d = dropped.clone();
     let handle = p.client.on_named("poke", move |_| *d.borrow_mut() += 1);
+    let kept_too = Rc::new(RefCell::new(0));
+    let t = kept_too.clone();
+    let _ = p.client.on_named("poke", move |_| *t.borrow_mut() += 1);
     p.client.connect();
     let id = p.connected().await;
     publish(serde_json::json!({"target": {"clientId": id}, "event": "poke", "data": "1"})).await;
@@ -282,6 +287,7 @@ async fn dropping_a_handle_removes_its_handler() {
     publish(serde_json::json!({"target": {"clientId": id}, "event": "poke", "data": "2"})).await;
     wait_for("second poke", || *kept.borrow() == 2).await;
     assert_eq!(*dropped.borrow(), 1);
+    assert_eq!(*kept_too.borrow(), 2, "`let _ =` keeps a handler");
     p.client.disconnect();
 }
 
@@ -489,22 +495,18 @@ async fn a_job_stream_resumes_every_step_and_a_finished_one_says_done() {
             expected.remove(0);
         }
         assert_eq!(seen, expected, "{transport:?}");
-        // The stream ended; the reconnect is told there is nothing more.
-        match transport {
-            // fetch sees the 204: done, for good.
-            Transport::Fetch => {
-                wait_for("done", || p.client.state() == SseState::Disconnected).await;
-                assert!(p
-                    .errors
-                    .borrow()
-                    .iter()
-                    .all(|(e, _)| *e == SseError::Network));
-            }
-            // An EventSource hides it: a bounded number of retries, then Error.
-            Transport::EventSource => {
-                wait_for("retries run out", || p.client.state() == SseState::Error).await;
-            }
-        }
+        // The stream ended; the reconnect is told there is nothing more
+        // (204): done, for good, on both transports (an EventSource's
+        // refusal is learnt by asking the URL once with fetch).
+        wait_for("done", || p.client.state() == SseState::Disconnected).await;
+        assert!(
+            p.errors
+                .borrow()
+                .iter()
+                .all(|(e, _)| *e == SseError::Network),
+            "{transport:?}: {:?}",
+            p.errors.borrow()
+        );
         let attempts = p.errors.borrow().len();
         sleep(300).await;
         assert_eq!(p.errors.borrow().len(), attempts, "it kept trying");
@@ -882,4 +884,302 @@ async fn the_gospa_manager_surface() {
     assert_eq!(sse.state(), SseState::Disconnected);
     assert!(manager.remove("gospa-main"));
     assert!(!manager.has("gospa-main"));
+}
+
+/// Takes connection `id` over from the server's side: a stream that proves
+/// the id with its secret replaces it (the server closes the old one).
+/// The takeover stream is aborted once the old one is gone.
+async fn close_from_the_server(id: &str, secret: &str) {
+    let controller = web_sys::AbortController::new().expect("controller");
+    let init = web_sys::RequestInit::new();
+    init.set_signal(Some(&controller.signal()));
+    let url = at(&format!("/_sse/connect?clientId={id}&secret={secret}"));
+    let window = web_sys::window().expect("window");
+    let _ = JsFuture::from(window.fetch_with_str_and_init(&url, &init)).await;
+    sleep(100).await;
+    controller.abort();
+}
+
+#[wasm_bindgen_test]
+async fn held_topics_survive_a_server_side_close_and_a_manual_reconnect() {
+    for transport in BOTH {
+        let topic = format!(
+            "held-{}",
+            if transport == Transport::Fetch {
+                "f"
+            } else {
+                "e"
+            }
+        );
+        let p = probe(stream("", transport).reconnect_delay(300));
+        let identity = Rc::new(RefCell::new(None::<(String, String)>));
+        let i = identity.clone();
+        p.client
+            .on::<Connected>(move |c| {
+                *i.borrow_mut() = Some((c.client_id, c.secret.unwrap_or_default()))
+            })
+            .forget();
+        let got = Rc::new(RefCell::new(Vec::new()));
+        let g = got.clone();
+        p.client
+            .on_named("n", move |m| g.borrow_mut().push(m.data.clone()))
+            .forget();
+        p.client.connect();
+        p.connected().await;
+        // Added at runtime, on the open stream.
+        let held = p
+            .client
+            .subscribe_now(&[topic.as_str()])
+            .await
+            .expect("subscribed");
+        assert!(held.contains(&topic), "{held:?}");
+        let send = |n: u32| {
+            publish(serde_json::json!({"topic": topic, "event": "n", "data": n.to_string()}))
+        };
+        send(1).await;
+        wait_for("1", || got.borrow().len() == 1).await;
+
+        // The server closes the stream; 2 and 3 are published before the
+        // client is back (its retry waits 300 ms), 4 after.
+        let (id, secret) = identity.borrow().clone().expect("identity");
+        close_from_the_server(&id, &secret).await;
+        send(2).await;
+        send(3).await;
+        wait_for("a new connection", || {
+            identity
+                .borrow()
+                .as_ref()
+                .is_some_and(|(now, _)| *now != id)
+        })
+        .await;
+        send(4).await;
+        wait_for("4", || got.borrow().len() >= 4).await;
+
+        // A manual reconnect: 5 before, 6 after.
+        send(5).await;
+        p.client.reconnect();
+        p.connected().await;
+        send(6).await;
+        wait_for("6", || got.borrow().len() >= 6).await;
+        sleep(200).await;
+        assert_eq!(
+            *got.borrow(),
+            ["1", "2", "3", "4", "5", "6"],
+            "{transport:?}: each once, in order"
+        );
+        p.client.disconnect();
+    }
+}
+
+#[wasm_bindgen_test]
+async fn eventsource_refusals_end_as_they_do_with_fetch() {
+    let es = |path: &str| {
+        SseConfig::new(at(path))
+            .jitter(0.0)
+            .reconnect_delay(30)
+            .transport(Transport::EventSource)
+    };
+    // 401: a stream that needs a token, without one. Not retried.
+    let p = probe(es("/notifications/stream"));
+    p.client.connect();
+    wait_for("401", || p.client.state() == SseState::Error).await;
+    assert_eq!(*p.errors.borrow(), [(SseError::Unauthorized, 1)]);
+    assert_eq!(p.client.next_delay_ms(), None, "no retry is pending");
+
+    // 403: another user's job. Not retried.
+    let owner = demo_token("owner-es-403");
+    let job = start_job(&owner).await;
+    let stranger = demo_token("stranger-es-403");
+    let p = probe(es(&format!(
+        "/api/v1/sse/jobs/character/{job}?token={stranger}"
+    )));
+    p.client.connect();
+    wait_for("403", || p.client.state() == SseState::Error).await;
+    assert_eq!(*p.errors.borrow(), [(SseError::Forbidden, 1)]);
+
+    // 204: a finished job's stream, resumed after its last update: done.
+    wait_job_done(&owner, &job).await;
+    let ids = Rc::new(RefCell::new(String::new()));
+    let done = probe(es(&format!(
+        "/api/v1/sse/jobs/character/{job}?token={owner}"
+    )));
+    let i = ids.clone();
+    done.client
+        .on_named("*", move |m| *i.borrow_mut() = m.last_event_id.clone())
+        .forget();
+    done.client.connect();
+    // It ends after `completed`; its own reconnect is told 204.
+    wait_for("the job's stream to end", || {
+        done.client.state() == SseState::Disconnected
+    })
+    .await;
+    let last = ids.borrow().clone();
+    let p =
+        probe(es(&format!("/api/v1/sse/jobs/character/{job}?token={owner}")).last_event_id(last));
+    p.client.connect();
+    wait_for("204", || p.client.state() == SseState::Disconnected).await;
+    assert!(p.errors.borrow().is_empty(), "{:?}", p.errors.borrow());
+    done.client.disconnect();
+}
+
+#[wasm_bindgen_test]
+async fn a_header_on_an_eventsource_client_reads_with_fetch() {
+    // This stream needs a token and only the header carries it: an
+    // EventSource could not send it, so the client reads with fetch.
+    let p = probe(
+        SseConfig::new(at("/notifications/stream"))
+            .transport(Transport::EventSource)
+            .bearer(&demo_token("es-header")),
+    );
+    p.client.connect();
+    p.connected().await;
+    assert!(p.errors.borrow().is_empty(), "{:?}", p.errors.borrow());
+    p.client.disconnect();
+}
+
+#[wasm_bindgen_test]
+async fn requests_that_cannot_be_made_or_are_no_stream_end_as_they_should() {
+    for transport in BOTH {
+        // A URL no browser can request: one error, no retry.
+        let p = probe(
+            SseConfig::new("http://[bad")
+                .transport(transport)
+                .reconnect_delay(30),
+        );
+        p.client.connect();
+        wait_for("error", || p.client.state() == SseState::Error).await;
+        sleep(100).await;
+        assert_eq!(
+            p.errors.borrow().len(),
+            1,
+            "{transport:?}: {:?}",
+            p.errors.borrow()
+        );
+        assert!(matches!(p.errors.borrow()[0], (SseError::Open(_), 1)));
+        assert_eq!(*p.states.borrow(), [SseState::Connecting, SseState::Error]);
+    }
+    // A 200 that is not an event stream (JSON): said, and retried.
+    let p = probe(
+        SseConfig::new(at("/healthz"))
+            .transport(Transport::Fetch)
+            .reconnect_delay(30)
+            .max_retries(1)
+            .slow_retry(0),
+    );
+    p.client.connect();
+    wait_for("error", || p.client.state() == SseState::Error).await;
+    assert_eq!(
+        *p.errors.borrow(),
+        [(SseError::NotAStream, 1), (SseError::NotAStream, 2)]
+    );
+}
+
+#[wasm_bindgen_test]
+async fn a_handler_that_disconnects_stops_the_rest_of_its_chunk() {
+    // Three events land in one replay; the handler of the first disconnects.
+    let first = Rc::new(RefCell::new(String::new()));
+    let p = probe(stream("?topics=chunk-test", Transport::Fetch));
+    let f = first.clone();
+    p.client
+        .on_named("c", move |m| {
+            if f.borrow().is_empty() {
+                *f.borrow_mut() = m.last_event_id.clone();
+            }
+        })
+        .forget();
+    p.client.connect();
+    p.connected().await;
+    for n in 0..4 {
+        publish(serde_json::json!({"topic": "chunk-test", "event": "c", "data": n.to_string()}))
+            .await;
+    }
+    wait_for("the first event", || !first.borrow().is_empty()).await;
+    p.client.disconnect();
+    let from = first.borrow().clone();
+
+    let seen = Rc::new(RefCell::new(0));
+    let p = probe(stream("?topics=chunk-test", Transport::Fetch).last_event_id(from));
+    let s = seen.clone();
+    let weak = p.client.downgrade();
+    p.client
+        .on_named("c", move |_| {
+            *s.borrow_mut() += 1;
+            if let Some(c) = weak.upgrade() {
+                c.disconnect();
+            }
+        })
+        .forget();
+    p.client.connect();
+    wait_for("an event", || *seen.borrow() > 0).await;
+    sleep(200).await;
+    assert_eq!(
+        *seen.borrow(),
+        1,
+        "events after the disconnect were dispatched"
+    );
+    assert_eq!(p.client.state(), SseState::Disconnected);
+}
+
+#[wasm_bindgen_test]
+async fn past_its_fast_retries_a_client_keeps_trying_and_the_browser_coming_online_hurries_it() {
+    for transport in BOTH {
+        let p = probe(
+            SseConfig::new("http://127.0.0.1:9/_sse/connect")
+                .reconnect_delay(30)
+                .max_retries(1)
+                .jitter(0.0)
+                .transport(transport),
+        );
+        let retries = Rc::new(RefCell::new(Vec::new()));
+        let r = retries.clone();
+        p.client
+            .on_retry(move |x| r.borrow_mut().push(x.delay_ms))
+            .forget();
+        p.client.connect();
+        wait_for("error", || p.client.state() == SseState::Error).await;
+        // Said, but not given up: a slow retry is pending.
+        assert_eq!(retries.borrow().last(), Some(&60_000));
+        assert_eq!(p.client.next_delay_ms(), Some(60_000));
+        let before = p.errors.borrow().len();
+        // The browser says it is back online: a try now, not in a minute.
+        js_sys::eval("window.dispatchEvent(new Event('online'))").expect("online");
+        wait_for("a try", || p.errors.borrow().len() > before).await;
+        assert_eq!(
+            p.client.state(),
+            SseState::Error,
+            "{transport:?}: still down"
+        );
+        p.client.disconnect();
+    }
+}
+
+/// A server whose heartbeats are on (every 2 s), started by
+/// `scripts/test.sh` beside the main one.
+fn beating_server() -> &'static str {
+    option_env!("HERALD_TEST_BEAT_URL").unwrap_or("http://127.0.0.1:3218")
+}
+
+#[wasm_bindgen_test]
+async fn the_announced_heartbeat_interval_keeps_a_quiet_connection() {
+    for transport in BOTH {
+        // The app expects a heartbeat every 500 ms (dead after 1.5 s of
+        // silence); the server announces one every 2 s: the client goes by
+        // the server's word, so 5 s of 2 s heartbeats keep one connection.
+        let p = probe(
+            SseConfig::new(format!("{}/_sse/connect", beating_server()))
+                .heartbeat_interval(500)
+                .missed_heartbeats_limit(3)
+                .transport(transport),
+        );
+        p.client.connect();
+        p.connected().await;
+        sleep(5000).await;
+        assert_eq!(
+            *p.states.borrow(),
+            [SseState::Connecting, SseState::Connected],
+            "{transport:?}: {:?}",
+            p.errors.borrow()
+        );
+        p.client.disconnect();
+    }
 }

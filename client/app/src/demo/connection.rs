@@ -54,7 +54,12 @@ pub fn ConnectionPanel() -> impl IntoView {
             "attempt {} failed; retrying in {} ms",
             r.attempt, r.delay_ms
         ),
-        (SseState::Error, _) => "gave up: retries exhausted".to_owned(),
+        // Past its fast retries the client still tries, slowly.
+        (SseState::Error, Some(r)) => format!(
+            "retries exhausted; trying again every {} s",
+            r.delay_ms / 1000
+        ),
+        (SseState::Error, None) => "gave up: retries exhausted".to_owned(),
         _ => String::new(),
     };
 

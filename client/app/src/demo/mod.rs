@@ -193,9 +193,17 @@ fn demo_user() -> String {
 /// `id:username:email:roles`. A server accepts it only in dev mode
 /// (`HERALD_DEV=1`), which is how `./scripts/run.sh` serves the demo.
 pub fn demo_token(user: &str) -> String {
+    demo_token_named(user, user)
+}
+
+/// [`demo_token`] for `user` shown as `name` (the token's username, which
+/// the chat stamps into its events).
+pub fn demo_token_named(user: &str, name: &str) -> String {
     use base64::Engine;
+    // The format is `:`-separated: a name must not add fields.
+    let name = name.replace(':', " ");
     base64::engine::general_purpose::STANDARD
-        .encode(format!("{user}:{user}:{user}@demo.invalid:user"))
+        .encode(format!("{user}:{name}:{user}@demo.invalid:user"))
 }
 
 /// The live demo page.

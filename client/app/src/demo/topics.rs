@@ -1,12 +1,13 @@
-//! Topics: subscribe this connection to topics at runtime, and leave them,
-//! through `/_sse/subscribe` and `/_sse/unsubscribe` (proving ownership
-//! with the connection's secret).
+//! Topics: the page's connection holds topics added at runtime
+//! (`SSEClient::subscribe_now`): on the open stream through
+//! `/_sse/subscribe`, and on every later connection, resumed from the last
+//! event id, however it reconnects. A topic the server refuses is shown
+//! with its error and not held.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use serde_json::{json, Value};
 
-use super::{api, Demo};
+use super::Demo;
 
 #[component]
 pub fn TopicsPanel() -> impl IntoView {
@@ -14,31 +15,25 @@ pub fn TopicsPanel() -> impl IntoView {
     let topic = RwSignal::new("room:lobby".to_owned());
     let error = RwSignal::new(None::<String>);
 
-    let change = move |action: &'static str| {
-        let Some(me) = demo.identity.get_untracked() else {
-            error.set(Some("not connected yet".into()));
+    let change = move |subscribe: bool| {
+        let name = topic.get_untracked().trim().to_owned();
+        error.set(None);
+        let Some(client) = demo.sse.with(Clone::clone) else {
             return;
         };
-        let body = json!({ "clientId": me.client_id, "secret": me.secret, "topics": [topic.get_untracked().trim()] });
-        error.set(None);
         spawn_local(async move {
-            let answer = api::post_json(&format!("/_sse/{action}"), body.to_string()).await;
-            if answer.ok() {
-                let topics: Vec<String> = serde_json::from_str::<Value>(&answer.body)
-                    .ok()
-                    .and_then(|v| serde_json::from_value(v["held"].clone()).ok())
-                    .unwrap_or_default();
-                demo.identity.update(|i| {
+            let answer = if subscribe {
+                client.subscribe_now(&[name]).await
+            } else {
+                client.unsubscribe_now(&[name]).await
+            };
+            match answer {
+                Ok(topics) => demo.identity.update(|i| {
                     if let Some(i) = i {
                         i.topics = topics;
                     }
-                });
-            } else {
-                error.set(Some(format!(
-                    "{} {}",
-                    answer.status,
-                    answer.error_message()
-                )));
+                }),
+                Err(e) => error.set(Some(e.to_string())),
             }
         });
     };
@@ -49,8 +44,8 @@ pub fn TopicsPanel() -> impl IntoView {
             <div class="buttons">
                 <input aria-label="Topic" data-testid="topic-name" prop:value=topic
                     on:input=move |ev| topic.set(event_target_value(&ev))/>
-                <button data-testid="topic-subscribe" on:click=move |_| change("subscribe")>"Subscribe"</button>
-                <button data-testid="topic-unsubscribe" on:click=move |_| change("unsubscribe")>"Unsubscribe"</button>
+                <button data-testid="topic-subscribe" on:click=move |_| change(true)>"Subscribe"</button>
+                <button data-testid="topic-unsubscribe" on:click=move |_| change(false)>"Unsubscribe"</button>
             </div>
             <p class="error" data-testid="topic-error">{move || error.get()}</p>
             <ul class="topics" data-testid="topics">

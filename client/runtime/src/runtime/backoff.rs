@@ -16,9 +16,13 @@
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Backoff {
+    /// The first delay.
     pub base_ms: u64,
+    /// No delay is longer.
     pub max_ms: u64,
+    /// Growth per attempt (at least 1).
     pub multiplier: f64,
+    /// Up to this fraction (0 to 1) is taken off each delay at random.
     pub jitter: f64,
 }
 
@@ -39,6 +43,7 @@ impl Backoff {
 pub struct Jitter(u64);
 
 impl Jitter {
+    /// A sequence from `seed`.
     pub fn new(seed: u64) -> Self {
         Jitter(seed | 1)
     }

@@ -7,7 +7,12 @@
 //! * the browser's own silent retry is not trusted: on any error the
 //!   connection is closed and the machine reconnects with its own backoff;
 //! * a connect timeout turns into a scheduled reconnect (it never cancels one);
-//! * when retries run out the connection is closed, not left retrying;
+//! * when the fast retries run out the connection is closed and the state
+//!   is `Error` (GoSPA's `maxRetries`), but the page is not stranded: a
+//!   slow retry (`slow_retry_ms`, a minute by default) keeps going, and
+//!   comes at once when the browser says it is back online or the tab is
+//!   shown again ([`Machine::nudge`]); only `slow_retry_ms = 0` stops for
+//!   good;
 //! * the attempt counter resets only after the connection proved healthy:
 //!   an event of the app's arrived, or it stayed open for `stable_after_ms`.
 //!   The server's own lifecycle events (`connected`, `heartbeat`, `reset`,
@@ -20,7 +25,9 @@
 //!   including the ones the machine notices itself (timeout, lost heartbeat);
 //! * heartbeats the server declares invisible (comments, which an
 //!   `EventSource` never shows) or off do not count as missed; when it
-//!   sends visible ones, the app's own expectation stands.
+//!   sends visible ones, the interval it announces replaces the configured
+//!   one (`missed_heartbeats_limit` of them is the margin): a server with
+//!   100 s heartbeats is not taken for dead after 90 s.
 
 use super::backoff::{Backoff, Jitter};
 
@@ -61,7 +68,10 @@ pub enum Failure {
     /// 403: not this caller's. Retrying will not help.
     Forbidden,
     /// 429: a limit; the next try waits at least `retry_after_ms`.
-    TooManyRequests { retry_after_ms: Option<u64> },
+    TooManyRequests {
+        /// The server's `Retry-After`, in ms.
+        retry_after_ms: Option<u64>,
+    },
     /// 503: the server (or its backplane) is unavailable for now.
     Unavailable,
     /// Any other refusal.
@@ -70,12 +80,21 @@ pub enum Failure {
     Timeout,
     /// No sign of life for `missed_heartbeats_limit` heartbeat intervals.
     HeartbeatLost,
+    /// A 200 whose body is not `text/event-stream` (a proxy's page, a
+    /// wrong route): worth another try.
+    NotAStream,
+    /// The request could not even be made (a malformed URL): retrying the
+    /// same request cannot help.
+    Invalid,
 }
 
 impl Failure {
     /// A failure another try cannot fix.
     pub fn is_final(self) -> bool {
-        matches!(self, Failure::Unauthorized | Failure::Forbidden)
+        matches!(
+            self,
+            Failure::Unauthorized | Failure::Forbidden | Failure::Invalid
+        )
     }
 
     /// The failure an HTTP status means (`None` for a success).
@@ -102,25 +121,41 @@ impl Failure {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Open a new connection (resuming from `last_event_id`, if any).
-    Open { last_event_id: Option<String> },
+    Open {
+        /// Where to resume.
+        last_event_id: Option<String>,
+    },
     /// Close the current connection.
     Close,
     /// The state changed; tell the app (emitted once per transition).
     State(SseState),
     /// Attempt `attempt` failed (tell the app's error handlers).
-    Failed { failure: Failure, attempt: u32 },
+    Failed {
+        /// Why.
+        failure: Failure,
+        /// Failed attempts since the connection was last healthy.
+        attempt: u32,
+    },
     /// A reconnect is scheduled: failed attempt `attempt`, next try in
-    /// `delay_ms`. The state stays `Connecting` meanwhile, so this is how an
-    /// app shows "retrying in 4 s".
-    RetryScheduled { attempt: u32, delay_ms: u64 },
+    /// `delay_ms`. The state stays `Connecting` meanwhile (`Error` once the
+    /// fast retries are spent), so this is how an app shows "retrying in
+    /// 4 s".
+    RetryScheduled {
+        /// Failed attempts so far.
+        attempt: u32,
+        /// When the next attempt starts.
+        delay_ms: u64,
+    },
 }
 
 /// The machine's settings (milliseconds throughout).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
+    /// Reconnect after failures at all.
     pub auto_reconnect: bool,
-    /// 0 means unlimited.
+    /// Fast retries before the state is `Error`; 0 means unlimited.
     pub max_retries: u32,
+    /// The delays of the fast retries.
     pub backoff: Backoff,
     /// 0 means no connect timeout.
     pub connect_timeout_ms: u64,
@@ -131,6 +166,9 @@ pub struct Settings {
     /// Open this long, a connection counts as healthy even without an
     /// event (0: only an event proves it).
     pub stable_after_ms: u64,
+    /// Once `max_retries` are spent, the delay of each further try (0:
+    /// stop for good).
+    pub slow_retry_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -159,7 +197,7 @@ enum Phase {
 ///     auto_reconnect: true, max_retries: 5,
 ///     backoff: Backoff { base_ms: 1000, max_ms: 30_000, multiplier: 2.0, jitter: 0.0 },
 ///     connect_timeout_ms: 0, heartbeat_interval_ms: 30_000, missed_heartbeats_limit: 3,
-///     stable_after_ms: 30_000,
+///     stable_after_ms: 30_000, slow_retry_ms: 60_000,
 /// };
 /// let mut m = Machine::new(settings, 1);
 /// assert_eq!(m.connect(0), vec![Action::Open { last_event_id: None }, Action::State(SseState::Connecting)]);
@@ -191,6 +229,8 @@ pub struct Machine {
     /// The server said this connection will see no heartbeats (they are
     /// off, or comments an `EventSource` never shows).
     no_heartbeats: bool,
+    /// The heartbeat interval the server announced for this connection.
+    announced_interval_ms: Option<u64>,
     next_delay_ms: Option<u64>,
     rng: Jitter,
 }
@@ -206,11 +246,13 @@ impl Machine {
             last_event_id: None,
             retry_hint_ms: None,
             no_heartbeats: false,
+            announced_interval_ms: None,
             next_delay_ms: None,
             rng: Jitter::new(seed),
         }
     }
 
+    /// Where the connection is.
     pub fn state(&self) -> SseState {
         self.state
     }
@@ -233,6 +275,7 @@ impl Machine {
         self.next_delay_ms
     }
 
+    /// The id the next connection resumes after.
     pub fn last_event_id(&self) -> Option<&str> {
         self.last_event_id.as_deref()
     }
@@ -310,6 +353,7 @@ impl Machine {
                 healthy: false,
             };
             self.no_heartbeats = false;
+            self.announced_interval_ms = None;
             self.next_delay_ms = None;
             self.set_state(SseState::Connected, &mut out);
         }
@@ -345,11 +389,23 @@ impl Machine {
     }
 
     /// What the server says of its heartbeats on this connection: whether
-    /// the client will see any. When it will not (they are off, or
-    /// comments an `EventSource` never shows), silence is not a sign of
-    /// death; when it will, the configured expectation stands.
-    pub fn server_heartbeats(&mut self, visible: bool) {
-        self.no_heartbeats = !visible;
+    /// the client will see any, and how often they come. When it will not
+    /// (they are off, or comments an `EventSource` never shows), silence
+    /// is not a sign of death; when it will, `interval_ms` replaces the
+    /// configured interval.
+    pub fn server_heartbeats(&mut self, visible: bool, interval_ms: u64) {
+        self.no_heartbeats = !visible || interval_ms == 0;
+        self.announced_interval_ms = Some(interval_ms).filter(|&ms| ms > 0);
+    }
+
+    /// The browser says it is back (online again, or the tab shown again):
+    /// a pending retry, fast or slow, happens now.
+    pub fn nudge(&mut self, now: u64) -> Vec<Action> {
+        let mut out = Vec::new();
+        if let Phase::Waiting { .. } = self.phase {
+            self.open(now, &mut out);
+        }
+        out
     }
 
     /// The attempt failed (a refused or dropped connection).
@@ -407,8 +463,11 @@ impl Machine {
     /// How long a silence kills the connection, if one can.
     fn dead_after(&self) -> Option<u64> {
         let s = &self.settings;
-        (!self.no_heartbeats && s.missed_heartbeats_limit > 0 && s.heartbeat_interval_ms > 0)
-            .then(|| s.heartbeat_interval_ms * u64::from(s.missed_heartbeats_limit))
+        let interval = self
+            .announced_interval_ms
+            .unwrap_or(s.heartbeat_interval_ms);
+        (!self.no_heartbeats && s.missed_heartbeats_limit > 0 && interval > 0)
+            .then(|| interval.saturating_mul(u64::from(s.missed_heartbeats_limit)))
     }
 
     fn open(&mut self, now: u64, out: &mut Vec<Action>) {
@@ -430,10 +489,22 @@ impl Machine {
             attempt: self.attempt,
         });
         let exhausted = s.max_retries != 0 && self.attempt > s.max_retries;
-        if !s.auto_reconnect || exhausted || failure.is_final() {
+        if !s.auto_reconnect || failure.is_final() || (exhausted && s.slow_retry_ms == 0) {
             self.phase = Phase::Idle;
             self.next_delay_ms = None;
             self.set_state(SseState::Error, out);
+            return;
+        }
+        if exhausted {
+            // Said (`Error`), but not given up: a slow retry goes on.
+            let delay = s.slow_retry_ms;
+            self.next_delay_ms = Some(delay);
+            self.phase = Phase::Waiting { until: now + delay };
+            self.set_state(SseState::Error, out);
+            out.push(Action::RetryScheduled {
+                attempt: self.attempt,
+                delay_ms: delay,
+            });
             return;
         }
         let backoff = Backoff {
@@ -484,6 +555,7 @@ mod tests {
             heartbeat_interval_ms: 30_000,
             missed_heartbeats_limit: 3,
             stable_after_ms: 30_000,
+            slow_retry_ms: 60_000,
         }
     }
 
@@ -587,7 +659,10 @@ mod tests {
 
     #[test]
     fn exhausting_max_retries_closes_the_source_and_ends_in_error() {
-        let mut sim = Sim::new(settings());
+        let mut sim = Sim::new(Settings {
+            slow_retry_ms: 0,
+            ..settings()
+        });
         sim.run(|m, now| m.connect(now));
         for attempt in 1..=5 {
             let delay_ms = 1000 << (attempt - 1);
@@ -616,6 +691,80 @@ mod tests {
         // A stray error from the closed source changes nothing.
         assert_eq!(sim.m.error(sim.now + 5, Failure::Network), vec![]);
         assert_eq!(sim.m.state(), Error);
+    }
+
+    #[test]
+    fn past_its_fast_retries_a_client_says_so_and_retries_slowly_until_it_gets_through() {
+        let mut sim = Sim::new(settings());
+        sim.run(|m, now| m.connect(now));
+        for _ in 1..=5 {
+            sim.run(|m, now| m.error(now, Failure::Network));
+            sim.wake_next();
+        }
+        // The sixth failure: `Error` says the fast retries are spent, and a
+        // slow retry is scheduled.
+        assert_eq!(
+            sim.run(|m, now| m.error(now, Failure::Network)),
+            vec![
+                Close,
+                failed(6),
+                State(Error),
+                RetryScheduled {
+                    attempt: 6,
+                    delay_ms: 60_000
+                }
+            ]
+        );
+        let t = sim.now;
+        assert_eq!(sim.m.next_wake(), Some(t + 60_000));
+        // A minute later it tries again (and again after, while down).
+        assert_eq!(
+            sim.wake_next(),
+            vec![
+                Open {
+                    last_event_id: None
+                },
+                State(Connecting)
+            ]
+        );
+        sim.run(|m, now| m.error(now, Failure::Network));
+        assert_eq!(sim.m.state(), Error);
+        assert_eq!(sim.m.next_delay_ms(), Some(60_000));
+        // The browser comes back online: at once, not in a minute.
+        sim.now += 1500;
+        assert_eq!(
+            sim.run(|m, now| m.nudge(now)),
+            vec![
+                Open {
+                    last_event_id: None
+                },
+                State(Connecting)
+            ]
+        );
+        // Through: connected, and a healthy connection starts over.
+        sim.run(|m, now| m.opened(now));
+        sim.m.event(sim.now + 1, Some("e-9"), false);
+        assert_eq!((sim.m.state(), sim.m.attempt()), (Connected, 0));
+        // Nudging an open connection does nothing.
+        assert_eq!(sim.run(|m, now| m.nudge(now)), vec![]);
+    }
+
+    #[test]
+    fn a_request_that_cannot_be_made_is_not_retried() {
+        let mut sim = Sim::new(settings());
+        sim.run(|m, now| m.connect(now));
+        assert_eq!(
+            sim.run(|m, now| m.error(now, Failure::Invalid)),
+            vec![
+                Close,
+                Failed {
+                    failure: Failure::Invalid,
+                    attempt: 1
+                },
+                State(Error)
+            ]
+        );
+        assert_eq!(sim.m.next_wake(), None);
     }
 
     #[test]
@@ -907,15 +1056,44 @@ mod tests {
         let mut sim = Sim::new(settings());
         sim.run(|m, now| m.connect(now));
         sim.run(|m, now| m.opened(now));
-        sim.m.server_heartbeats(false); // comments, or off
+        sim.m.server_heartbeats(false, 30_000); // comments, or off
         sim.m.event(sim.now, None, false);
         assert_eq!(sim.m.next_wake(), None, "a quiet stream is not a dead one");
         // Visible ones: the configured expectation (3 × 30 s) stands, on
         // this connection and the next.
         sim.run(|m, now| m.reconnect(now));
         sim.run(|m, now| m.opened(now));
-        sim.m.server_heartbeats(true);
+        sim.m.server_heartbeats(true, 30_000);
         sim.m.event(sim.now, None, false);
         assert_eq!(sim.m.next_wake(), Some(sim.now + 90_000));
+    }
+
+    #[test]
+    fn the_announced_heartbeat_interval_sets_the_timeout() {
+        // The app expects 30 s heartbeats; this server sends one every 100 s.
+        let mut sim = Sim::new(settings());
+        sim.run(|m, now| m.connect(now));
+        sim.run(|m, now| m.opened(now));
+        sim.m.server_heartbeats(true, 100_000);
+        sim.m.event(sim.now, None, false);
+        // Three of its intervals of silence, not three of the app's.
+        assert_eq!(sim.m.next_wake(), Some(sim.now + 300_000));
+        for _ in 0..10 {
+            sim.now += 100_000; // each heartbeat on time
+            sim.m.activity(sim.now);
+            assert_eq!(sim.run(|m, now| m.wake(now)), vec![]);
+        }
+        assert_eq!(sim.m.state(), Connected, "one connection all along");
+        // A server announcing 5 s heartbeats is watched more closely.
+        sim.run(|m, now| m.reconnect(now));
+        sim.run(|m, now| m.opened(now));
+        sim.m.server_heartbeats(true, 5000);
+        assert_eq!(sim.m.next_wake(), Some(sim.now + 15_000));
+        // A server announcing none (interval 0) is never missed.
+        sim.run(|m, now| m.reconnect(now));
+        sim.run(|m, now| m.opened(now));
+        sim.m.server_heartbeats(true, 0);
+        sim.m.event(sim.now, None, false);
+        assert_eq!(sim.m.next_wake(), None);
     }
 }

@@ -12,17 +12,26 @@
 //! the connection is closed, its timer cancelled and its callbacks
 //! released (nothing keeps running in the page).
 //!
+//! **Topics survive reconnects.** Every connection is a new one to the
+//! server (a new client id), so the topics a client holds
+//! ([`SSEClient::subscribe`]) are put in each connection's URL
+//! (`topics=`): the server puts the stream on them from the start and
+//! replays what they missed since the last event id, whichever way the
+//! client reconnected (by itself, or by [`SSEClient::reconnect`]). A topic
+//! added while connected is also added to the open stream
+//! (`POST /_sse/subscribe` with the connection's secret).
+//!
 //! Outside a browser (server-side rendering, native tests) nothing is opened:
 //! the client stays `Connecting` after `connect()`, and components render.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::{Rc, Weak};
 
 use herald_shared::events::{Connected, SseEvent};
 use thiserror::Error;
 
-use crate::config::SseConfig;
+use crate::config::{encode_component, with_param, SseConfig};
 use crate::runtime::machine::{Action, Failure, Machine, SseState};
 
 /// One event as handlers receive it.
@@ -80,7 +89,12 @@ impl SseMessage {
 pub enum SseError {
     /// A typed handler could not decode an event's data.
     #[error("could not decode a {event:?} event: {message}")]
-    Decode { event: String, message: String },
+    Decode {
+        /// The event's name.
+        event: String,
+        /// Why it did not decode.
+        message: String,
+    },
     /// The connection failed or dropped (an `EventSource` does not say
     /// why: use the fetch transport to see refusals).
     #[error("the event stream connection failed")]
@@ -93,7 +107,10 @@ pub enum SseError {
     Forbidden,
     /// 429: a limit; the next try waits at least `retry_after_ms`.
     #[error("too many requests: 429 (retry after {retry_after_ms:?} ms)")]
-    TooManyRequests { retry_after_ms: Option<u64> },
+    TooManyRequests {
+        /// The server's `Retry-After`, in ms.
+        retry_after_ms: Option<u64>,
+    },
     /// 503: the server is unavailable for now.
     #[error("the server is unavailable: 503")]
     Unavailable,
@@ -106,9 +123,24 @@ pub enum SseError {
     /// No heartbeat for `missed_heartbeats_limit` intervals.
     #[error("the server fell silent: heartbeats missed")]
     HeartbeatLost,
-    /// The browser refused to start the request (e.g. a malformed URL).
+    /// A 200 whose body is not `text/event-stream` (a proxy's page, a
+    /// wrong route). Retried.
+    #[error("the response is not an event stream")]
+    NotAStream,
+    /// The browser would not make the request (e.g. a malformed URL). Not
+    /// retried.
     #[error("could not open a stream for {0:?}")]
     Open(String),
+    /// The server refused to put the stream on a topic
+    /// ([`SSEClient::subscribe`]): not the caller's, or not a valid name.
+    /// The topic is not held.
+    #[error("topic refused ({status}): {message}")]
+    TopicRefused {
+        /// The HTTP status (400, 401, 403).
+        status: u16,
+        /// The server's error.
+        message: String,
+    },
 }
 
 impl From<Failure> for SseError {
@@ -124,6 +156,9 @@ impl From<Failure> for SseError {
             Failure::Status(s) => SseError::Status(s),
             Failure::Timeout => SseError::Timeout,
             Failure::HeartbeatLost => SseError::HeartbeatLost,
+            Failure::NotAStream => SseError::NotAStream,
+            // The client reports it with the URL it could not open.
+            Failure::Invalid => SseError::Open(String::new()),
         }
     }
 }
@@ -159,6 +194,11 @@ pub(crate) struct Inner {
     config: SseConfig,
     machine: Machine,
     handlers: Handlers,
+    /// Topics this client holds on top of its URL's ([`SSEClient::subscribe`]).
+    topics: BTreeSet<String>,
+    /// The current connection's client id and secret (from `connected`):
+    /// what adding a topic to the open stream takes.
+    identity: Option<(String, String)>,
     /// Counts connections: a callback of an older one is ignored.
     #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     generation: u64,
@@ -175,8 +215,8 @@ pub(crate) struct Inner {
 /// use herald_shared::events::Notification;
 ///
 /// let client = SSEClient::new(SseConfig::new("/_sse/connect?topics=news").debug(true));
-/// client.on::<Notification>(|n| println!("{}", n.message)).forget();
-/// let _state = client.on_state_change(|s| println!("now {}", s.as_str()));
+/// client.on::<Notification>(|n| println!("{}", n.message));
+/// client.on_state_change(|s| println!("now {}", s.as_str()));
 /// assert_eq!(client.state(), SseState::Disconnected);
 /// client.connect();
 /// ```
@@ -185,59 +225,86 @@ pub struct SSEClient {
     inner: Rc<RefCell<Inner>>,
 }
 
-/// Keeps a handler registered. Dropping it (or calling
-/// [`Handle::unsubscribe`]) removes the handler; [`Handle::forget`] keeps it
-/// for the client's lifetime.
+/// A registered handler: it stays for the client's lifetime unless
+/// [`Handle::unsubscribe`] removes it. Dropping the handle keeps the
+/// handler, so `let _ = client.on(..)` and a bare `client.on(..);` both
+/// register for good; a component that goes away before its client keeps
+/// the handle and unsubscribes (the hooks do).
 ///
 /// ```
 /// use herald_client::{SSEClient, SseConfig};
 /// let client = SSEClient::new(SseConfig::new("/_sse/connect"));
+/// let _ = client.on_named("alert", |m| println!("{}", m.data)); // kept
 /// let handle = client.on_named("progress", |m| println!("{}", m.data));
 /// // ... later, when the component goes away:
 /// handle.unsubscribe();
 /// ```
-#[must_use = "dropping a Handle removes its handler at once; call .forget() to keep it"]
 pub struct Handle {
     inner: Weak<RefCell<Inner>>,
-    slot: Option<Slot>,
+    slot: Slot,
     id: u64,
 }
 
 impl Handle {
-    /// Removes the handler now (the same as dropping the handle).
-    pub fn unsubscribe(self) {}
+    /// Removes the handler. From inside a callback of the same client it
+    /// is removed right after that callback returns.
+    pub fn unsubscribe(self) {
+        let Some(inner) = self.inner.upgrade() else {
+            return;
+        };
+        let remove = move |inner: &mut Inner| {
+            let id = self.id;
+            match &self.slot {
+                Slot::Named(name) => {
+                    if let Some(list) = inner.handlers.named.get_mut(name) {
+                        list.retain(|(i, _)| *i != id);
+                    }
+                }
+                Slot::State => inner.handlers.state.retain(|(i, _)| *i != id),
+                Slot::Error => inner.handlers.error.retain(|(i, _)| *i != id),
+                Slot::Retry => inner.handlers.retry.retain(|(i, _)| *i != id),
+            }
+        };
+        // Handlers run with no borrow held, so this borrow succeeds even
+        // from inside one.
+        let borrowed = inner.try_borrow_mut();
+        if let Ok(mut inner) = borrowed {
+            remove(&mut inner);
+        }
+    }
 
-    /// Keeps the handler for as long as the client lives.
+    /// Keeps the handler for as long as the client lives: what dropping the
+    /// handle does too (kept for code that says so).
     ///
     /// ```
     /// use herald_client::{SSEClient, SseConfig};
     /// let client = SSEClient::new(SseConfig::new("/_sse/connect"));
     /// client.on_message(|m| println!("{}", m.data)).forget();
     /// ```
-    pub fn forget(mut self) {
-        self.slot = None;
-    }
+    pub fn forget(self) {}
 }
 
-impl Drop for Handle {
-    fn drop(&mut self) {
-        let (Some(slot), Some(inner)) = (self.slot.take(), self.inner.upgrade()) else {
-            return;
-        };
-        let Ok(mut inner) = inner.try_borrow_mut() else {
-            return; // dropped from inside a callback of the same client: keep it
-        };
-        let id = self.id;
-        match slot {
-            Slot::Named(name) => {
-                if let Some(list) = inner.handlers.named.get_mut(&name) {
-                    list.retain(|(i, _)| *i != id);
-                }
-            }
-            Slot::State => inner.handlers.state.retain(|(i, _)| *i != id),
-            Slot::Error => inner.handlers.error.retain(|(i, _)| *i != id),
-            Slot::Retry => inner.handlers.retry.retain(|(i, _)| *i != id),
-        }
+/// A handle on a client that does not keep it alive: for a handler that
+/// needs its own client (holding an [`SSEClient`] there would be a cycle,
+/// and the client would never be dropped).
+///
+/// ```
+/// use herald_client::{SSEClient, SseConfig};
+/// let client = SSEClient::new(SseConfig::new("/_sse/connect"));
+/// let weak = client.downgrade();
+/// client.on_named("bye", move |_| {
+///     if let Some(client) = weak.upgrade() {
+///         client.disconnect();
+///     }
+/// }).forget();
+/// ```
+#[derive(Clone)]
+pub struct WeakClient(Weak<RefCell<Inner>>);
+
+impl WeakClient {
+    /// The client, while some [`SSEClient`] clone still holds it.
+    pub fn upgrade(&self) -> Option<SSEClient> {
+        self.0.upgrade().map(|inner| SSEClient { inner })
     }
 }
 
@@ -270,6 +337,8 @@ impl SSEClient {
                 config,
                 machine,
                 handlers: Handlers::default(),
+                topics: BTreeSet::new(),
+                identity: None,
                 generation: 0,
                 #[cfg(target_arch = "wasm32")]
                 browser: None,
@@ -299,11 +368,17 @@ impl SSEClient {
         self.drive(|m, now| m.disconnect(now));
     }
 
+    /// A [`WeakClient`] for handlers that need this client.
+    pub fn downgrade(&self) -> WeakClient {
+        WeakClient(Rc::downgrade(&self.inner))
+    }
+
     /// Closes and reopens now, with a fresh retry count.
     pub fn reconnect(&self) {
         self.drive(|m, now| m.reconnect(now));
     }
 
+    /// Where the connection is now.
     pub fn state(&self) -> SseState {
         self.inner.borrow().machine.state()
     }
@@ -344,6 +419,7 @@ impl SSEClient {
             .map(str::to_owned)
     }
 
+    /// A copy of the client's settings.
     pub fn config(&self) -> SseConfig {
         self.inner.borrow().config.clone()
     }
@@ -378,6 +454,158 @@ impl SSEClient {
     /// ```
     pub fn set_url(&self, url: impl Into<String>) {
         self.inner.borrow_mut().config.url = url.into();
+    }
+
+    /// Holds `topics` on this client's stream: added to the open stream now
+    /// (when it is open) and put on every later connection from its start,
+    /// resumed from the last event id, however it reconnects. Topics it
+    /// already holds, or its URL names, are left as they are. A topic the
+    /// server refuses (not the caller's to read, not a valid name) is
+    /// dropped again and reported to the `on_error` handlers
+    /// ([`SseError::TopicRefused`]); [`subscribe_now`](Self::subscribe_now)
+    /// awaits the answer instead.
+    ///
+    /// ```
+    /// use herald_client::{SSEClient, SseConfig};
+    /// let client = SSEClient::new(SseConfig::new("/_sse/connect?topics=news"));
+    /// client.subscribe(&["room:blue", "news"]);
+    /// assert_eq!(client.topics(), ["room:blue"]);
+    /// assert_eq!(client.stream_url(), "/_sse/connect?topics=news,room%3Ablue");
+    /// client.unsubscribe(&["room:blue"]);
+    /// assert!(client.topics().is_empty());
+    /// ```
+    pub fn subscribe<T: AsRef<str>>(&self, topics: &[T]) {
+        let change = self.hold(topics, true);
+        self.spawn_change(change);
+    }
+
+    /// Stops holding `topics` (those it held): taken off the open stream
+    /// now, and off later connections.
+    pub fn unsubscribe<T: AsRef<str>>(&self, topics: &[T]) {
+        let change = self.hold(topics, false);
+        self.spawn_change(change);
+    }
+
+    /// [`subscribe`](Self::subscribe), awaited: the topics the open stream
+    /// is on now (all of them, as the server says; the client's own view
+    /// when no stream is open), or the server's refusal (the topics are
+    /// then not held).
+    pub async fn subscribe_now<T: AsRef<str>>(
+        &self,
+        topics: &[T],
+    ) -> Result<Vec<String>, SseError> {
+        let change = self.hold(topics, true);
+        self.tell_server(change).await
+    }
+
+    /// [`unsubscribe`](Self::unsubscribe), awaited (see
+    /// [`subscribe_now`](Self::subscribe_now)).
+    pub async fn unsubscribe_now<T: AsRef<str>>(
+        &self,
+        topics: &[T],
+    ) -> Result<Vec<String>, SseError> {
+        let change = self.hold(topics, false);
+        self.tell_server(change).await
+    }
+
+    /// The topics this client holds on top of its URL's, sorted.
+    pub fn topics(&self) -> Vec<String> {
+        self.inner.borrow().topics.iter().cloned().collect()
+    }
+
+    /// The URL the next connection opens (before its resume point): the
+    /// configured one, with the topics the client holds added to its
+    /// `topics=`.
+    pub fn stream_url(&self) -> String {
+        self.inner.borrow().stream_url()
+    }
+
+    /// Records `topics` as held (`on`) or not; what changed.
+    fn hold<T: AsRef<str>>(&self, topics: &[T], on: bool) -> TopicChange {
+        let mut inner = self.inner.borrow_mut();
+        let own = url_topics(&inner.config.url);
+        let changed = topics
+            .iter()
+            .map(|t| t.as_ref())
+            .filter(|t| {
+                if on {
+                    !own.iter().any(|o| o == t) && inner.topics.insert((*t).to_owned())
+                } else {
+                    inner.topics.remove(*t)
+                }
+            })
+            .map(str::to_owned)
+            .collect();
+        TopicChange {
+            subscribe: on,
+            topics: changed,
+        }
+    }
+
+    /// [`tell_server`](Self::tell_server) in the background; a refusal goes
+    /// to the `on_error` handlers.
+    fn spawn_change(&self, change: TopicChange) {
+        #[cfg(target_arch = "wasm32")]
+        {
+            let client = self.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Err(e) = client.tell_server(change).await {
+                    let attempt = client.attempt();
+                    client.report(e, attempt);
+                }
+            });
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        let _ = change;
+    }
+
+    /// Tells the open stream's server about a change of topics (the
+    /// connection's secret proves it is ours). With no stream open the
+    /// next connection's URL carries them. A refused subscription is not
+    /// held.
+    async fn tell_server(&self, change: TopicChange) -> Result<Vec<String>, SseError> {
+        let identity = self.inner.borrow().identity.clone();
+        let (Some((client_id, secret)), false) = (identity, change.topics.is_empty()) else {
+            return Ok(self.held_now());
+        };
+        let action = if change.subscribe {
+            "subscribe"
+        } else {
+            "unsubscribe"
+        };
+        let url = sibling_route(&self.inner.borrow().config.url, action);
+        let body =
+            serde_json::json!({ "clientId": client_id, "topics": change.topics, "secret": secret });
+        let answer = crate::http::post_json(&url, body.to_string()).await;
+        match answer.status {
+            200..=299 => Ok(serde_json::from_str::<serde_json::Value>(&answer.body)
+                .ok()
+                .and_then(|v| serde_json::from_value(v["held"].clone()).ok())
+                .unwrap_or_else(|| self.held_now())),
+            // The connection is gone (or the request never left): the next
+            // one's URL carries the topics.
+            0 | 404 => Ok(self.held_now()),
+            status => {
+                if change.subscribe {
+                    let mut inner = self.inner.borrow_mut();
+                    for t in &change.topics {
+                        inner.topics.remove(t);
+                    }
+                }
+                Err(SseError::TopicRefused {
+                    status,
+                    message: answer.error_message(),
+                })
+            }
+        }
+    }
+
+    /// The topics the stream would be on, as far as this client knows.
+    fn held_now(&self) -> Vec<String> {
+        let inner = self.inner.borrow();
+        let mut all = url_topics(&inner.config.url);
+        all.extend(inner.topics.iter().cloned());
+        all
     }
 
     /// Runs `handler` for every event named `name`, any name at all
@@ -491,7 +719,7 @@ impl SSEClient {
         };
         Handle {
             inner: Rc::downgrade(&self.inner),
-            slot: Some(slot),
+            slot,
             id,
         }
     }
@@ -525,6 +753,10 @@ impl SSEClient {
             match action {
                 Action::Open { last_event_id } => self.open(last_event_id.as_deref()),
                 Action::Close => self.close_source(),
+                Action::Failed {
+                    failure: Failure::Invalid,
+                    attempt,
+                } => self.report(SseError::Open(self.stream_url()), attempt),
                 Action::Failed { failure, attempt } => self.report(failure.into(), attempt),
                 Action::RetryScheduled { attempt, delay_ms } => {
                     self.emit(|h| &h.retry, &Retry { attempt, delay_ms })
@@ -543,6 +775,7 @@ impl SSEClient {
     /// An event arrived on the current connection.
     #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     fn received(&self, msg: SseMessage) {
+        let mut missing = Vec::new();
         let handlers: Vec<_> = {
             let mut inner = self.inner.borrow_mut();
             let now = now_ms();
@@ -556,11 +789,20 @@ impl SSEClient {
                         inner.machine.retry_hint(ms);
                     }
                     if let Some(beat) = c.heartbeat {
-                        // What this connection can see of the heartbeats.
-                        let visible =
-                            beat.interval_ms > 0 && (beat.visible || inner.sees_comments());
-                        inner.machine.server_heartbeats(visible);
+                        // What this connection can see of the heartbeats,
+                        // and how often they come.
+                        let visible = beat.visible || inner.sees_comments();
+                        inner.machine.server_heartbeats(visible, beat.interval_ms);
                     }
+                    inner.identity = c.secret.clone().map(|s| (c.client_id.clone(), s));
+                    // Held topics this connection did not start with (the
+                    // URL was made before they were added).
+                    missing = inner
+                        .topics
+                        .iter()
+                        .filter(|t| !c.topics.contains(t))
+                        .cloned()
+                        .collect();
                 }
             }
             let named = inner.handlers.named.get(&msg.event).into_iter().flatten();
@@ -571,6 +813,10 @@ impl SSEClient {
             "event {:?} id={:?} {}",
             msg.event, msg.last_event_id, msg.data
         ));
+        self.spawn_change(TopicChange {
+            subscribe: true,
+            topics: missing,
+        });
         self.arm_timer();
         for h in handlers {
             h(&msg);
@@ -593,6 +839,26 @@ impl SSEClient {
 }
 
 impl Inner {
+    /// The configured URL with the held topics added to its `topics=`.
+    fn stream_url(&self) -> String {
+        if self.topics.is_empty() {
+            return self.config.url.clone();
+        }
+        let own = url_topics(&self.config.url);
+        let all: Vec<String> = own
+            .iter()
+            .map(|t| encode_component(t))
+            .chain(
+                self.topics
+                    .iter()
+                    .filter(|t| !own.contains(t))
+                    .map(|t| encode_component(t)),
+            )
+            .collect();
+        let topics = format!("topics={}", all.join(","));
+        with_param(&self.config.url, "topics", Some(&topics))
+    }
+
     fn next_handler_id(&mut self) -> u64 {
         self.handlers.next_id += 1;
         self.handlers.next_id
@@ -613,7 +879,7 @@ impl Inner {
     /// Whether this client's transport shows comment lines (heartbeats
     /// written as comments): `fetch` does, `EventSource` never.
     fn sees_comments(&self) -> bool {
-        self.config.transport == crate::config::Transport::Fetch
+        self.config.effective_transport() == crate::config::Transport::Fetch
     }
 }
 
@@ -641,355 +907,98 @@ fn seed() -> u64 {
 }
 
 #[cfg(target_arch = "wasm32")]
-mod browser {
-    //! The only code that touches web-sys.
+mod browser;
 
-    use std::cell::RefCell;
-    use std::collections::HashSet;
-    use std::rc::Weak;
+/// The topics a stream URL names in `topics=` (comma-separated, decoded).
+fn url_topics(url: &str) -> Vec<String> {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    query
+        .split('&')
+        .filter_map(|p| p.strip_prefix("topics="))
+        .flat_map(|list| list.split(','))
+        .map(decode_component)
+        .filter(|t| !t.is_empty())
+        .collect()
+}
 
-    use herald_shared::wire::{Frame, Parser};
-    use wasm_bindgen::closure::Closure;
-    use wasm_bindgen::{JsCast, JsValue};
-    use wasm_bindgen_futures::JsFuture;
-    use web_sys::{
-        AbortController, EventSource, EventSourceInit, Headers, MessageEvent,
-        ReadableStreamDefaultReader, RequestCredentials, RequestInit, Response,
-    };
+/// `%XX` escapes decoded (malformed ones kept as written).
+fn decode_component(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
 
-    use super::{Inner, SSEClient, SseError, SseMessage};
-    use crate::config::Transport;
-    use crate::runtime::machine::Failure;
+/// `/_sse/connect?x=1` → `/_sse/subscribe`: the management routes sit next
+/// to the broker's stream route; any other stream (an app's, such as
+/// `/chat/stream`) is a broker connection too, managed at its origin's
+/// `/_sse/` routes.
+pub(crate) fn sibling_route(stream_url: &str, action: &str) -> String {
+    let path = stream_url.split('?').next().unwrap_or(stream_url);
+    if let Some(dir) = path.strip_suffix("/connect") {
+        return format!("{dir}/{action}");
+    }
+    let origin = path
+        .find("://")
+        .and_then(|scheme| {
+            path[scheme + 3..]
+                .find('/')
+                .map(|i| &path[..scheme + 3 + i])
+        })
+        .unwrap_or(if path.contains("://") { path } else { "" });
+    format!("{origin}/_sse/{action}")
+}
 
-    /// The connection and its JS callbacks. The callbacks are created once
-    /// per client and shared by every `EventSource` it opens: none is ever
-    /// dropped while one might still call it. Dropped with the client:
-    /// then the connection is closed and the timer cleared first.
-    pub(super) struct Browser {
-        source: Option<EventSource>,
-        listening: HashSet<String>,
-        /// The fetch transport's request, aborted to close it.
-        fetch: Option<AbortController>,
-        timer: Option<i32>,
-        on_open: Closure<dyn FnMut()>,
-        on_error: Closure<dyn FnMut()>,
-        on_event: Closure<dyn FnMut(MessageEvent)>,
-        on_timer: Closure<dyn FnMut()>,
+/// Topics to add to or take off the open stream.
+struct TopicChange {
+    subscribe: bool,
+    topics: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn management_routes_sit_next_to_the_broker_stream_or_at_the_origin() {
+        assert_eq!(
+            sibling_route("/_sse/connect?topics=a", "subscribe"),
+            "/_sse/subscribe"
+        );
+        assert_eq!(
+            sibling_route("http://h:1/app/_sse/connect", "unsubscribe"),
+            "http://h:1/app/_sse/unsubscribe"
+        );
+        assert_eq!(
+            sibling_route("/chat/stream?room=a", "subscribe"),
+            "/_sse/subscribe"
+        );
+        assert_eq!(
+            sibling_route("https://push.example:8443/chat/stream", "subscribe"),
+            "https://push.example:8443/_sse/subscribe"
+        );
     }
 
-    impl Drop for Browser {
-        fn drop(&mut self) {
-            self.close();
-            if let (Some(id), Some(window)) = (self.timer.take(), web_sys::window()) {
-                window.clear_timeout_with_handle(id);
-            }
-        }
-    }
-
-    fn with_client(weak: &Weak<RefCell<Inner>>, f: impl FnOnce(SSEClient)) {
-        if let Some(inner) = weak.upgrade() {
-            f(SSEClient { inner });
-        }
-    }
-
-    impl Browser {
-        pub(super) fn new(weak: Weak<RefCell<Inner>>) -> Self {
-            let w = weak.clone();
-            let on_open = Closure::<dyn FnMut()>::new(move || {
-                with_client(&w, |c| c.drive(|m, now| m.opened(now)))
-            });
-            let w = weak.clone();
-            let on_error = Closure::<dyn FnMut()>::new(move || {
-                with_client(&w, |c| c.drive(|m, now| m.error(now, Failure::Network)))
-            });
-            let w = weak.clone();
-            let on_event = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
-                with_client(&w, |c| {
-                    let data = e.data().as_string().unwrap_or_default();
-                    c.received(SseMessage::new(&e.type_(), &data, &e.last_event_id()))
-                })
-            });
-            let w = weak;
-            let on_timer = Closure::<dyn FnMut()>::new(move || {
-                with_client(&w, |c| {
-                    if let Some(b) = &mut c.inner.borrow_mut().browser {
-                        b.timer = None;
-                    }
-                    c.drive(|m, now| m.wake(now));
-                })
-            });
-            Browser {
-                source: None,
-                listening: HashSet::new(),
-                fetch: None,
-                timer: None,
-                on_open,
-                on_error,
-                on_event,
-                on_timer,
-            }
-        }
-
-        pub(super) fn listen(&mut self, name: &str) {
-            if let Some(es) = &self.source {
-                if self.listening.insert(name.to_owned()) {
-                    let _ = es.add_event_listener_with_callback(
-                        name,
-                        self.on_event.as_ref().unchecked_ref(),
-                    );
-                }
-            }
-        }
-
-        fn close(&mut self) {
-            if let Some(es) = self.source.take() {
-                es.set_onopen(None);
-                es.set_onerror(None);
-                es.close();
-            }
-            if let Some(fetch) = self.fetch.take() {
-                fetch.abort();
-            }
-        }
-    }
-
-    /// What one fetch needs, taken out of the client before awaiting.
-    struct FetchPlan {
-        url: String,
-        init: RequestInit,
-        last_event_id: Option<String>,
-        generation: u64,
-    }
-
-    impl SSEClient {
-        pub(super) fn open(&self, last_event_id: Option<&str>) {
-            let transport = self.inner.borrow().config.transport;
-            match transport {
-                Transport::EventSource => self.open_event_source(last_event_id),
-                Transport::Fetch => self.open_fetch(last_event_id),
-            }
-        }
-
-        fn open_event_source(&self, last_event_id: Option<&str>) {
-            let result = {
-                let mut guard = self.inner.borrow_mut();
-                let inner = &mut *guard;
-                inner.generation += 1;
-                let url = inner.config.url_for(last_event_id);
-                let init = EventSourceInit::new();
-                init.set_with_credentials(inner.config.with_credentials);
-                let names = inner.wanted_names();
-                let weak = std::rc::Rc::downgrade(&self.inner);
-                let browser = inner.browser.get_or_insert_with(|| Browser::new(weak));
-                browser.close();
-                match EventSource::new_with_event_source_init_dict(&url, &init) {
-                    Ok(es) => {
-                        es.set_onopen(Some(browser.on_open.as_ref().unchecked_ref()));
-                        es.set_onerror(Some(browser.on_error.as_ref().unchecked_ref()));
-                        browser.source = Some(es);
-                        browser.listening.clear();
-                        for name in names {
-                            browser.listen(&name);
-                        }
-                        Ok(())
-                    }
-                    Err(_) => Err(url),
-                }
-            };
-            if let Err(url) = result {
-                self.failed_to_open(url);
-            }
-        }
-
-        /// The browser would not even start the request.
-        fn failed_to_open(&self, url: String) {
-            let attempt = self.attempt() + 1;
-            self.report(SseError::Open(url), attempt);
-            self.drive(|m, now| m.error(now, Failure::Network));
-        }
-
-        fn open_fetch(&self, last_event_id: Option<&str>) {
-            let plan = {
-                let mut guard = self.inner.borrow_mut();
-                let inner = &mut *guard;
-                inner.generation += 1;
-                let weak = std::rc::Rc::downgrade(&self.inner);
-                let browser = inner.browser.get_or_insert_with(|| Browser::new(weak));
-                browser.close();
-                let Ok(controller) = AbortController::new() else {
-                    drop(guard);
-                    let url = self.inner.borrow().config.url.clone();
-                    return self.failed_to_open(url);
-                };
-                let init = RequestInit::new();
-                init.set_method("GET");
-                init.set_signal(Some(&controller.signal()));
-                init.set_credentials(if inner.config.with_credentials {
-                    RequestCredentials::Include
-                } else {
-                    RequestCredentials::SameOrigin
-                });
-                if let Ok(headers) = Headers::new() {
-                    // Only headers a cross-origin request may send without
-                    // the server's leave are added here (Accept is one).
-                    let _ = headers.set("Accept", "text/event-stream");
-                    for (k, v) in &inner.config.headers {
-                        let _ = headers.set(k, v);
-                    }
-                    // fetch can send what an EventSource cannot: the
-                    // resume point goes as the header.
-                    if let Some(id) = last_event_id {
-                        let _ = headers.set("Last-Event-ID", id);
-                    }
-                    init.set_headers(&headers);
-                }
-                browser.fetch = Some(controller);
-                FetchPlan {
-                    url: inner.config.url.clone(),
-                    init,
-                    last_event_id: last_event_id.map(str::to_owned),
-                    generation: inner.generation,
-                }
-            };
-            let weak = std::rc::Rc::downgrade(&self.inner);
-            wasm_bindgen_futures::spawn_local(read_fetch(weak, plan));
-        }
-
-        pub(super) fn close_source(&self) {
-            let mut inner = self.inner.borrow_mut();
-            inner.generation += 1;
-            if let Some(b) = &mut inner.browser {
-                b.close();
-            }
-        }
-
-        pub(super) fn arm_timer(&self) {
-            let mut guard = self.inner.borrow_mut();
-            let inner = &mut *guard;
-            let wake = inner.machine.next_wake();
-            let Some(b) = &mut inner.browser else { return };
-            let Some(window) = web_sys::window() else {
-                return;
-            };
-            if let Some(id) = b.timer.take() {
-                window.clear_timeout_with_handle(id);
-            }
-            if let Some(at) = wake {
-                let delay = at.saturating_sub(super::now_ms()).min(i32::MAX as u64) as i32;
-                b.timer = window
-                    .set_timeout_with_callback_and_timeout_and_arguments_0(
-                        b.on_timer.as_ref().unchecked_ref(),
-                        delay,
-                    )
-                    .ok();
-            }
-        }
-    }
-
-    /// Runs `f` with the client if it still exists and `generation` is
-    /// still its current connection (a closed one's news is stale).
-    fn current(weak: &Weak<RefCell<Inner>>, generation: u64, f: impl FnOnce(SSEClient)) -> bool {
-        let Some(inner) = weak.upgrade() else {
-            return false;
-        };
-        if inner.borrow().generation != generation {
-            return false;
-        }
-        f(SSEClient { inner });
-        true
-    }
-
-    /// The fetch transport: one request, its status, then its body parsed
-    /// as it streams in.
-    async fn read_fetch(weak: Weak<RefCell<Inner>>, plan: FetchPlan) {
-        let FetchPlan {
-            url,
-            init,
-            last_event_id,
-            generation,
-        } = plan;
-        let Some(window) = web_sys::window() else {
-            return;
-        };
-        let fail = |failure: Failure| {
-            current(&weak, generation, |c| {
-                c.drive(|m, now| m.error(now, failure))
-            });
-        };
-        let response = match JsFuture::from(window.fetch_with_str_and_init(&url, &init)).await {
-            Ok(r) => r,
-            Err(_) => return fail(Failure::Network),
-        };
-        let Ok(response) = response.dyn_into::<Response>() else {
-            return fail(Failure::Network);
-        };
-        let status = response.status();
-        if status == 204 {
-            // Nothing more to say: done, not an error.
-            current(&weak, generation, |c| c.drive(|m, now| m.done(now)));
-            return;
-        }
-        if let Some(failure) = Failure::from_status(status, retry_after_ms(&response)) {
-            return fail(failure);
-        }
-        let Some(reader) = response.body().and_then(|b| {
-            b.get_reader()
-                .dyn_into::<ReadableStreamDefaultReader>()
-                .ok()
-        }) else {
-            return fail(Failure::Network);
-        };
-        if !current(&weak, generation, |c| c.drive(|m, now| m.opened(now))) {
-            let _ = reader.cancel();
-            return;
-        }
-        let mut parser = match &last_event_id {
-            Some(id) => Parser::with_last_event_id(id.clone()),
-            None => Parser::new(),
-        };
-        loop {
-            let chunk = match JsFuture::from(reader.read()).await {
-                Ok(chunk) => chunk,
-                // Aborted (closed by us) or dropped by the network.
-                Err(_) => return fail(Failure::Network),
-            };
-            let done = js_sys::Reflect::get(&chunk, &JsValue::from_str("done"))
-                .map(|d| d.is_truthy())
-                .unwrap_or(true);
-            if done {
-                // The server ended the stream: reconnect and resume.
-                return fail(Failure::Network);
-            }
-            let Ok(bytes) = js_sys::Reflect::get(&chunk, &JsValue::from_str("value")) else {
-                return fail(Failure::Network);
-            };
-            let bytes = js_sys::Uint8Array::new(&bytes).to_vec();
-            let mut frames = Vec::new();
-            parser.feed(&bytes, |f| frames.push(f));
-            let still = current(&weak, generation, |c| {
-                for frame in frames {
-                    match frame {
-                        Frame::Event(e) => {
-                            c.received(SseMessage::new(&e.event, &e.data, &e.last_event_id))
-                        }
-                        Frame::Retry(ms) => c.inner.borrow_mut().machine.retry_hint(ms),
-                        Frame::Comment(_) => {
-                            c.inner.borrow_mut().machine.activity(super::now_ms());
-                            c.arm_timer();
-                        }
-                    }
-                }
-            });
-            if !still {
-                let _ = reader.cancel();
-                return;
-            }
-        }
-    }
-
-    /// `Retry-After` in milliseconds (the seconds form).
-    fn retry_after_ms(response: &Response) -> Option<u64> {
-        let value = response.headers().get("retry-after").ok()??;
-        value.trim().parse::<u64>().ok().map(|s| s * 1000)
+    #[test]
+    fn held_topics_join_the_urls_own() {
+        let client = SSEClient::new(SseConfig::new("/s?topics=a,b%3Ac&x=1"));
+        assert_eq!(url_topics(&client.config().url), ["a", "b:c"]);
+        client.subscribe(&["b:c", "d"]);
+        assert_eq!(client.topics(), ["d"]);
+        assert_eq!(client.stream_url(), "/s?x=1&topics=a,b%3Ac,d");
+        client.unsubscribe(&["d", "never-held"]);
+        assert_eq!(client.stream_url(), "/s?topics=a,b%3Ac&x=1");
     }
 }
