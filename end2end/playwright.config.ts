@@ -10,7 +10,9 @@ export default defineConfig({
   timeout: 30_000,
   expect: { timeout: 10_000 },
   fullyParallel: false,
-  workers: 1,
+  // Two files at a time: the outside app's minute of downtime (and the
+  // specs that own their servers) overlap the rest.
+  workers: 2,
   retries: 0,
   reporter: [["list"]],
   outputDir: "./test-results",

@@ -2,9 +2,9 @@
 # Runs every check and test Herald has, after setting up what is missing:
 # formatting, clippy (server + both sides of the app), the workspace's unit,
 # integration and doc tests, the client runtime's browser tests in headless
-# Chromium, the wasm32 build, the fuzz targets' build, and the Playwright
-# suite against a freshly built release server, which Playwright starts and
-# always stops.
+# Chromium, the wasm32 build, the fuzz targets' build, an app outside the
+# workspace built to WASM, and the Playwright suite against a freshly built
+# release server, which Playwright starts and always stops.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 "$HERALD_ROOT/scripts/setup.sh"
@@ -56,8 +56,16 @@ cargo check -q --manifest-path shared/fuzz/Cargo.toml
 log "release build (server + hydrate WASM through wasm-opt)"
 cargo leptos build --release
 
+log "an app outside the workspace (its own lock: Leptos 0.8.22), built to WASM"
+cargo build -q --locked --manifest-path examples/outside-app/Cargo.toml --target wasm32-unknown-unknown
+outside_app="$CARGO_TARGET_DIR/outside-app"
+wasm-bindgen --target web --no-typescript --out-dir "$outside_app" \
+  "$CARGO_TARGET_DIR/wasm32-unknown-unknown/debug/herald_outside_app.wasm"
+cp examples/outside-app/index.html "$outside_app/"
+
 log "end-to-end: Playwright with Debian chromium"
-(cd end2end && HERALD_SERVER_BIN="$CARGO_TARGET_DIR/release/herald-server" npx playwright test)
+(cd end2end && HERALD_SERVER_BIN="$CARGO_TARGET_DIR/release/herald-server" \
+  HERALD_OUTSIDE_APP_DIR="$outside_app" npx playwright test)
 
 log "summary"
 grep -E '^test result:' "$CARGO_TARGET_DIR/cargo-test.log" | awk '
