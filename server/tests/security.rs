@@ -526,8 +526,10 @@ async fn a_planted_session_cookie_borrows_no_identity() {
 /// age; one issued to a user proves nothing to another.
 #[tokio::test]
 async fn session_cookies_end_age_and_belong_to_their_user() {
+    // Cookies count whole seconds: a lifetime of 6 s, and waits that stay
+    // clear of the second boundaries either side.
     let verifier = Verifier::hs256(SECRET).session_rules(
-        Duration::from_secs(2),
+        Duration::from_secs(6),
         herald_server::auth::CookieSecure::Always,
     );
     let server = TestServer::start_with_state(quiet_config(), None, move |b| {
@@ -542,7 +544,7 @@ async fn session_cookies_end_age_and_belong_to_their_user() {
         .expect("Set-Cookie")
         .to_owned();
     assert!(
-        set_cookie.contains("Max-Age=2") && set_cookie.ends_with("; Secure"),
+        set_cookie.contains("Max-Age=6") && set_cookie.ends_with("; Secure"),
         "{set_cookie}"
     );
     let cookie = first.session_cookie().expect("a cookie");
@@ -552,7 +554,7 @@ async fn session_cookies_end_age_and_belong_to_their_user() {
 
     // Within its life the browser continues its id; past half of it the
     // same session comes back with a new life.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     let (again, hello) = open_with(
         &server,
         "/_sse/connect?clientId=tab-9",
@@ -567,7 +569,7 @@ async fn session_cookies_end_age_and_belong_to_their_user() {
 
     // Past its life the old cookie proves nothing: a new session, and the
     // id it held stays its owner's.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(4100)).await;
     let (status, body) = refused_with(
         &server,
         "/_sse/connect?clientId=tab-9",
