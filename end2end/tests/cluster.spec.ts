@@ -23,7 +23,7 @@ function startRedis(): ChildProcess {
 }
 
 function startNode(port: number): ChildProcess {
-  const args = ["--addr", `127.0.0.1:${port}`, "--heartbeat-secs", "2", "--retry-ms", "200", "--job-step-ms", "200"];
+  const args = ["--addr", `127.0.0.1:${port}`, "--heartbeat-secs", "2", "--retry-ms", "200", "--job-step-ms", "600"];
   const child = spawn(bin, args, {
     cwd: path.resolve(process.cwd(), ".."),
     env: {
