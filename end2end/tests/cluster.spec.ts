@@ -2,7 +2,7 @@ import { test, expect, type Page } from "@playwright/test";
 import { spawn, type ChildProcess } from "node:child_process";
 import net from "node:net";
 import path from "node:path";
-import { feedItems } from "./helpers";
+import { feedItems, stop } from "./helpers";
 
 // Two Herald nodes sharing one real redis-server (no persistence), all
 // owned by this file: started here, killed at the end.
@@ -54,13 +54,6 @@ const redisUp = () =>
     });
     socket.on("error", () => resolve(false));
   });
-
-async function stop(child: ChildProcess) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once("exit", r));
-  child.kill("SIGKILL");
-  await exited;
-}
 
 let nodes: ChildProcess[] = [];
 

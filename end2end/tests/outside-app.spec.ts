@@ -1,4 +1,5 @@
 import { test, expect } from "@playwright/test";
+import { stop, waitUp } from "./helpers";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer, type Server } from "node:http";
 import { readFile } from "node:fs/promises";
@@ -47,25 +48,6 @@ function startHerald(): ChildProcess {
   );
 }
 
-async function waitUp() {
-  for (let i = 0; i < 200; i++) {
-    try {
-      if ((await fetch(`${herald}/healthz`)).ok) return;
-    } catch {
-      /* not yet */
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error("herald did not come up");
-}
-
-async function stop(server: ChildProcess) {
-  if (server.exitCode !== null) return;
-  const exited = new Promise((r) => server.once("exit", r));
-  server.kill("SIGKILL");
-  await exited;
-}
-
 async function notify(message: string) {
   const answer = await fetch(`${herald}/_sse/publish`, {
     method: "POST",
@@ -80,7 +62,7 @@ test("an app outside the workspace reads another origin's stream and survives a 
   const app = await serveApp();
   let server = startHerald();
   try {
-    await waitUp();
+    await waitUp(herald);
     await page.goto(`http://127.0.0.1:${appPort}/?server=${encodeURIComponent(herald)}`);
     await expect(page.getByTestId("state")).toHaveText("connected");
     for (const m of ["one", "two", "three"]) await notify(m);
@@ -92,7 +74,7 @@ test("an app outside the workspace reads another origin's stream and survives a 
     await page.waitForTimeout(65_000 - 45_000);
 
     server = startHerald();
-    await waitUp();
+    await waitUp(herald);
     for (const m of ["four", "five", "six"]) await notify(m);
     // Within its slow retry (a minute) it is back and has everything.
     await expect(page.getByTestId("state")).toHaveText("connected", { timeout: 70_000 });

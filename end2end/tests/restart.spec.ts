@@ -1,4 +1,5 @@
 import { test, expect } from "@playwright/test";
+import { stop, waitUp } from "./helpers";
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 
@@ -15,25 +16,6 @@ function startServer(): ChildProcess {
   });
 }
 
-async function waitUp() {
-  for (let i = 0; i < 200; i++) {
-    try {
-      if ((await fetch(`${base}/healthz`)).ok) return;
-    } catch {
-      /* not yet */
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error("server did not come up");
-}
-
-async function stop(server: ChildProcess) {
-  if (server.exitCode !== null) return;
-  const exited = new Promise((r) => server.once("exit", r));
-  server.kill("SIGKILL");
-  await exited;
-}
-
 for (const transport of ["eventsource", "fetch"]) {
   test(`server killed (${transport}): the page retries with growing delays, then reconnects cleanly and shows the reset notice`, async ({ page }) => {
     // Uncaught exceptions (a callback of a dropped client, say) and console
@@ -48,7 +30,7 @@ for (const transport of ["eventsource", "fetch"]) {
     });
     let server = startServer();
     try {
-      await waitUp();
+      await waitUp(base);
       await page.goto(`${base}/sse-demo?transport=${transport}`);
       await expect(page.getByTestId("state")).toHaveText("connected");
       await expect(page.getByTestId("transport")).toHaveText(transport);
@@ -69,7 +51,7 @@ for (const transport of ["eventsource", "fetch"]) {
       await page.screenshot({ path: `test-results/artifacts/demo-reconnecting-${transport}.png`, fullPage: true });
 
       server = startServer();
-      await waitUp();
+      await waitUp(base);
       await expect(page.getByTestId("state")).toHaveText("connected", { timeout: 15_000 });
       // A restarted in-memory broker has a new epoch: the page's last id is
       // foreign, so it is told history is gone, and then gets new events.
@@ -90,7 +72,7 @@ for (const transport of ["eventsource", "fetch"]) {
 test("the chat room keeps receiving after the server cut its stream", async ({ page }) => {
   let server = startServer();
   try {
-    await waitUp();
+    await waitUp(base);
     await page.goto(`${base}/sse-demo`);
     await expect(page.getByTestId("state")).toHaveText("connected");
     await page.getByTestId("chat-room").fill("restart-room");
@@ -112,7 +94,7 @@ test("the chat room keeps receiving after the server cut its stream", async ({ p
     // The server cuts every stream (it dies and comes back).
     await stop(server);
     server = startServer();
-    await waitUp();
+    await waitUp(base);
     expect((await say("after the cut")).status).toBe(200);
     // The room's stream reconnected by itself and is still in the room.
     await expect(page.getByTestId("chat-lines")).toContainText("dave: after the cut", { timeout: 15_000 });
