@@ -103,16 +103,7 @@ impl RateLimiter {
             return Ok(());
         }
         let mut buckets = lock(&self.buckets);
-        if buckets.len() > SWEEP_ABOVE {
-            let (rate, burst) = (self.rate, self.burst);
-            buckets.retain(|_, b| refilled(b, now, rate, burst) < burst);
-        }
-        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
-            tokens: self.burst,
-            updated: now,
-        });
-        bucket.tokens = refilled(bucket, now, self.rate, self.burst);
-        bucket.updated = now;
+        let bucket = self.bucket_at(&mut buckets, key, now);
         let n = n.min(self.burst);
         if bucket.tokens >= n {
             bucket.tokens -= n;
@@ -158,13 +149,30 @@ impl RateLimiter {
             return;
         }
         let mut buckets = lock(&self.buckets);
+        let bucket = self.bucket_at(&mut buckets, key, now);
+        bucket.tokens = (bucket.tokens - f64::from(n)).max(-self.burst);
+    }
+
+    /// `key`'s bucket refilled to `now` (made full if new). Full buckets
+    /// are dropped first when there are many (a full bucket is the same as
+    /// none), so the map follows the callers active now.
+    fn bucket_at<'a>(
+        &self,
+        buckets: &'a mut HashMap<String, Bucket>,
+        key: &str,
+        now: Instant,
+    ) -> &'a mut Bucket {
+        if buckets.len() > SWEEP_ABOVE {
+            let (rate, burst) = (self.rate, self.burst);
+            buckets.retain(|_, b| refilled(b, now, rate, burst) < burst);
+        }
         let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
             tokens: self.burst,
             updated: now,
         });
-        bucket.tokens =
-            (refilled(bucket, now, self.rate, self.burst) - f64::from(n)).max(-self.burst);
+        bucket.tokens = refilled(bucket, now, self.rate, self.burst);
         bucket.updated = now;
+        bucket
     }
 
     /// How many callers have a bucket (for tests and stats).
@@ -213,6 +221,18 @@ mod tests {
         }
         assert_eq!(limiter.tracked(), 0);
         assert!(RateLimiter::unlimited().check("k").is_ok());
+    }
+
+    #[test]
+    fn spent_buckets_are_swept_too_once_full_again() {
+        let limiter = RateLimiter::new(1.0, 1);
+        let t0 = Instant::now();
+        for i in 0..=SWEEP_ABOVE {
+            limiter.spend_at(&i.to_string(), 1, t0);
+        }
+        assert_eq!(limiter.tracked(), SWEEP_ABOVE + 1);
+        limiter.spend_at("new", 1, t0 + Duration::from_secs(2));
+        assert_eq!(limiter.tracked(), 1);
     }
 
     #[test]
