@@ -497,9 +497,12 @@ async fn a_planted_session_cookie_borrows_no_identity() {
         ("C alone", vec![("cookie", c.clone())]),
     ] {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let (status, body) = refused_with(&server, "/_sse/connect?clientId=tab-1", &headers).await;
-        assert_eq!(status, 409, "{who}: {body}");
-        assert!(!body.to_string().contains(&secret), "{who}: {body}");
+        // Seed 001's stream asks the same question of the same claim.
+        for path in ["/_sse/connect?clientId=tab-1", "/api/sse?clientId=tab-1"] {
+            let (status, body) = refused_with(&server, path, &headers).await;
+            assert_eq!(status, 409, "{who} on {path}: {body}");
+            assert!(!body.to_string().contains(&secret), "{who}: {body}");
+        }
     }
     // Alice's stream is still hers and still flows.
     let (status, answer) = post(

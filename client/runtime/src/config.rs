@@ -416,8 +416,15 @@ pub(crate) fn with_param(url: &str, name: &str, pair: Option<&str>) -> String {
     }
 }
 
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-pub(crate) fn encode_component(s: &str) -> String {
+/// Percent-encodes everything but RFC 3986's unreserved characters: a
+/// query value an app puts in a stream URL (a room, a token).
+///
+/// ```
+/// use herald_client::http::encode_component;
+/// assert_eq!(encode_component("room:a b"), "room%3Aa%20b");
+/// assert_eq!(encode_component("dG9r+/="), "dG9r%2B%2F%3D");
+/// ```
+pub fn encode_component(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {

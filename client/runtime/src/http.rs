@@ -5,7 +5,7 @@
 
 use herald_shared::presence::TopicPresence;
 
-use crate::config::encode_component;
+pub use crate::config::encode_component;
 
 /// The server's answer: status and body text.
 ///

@@ -102,11 +102,8 @@ impl SSEBroker {
         self.check_request(&mut opts)?;
         // Lookups last, once everything that needs none has passed.
         self.policy()
-            .learn_owners(&opts.principal, &opts.topics)
-            .await;
-        for topic in &opts.topics {
-            self.policy().check_request(&opts.principal, topic)?;
-        }
+            .check_looked_up(&opts.principal, &opts.topics)
+            .await?;
         let requested = opts.client_id.is_some();
         let id: Arc<str> = match opts.client_id.take() {
             Some(id) => id.into(),
@@ -457,10 +454,9 @@ impl SSEBroker {
             names::validate_subscription(t)?;
             self.policy().check_unlooked(&client.principal, t)?;
         }
-        self.policy().learn_owners(&client.principal, topics).await;
-        for t in topics {
-            self.policy().check_request(&client.principal, t)?;
-        }
+        self.policy()
+            .check_looked_up(&client.principal, topics)
+            .await?;
         let reads = client.reads();
         for name in topics {
             self.join(&client, name);
@@ -533,7 +529,10 @@ impl SSEBroker {
         topic: &str,
     ) -> Result<TopicPresence, BrokerError> {
         names::validate_topic(topic)?;
-        self.policy().check_request(who, topic)?;
+        self.policy().check_unlooked(who, topic)?;
+        self.policy()
+            .check_looked_up(who, &[topic.to_owned()])
+            .await?;
         let members = self.presence(topic).await?;
         let show_users = self.policy().shows_members(who, topic);
         Ok(presence::shown_to(topic, members, who, show_users))

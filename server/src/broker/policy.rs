@@ -124,15 +124,20 @@ impl Principal {
     /// assert_eq!(peer.caller_key(), "ip:10.0.0.7");
     /// ```
     pub fn caller_key(&self) -> String {
-        match (&self.user_id, self.peer) {
-            (Some(uid), _) => super::names::user(uid),
-            (None, Some(ip)) => format!("ip:{ip}"),
-            (None, None) => "anonymous".to_owned(),
-        }
+        caller_key(self.user_id.as_deref(), self.peer)
     }
 
     fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
+    }
+}
+
+/// [`Principal::caller_key`] of a caller known by its user and address.
+pub fn caller_key(user: Option<&str>, peer: Option<std::net::IpAddr>) -> String {
+    match (user, peer) {
+        (Some(uid), _) => super::names::user(uid),
+        (None, Some(ip)) => format!("ip:{ip}"),
+        (None, None) => "anonymous".to_owned(),
     }
 }
 
@@ -395,6 +400,13 @@ fn builtin() -> Vec<Rule> {
     ]
 }
 
+/// Does `who`'s `subscribe` claim, if any, match `topic`?
+fn subscribe_claim_allows(who: &Principal, topic: &str) -> bool {
+    who.subscribe
+        .as_deref()
+        .is_none_or(|patterns| any_matches(patterns, topic))
+}
+
 /// Says who owns the resources an [`Read::OwnerLookup`] rule's topics
 /// name (each topic's name without the rule's prefix): the app that owns
 /// the namespace registers one ([`TopicPolicy::set_owner_lookup`]).
@@ -434,9 +446,7 @@ impl Readers<'_> {
     }
 
     fn claim_allows(&self, who: &Principal) -> bool {
-        who.subscribe
-            .as_deref()
-            .is_none_or(|patterns| any_matches(patterns, self.topic))
+        subscribe_claim_allows(who, self.topic)
     }
 
     fn rule_admits(&self, who: &Principal) -> bool {
@@ -532,20 +542,26 @@ impl TopicPolicy {
         write(&self.lookups).insert(pattern.to_owned(), lookup);
     }
 
-    /// Makes the owners of `topics` (those under an [`Read::OwnerLookup`]
-    /// rule, not known yet) known before `who`'s request is judged: one
-    /// [`Owners::learn`] per rule. Nothing for an anonymous caller, whom
-    /// such a rule refuses whoever the owner is.
-    pub async fn learn_owners(&self, who: &Principal, topics: &[String]) {
-        if !who.is_authenticated() {
-            return;
-        }
+    /// The second half of judging a request, after
+    /// [`check_unlooked`](Self::check_unlooked) passed every topic: the
+    /// topics under an [`Read::OwnerLookup`] rule have their owners made
+    /// known (those not known yet: one [`Owners::learn`] per rule, so one
+    /// round trip) and are judged in full. The others were judged already.
+    pub async fn check_looked_up(
+        &self,
+        who: &Principal,
+        topics: &[String],
+    ) -> Result<(), BrokerError> {
+        let looked_up: Vec<&String> = topics
+            .iter()
+            .filter(|t| {
+                self.rule_for(t).0.read == Read::OwnerLookup
+                    && super::names::wildcard_prefix(t).is_none()
+            })
+            .collect();
         let mut wanted: Vec<(OwnerLookup, Vec<&str>)> = Vec::new();
-        for topic in topics {
+        for topic in &looked_up {
             let (rule, rest) = self.rule_for(topic);
-            if rule.read != Read::OwnerLookup || super::names::wildcard_prefix(topic).is_some() {
-                continue;
-            }
             let Some(lookup) = read(&self.lookups).get(&rule.pattern()).cloned() else {
                 continue;
             };
@@ -560,6 +576,10 @@ impl TopicPolicy {
         for (lookup, names) in wanted {
             lookup.learn(&names).await;
         }
+        for topic in looked_up {
+            self.check_request(who, topic)?;
+        }
+        Ok(())
     }
 
     /// May `who` ask for `topic` on a stream (`/_sse/connect`,
@@ -595,8 +615,8 @@ impl TopicPolicy {
     /// [`Read::OwnerLookup`] rule passes if `who` could be its owner (has a
     /// token whose `subscribe` claim allows it), to be judged by
     /// `check_request` once its owner is known
-    /// ([`learn_owners`](Self::learn_owners)). Every other topic is judged
-    /// in full.
+    /// ([`check_looked_up`](Self::check_looked_up)). Every other topic is
+    /// judged in full.
     ///
     /// ```
     /// use herald_server::broker::policy::{Principal, TopicPolicy};
@@ -613,11 +633,7 @@ impl TopicPolicy {
         if !who.is_authenticated() {
             return Err(BrokerError::NeedsToken(topic.to_owned()));
         }
-        let claim_allows = who
-            .subscribe
-            .as_deref()
-            .is_none_or(|patterns| any_matches(patterns, topic));
-        if !claim_allows {
+        if !subscribe_claim_allows(who, topic) {
             return Err(BrokerError::TopicNotAllowed(topic.to_owned()));
         }
         Ok(())

@@ -14,6 +14,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::broker::claims::constant_time_eq;
 use crate::state::AppState;
 use crate::web::caller::Caller;
 use crate::web::error::ApiError;
@@ -51,11 +52,6 @@ fn authorise(
     } else {
         Err(ApiError::forbidden("not the owner of this connection"))
     }
-}
-
-/// Compares without an early exit, so timing does not reveal the secret.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// GoSPA's answer: `{success, topics}` with the topics of the request,

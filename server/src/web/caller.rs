@@ -147,7 +147,7 @@ impl Caller {
         }
         state
             .publish_limit
-            .check_n(&self.principal().caller_key(), n)
+            .check_n(&self.caller_key(), n)
             .map_err(|wait| ApiError {
                 retry_after: Some(wait.as_secs_f64().ceil().max(1.0) as u64),
                 ..ApiError::new(
@@ -155,6 +155,13 @@ impl Caller {
                     "publish rate limit exceeded; slow down",
                 )
             })
+    }
+
+    /// Whose limits this caller draws on ([`Principal::caller_key`]),
+    /// without making the whole principal.
+    fn caller_key(&self) -> String {
+        let user = self.claims.as_ref().map(|c| c.sub.as_str());
+        crate::broker::policy::caller_key(user, self.peer)
     }
 
     /// Publishes `event` to `topics` (one event, each connection once) as

@@ -14,6 +14,7 @@
 mod model;
 
 use herald_client::events::{ChatMessage, Typing, UserJoined, UserLeft};
+use herald_client::http::encode_component;
 use herald_client::{SSEClient, SseConfig, SseEvent, SseState};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -136,8 +137,8 @@ pub fn ChatPanel() -> impl IntoView {
         let token = demo_token_named(&me, &name.get_untracked());
         let url = format!(
             "/chat/stream?room={}&token={}",
-            js_encode(&target),
-            js_encode(&token)
+            encode_component(&target),
+            encode_component(&token)
         );
         let client = SSEClient::new(SseConfig::new(url));
         let me_too = me.clone();
@@ -270,17 +271,4 @@ pub fn ChatPanel() -> impl IntoView {
             <p class="error">{move || error.get()}</p>
         </section>
     }
-}
-
-/// A query value, percent-encoded (a token's `=` and `+`, a room's `:`).
-fn js_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
